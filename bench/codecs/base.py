@@ -70,7 +70,8 @@ class CodecConfig:
     params: dict[str, Any] = field(default_factory=dict)
     rates: tuple[RatePoint, ...] = ()
     description: str = ""
-    device: str = "cpu"
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1" or "auto" (CUDA when present)
+    default_run: bool = True  # part of `bench run` without --codecs
     source: str = ""  # file the configuration came from
 
     def rate(self, label: str) -> RatePoint:
@@ -95,6 +96,8 @@ class Codec(abc.ABC):
     def __init__(self, config: CodecConfig, device: str | None = None):
         self.config = config
         self.device = device or config.device
+        #: Subprocess codecs set this after each call: the child's peak RSS in bytes.
+        self.last_child_peak_rss: int | None = None
 
     # --- description -------------------------------------------------------------------------
     @property

@@ -7,6 +7,8 @@ register under the ``bench.codecs`` entry-point group, e.g. in their ``pyproject
     [project.entry-points."bench.codecs"]
     mycodec = "mypkg.adapter:MyCodec"
 
+An adapter may also be named by import path (``adapter = "mypkg.adapter:MyCodec"``) in a TOML file.
+
 Configurations are TOML files, one per configuration, in ``codecs/`` (or ``$BENCH_CODECS_DIR``).
 """
 
@@ -22,9 +24,12 @@ from typing import Any
 from bench.codecs.base import Codec, CodecConfig, RatePoint
 
 BUILTIN_ADAPTERS: dict[str, str] = {
-    "pillow": "bench.codecs.pillow_codecs:PillowCodec",
-    "jpegxl": "bench.codecs.jpegxl:JpegXLCodec",
-    "jpeg2000": "bench.codecs.jpeg2000:Jpeg2000Codec",
+    "jpeg": "bench.codecs.pillow_codecs:JpegCodec",
+    "webp": "bench.codecs.pillow_codecs:WebpCodec",
+    "avif": "bench.codecs.pillow_codecs:AvifCodec",
+    "jpeg2000": "bench.codecs.pillow_codecs:Jpeg2000Codec",
+    "avif10": "bench.codecs.imagecodecs_codecs:Avif10Codec",
+    "jpegxl": "bench.codecs.imagecodecs_codecs:JpegXLCodec",
     "heic": "bench.codecs.heic:HeicCodec",
     "vtm": "bench.codecs.vtm:VtmCodec",
 }
@@ -34,7 +39,7 @@ ENTRY_POINT_GROUP = "bench.codecs"
 
 def adapter_class(adapter: str) -> type[Codec]:
     """Import and return the adapter class registered under ``adapter``."""
-    target = BUILTIN_ADAPTERS.get(adapter)
+    target = BUILTIN_ADAPTERS.get(adapter) or (adapter if ":" in adapter else None)
     if target is None:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name == adapter:
@@ -91,6 +96,7 @@ def load_config(path: str | Path) -> CodecConfig:
         rates=_rates(doc, path),
         description=str(doc.get("description", "")),
         device=str(doc.get("device", "cpu")),
+        default_run=bool(doc.get("default_run", True)),
         source=str(path),
     )
 

@@ -1,0 +1,325 @@
+"""Command line: ``python -m bench run | list | export``.
+
+``run`` with no options is the embedded default benchmark: every available codec configuration
+marked for the default run, on Kodak (or scikit-image's bundled photographs when Kodak is
+absent) at native size over each codec's full rate ladder, plus the resolution ladder (centre
+crops of the high-resolution images) at each codec's middle rate point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import datasets
+from bench.codecs import registry
+from bench.codecs.base import CodecConfig
+from bench.images import ImageError, file_sha256, load_image
+from bench.measure import Protocol
+from bench.runner import Cell, Runner, Settings, now
+from bench.store import Store
+
+log = logging.getLogger("bench")
+
+PACKAGES = ("lic-bench", "numpy", "pillow", "imagecodecs", "pillow-heif", "torch", "compressai",
+            "pytorch-msssim", "scipy", "pandas")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return md.version(package)
+    except md.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    configs = registry.load_configs(args.codecs_dir)
+    table = Table(title=f"codecs ({registry.default_codecs_dir() if not args.codecs_dir else args.codecs_dir})")
+    for col in ("codec", "adapter", "available", "version / reason", "rates", "default run"):
+        table.add_column(col)
+    for name, config in configs.items():
+        reason = registry.availability(config)
+        if reason is None:
+            try:
+                version = registry.create(config, device="cpu").library_version()
+            except Exception as exc:  # noqa: BLE001 — listing must not fail because one codec does
+                reason = f"{type(exc).__name__}: {exc}"
+        table.add_row(name, config.adapter, "yes" if reason is None else "[red]no[/red]",
+                      version if reason is None else reason, str(len(config.rates)),
+                      "yes" if config.default_run else "no")
+    Console(width=200).print(table)
+    return 0
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+def _resolve_device(config: CodecConfig, override: str | None) -> str:
+    from bench.device import cuda_available
+
+    device = override or config.device
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    return device
+
+
+def select_codecs(args: argparse.Namespace) -> tuple[list[CodecConfig], list[str]]:
+    configs = registry.load_configs(args.codecs_dir)
+    if args.codecs in (None, "default"):
+        wanted = [c for c in configs.values() if c.default_run]
+    elif args.codecs == "all":
+        wanted = list(configs.values())
+    else:
+        names = [n.strip() for n in args.codecs.split(",") if n.strip()]
+        unknown = [n for n in names if n not in configs]
+        if unknown:
+            raise SystemExit(f"unknown codec(s): {', '.join(unknown)} (see python -m bench list)")
+        wanted = [configs[n] for n in names]
+    usable, notes = [], []
+    for config in wanted:
+        reason = registry.availability(config)
+        if reason:
+            notes.append(f"{config.name}: unavailable — {reason}")
+        else:
+            usable.append(config)
+    return usable, notes
+
+
+def _image_cells(config, rates, dataset_name, paths, resolutions, device) -> list[Cell]:
+    cells = []
+    for path, image_name, sha in paths:
+        for resolution in resolutions:
+            for rate in rates:
+                cells.append(Cell(config, rate, dataset_name, image_name, str(path), sha, resolution, device))
+    return cells
+
+
+def _sha_or_unreadable(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return "unreadable"
+
+
+def plan(args: argparse.Namespace, configs: list[CodecConfig]) -> tuple[list[Cell], list[str]]:
+    """Every cell of the run, in order, plus notes for the user."""
+    notes: list[str] = []
+    dataset = datasets.resolve(args.dataset) if args.dataset else datasets.default_dataset()
+    if dataset.name == "samples":
+        notes.append(f"no Kodak under {datasets.data_dir()}: using {dataset.note}")
+    paths = list(dataset.paths)[: args.images] if args.images else list(dataset.paths)
+    native = [(p, p.stem, _sha_or_unreadable(p)) for p in paths]
+    if dataset.name == "kodak":
+        hashes = datasets.kodak_pixel_hashes()
+        for p, _, _ in native:
+            try:
+                if datasets.pixel_sha256(load_image(p).pixels) != hashes[p.name]:
+                    notes.append(f"{p.name}: decoded pixels differ from the published Kodak image")
+            except ImageError as exc:
+                notes.append(str(exc))
+
+    ladder_entries = []
+    if args.ladder != "none":
+        try:
+            ladder_set = datasets.resolve(args.ladder_set)
+        except FileNotFoundError as exc:
+            notes.append(f"{exc}; resolution ladder built from {dataset.name} instead")
+            ladder_set = dataset
+        images, errors = datasets.load_all(ladder_set)
+        notes += [f"ladder: {reason}" for reason in errors.values()]
+        sizes = datasets.DEFAULT_LADDER if args.ladder == "default" else [
+            datasets.parse_size(s) for s in args.ladder.split(",")]
+        ladder_entries, skipped = datasets.ladder(images, sizes, args.ladder_per_size)
+        if skipped:
+            notes.append(f"ladder sizes skipped (no image large enough, no upscaling): {', '.join(skipped)}")
+
+    cells: list[Cell] = []
+    for config in configs:
+        device = _resolve_device(config, args.device)
+        rates = [config.rate(r) for r in args.rates.split(",")] if args.rates else list(config.rates)
+        cells += _image_cells(config, rates, dataset.name, native, ["native"], device)
+        if ladder_entries and config.rates:
+            mid = [config.rates[len(config.rates) // 2]] if args.ladder_rates == "mid" else rates
+            for entry in ladder_entries:
+                cells += _image_cells(config, mid, f"ladder:{entry.image.path.parent.name}",
+                                      [(entry.image.path, entry.image.name, entry.image.sha256)],
+                                      [entry.label], device)
+    return cells, notes
+
+
+def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Settings, argv: list[str]) -> dict:
+    from bench.device import cpu_model, gpu_models
+
+    return {
+        "started_at": now(),
+        "command": " ".join([Path(sys.executable).name, "-m", "bench", *argv]),
+        "git_commit": git_commit(),
+        "host": platform.node(),
+        "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
+        "gpu": ", ".join(gpu_models()) or None,
+        "threads": settings.threads,
+        "jobs": args.jobs,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "protocol": {"warmup": settings.protocol.warmup, "repeats": settings.protocol.repeats,
+                     "timeout_s": settings.timeout_s, "cross_decode": settings.cross_decode},
+        "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "description": c.description,
+                            "rates": [(r.label, r.params) for r in c.rates], "source": c.source}
+                   for c in configs},
+        "data_dir": str(datasets.data_dir()),
+    }
+
+
+def summary_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="summary (native-resolution cells of this run)")
+    for col in ("codec", "cells", "errors", "mean bpp", "mean PSNR-RGB", "median enc s", "median dec s"):
+        table.add_column(col, justify="right" if col != "codec" else "left")
+    by_codec: dict[str, list[dict]] = {}
+    for row in rows:
+        by_codec.setdefault(row["codec"], []).append(row)
+    import statistics as st
+
+    for codec, items in by_codec.items():
+        ok = [r for r in items if r["status"] == "ok" and r["resolution"] == "native"]
+        fmt = lambda vals, f: f.format(st.mean(vals)) if vals else "-"  # noqa: E731
+        med = lambda vals: f"{st.median(vals):.4f}" if vals else "-"  # noqa: E731
+        table.add_row(codec, str(len(items)), str(sum(r["status"] != "ok" for r in items)),
+                      fmt([r["bpp"] for r in ok], "{:.3f}"), fmt([r["psnr_rgb"] for r in ok], "{:.2f}"),
+                      med([r["enc_time_s"] for r in ok]), med([r["dec_time_s"] for r in ok]))
+    return table
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    configs, notes = select_codecs(args)
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    if not configs:
+        console.print("[red]no codec available to run[/red]")
+        return 2
+    cells, plan_notes = plan(args, configs)
+    for note in plan_notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    settings = Settings(Protocol(args.warmup, args.repeats), threads, args.cross_decode, args.timeout)
+    out = Path(args.out)
+    with Store(out) as store:
+        runner = Runner(store, settings, args.jobs)
+        todo, skipped = runner.pending(cells, args.retry_errors)
+        console.print(f"{len(cells)} cells: {skipped} already in {store.path}, {len(todo)} to run "
+                      f"({args.jobs} CPU worker(s), {threads} thread(s) each)")
+        if not todo:
+            return 0
+        run_id = store.start_run(manifest(args, configs, settings, argv))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("errors {task.fields[errors]}"),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, console=console, disable=args.quiet) as progress:
+            task = progress.add_task("cells", total=len(todo), errors=0)
+            errors = 0
+
+            def advance(row: dict) -> None:
+                nonlocal errors
+                if row["status"] != "ok":
+                    errors += 1
+                    progress.console.print(f"[red]error[/red] {row['cell_key']}: {row['error']}")
+                progress.update(task, advance=1, errors=errors)
+
+            result = runner.run(todo, run_id, on_result=advance)
+        store.finish_run(run_id, now())
+    console.print(summary_table(result.rows))
+    console.print(f"run {run_id}: {result.done} cells in {result.wall_s:.1f} s, {result.errors} errors; "
+                  f"results in {store.path}")
+    return 0
+
+
+# --- export --------------------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bench import export
+
+    if args.csv:
+        n = export.to_csv(args.results, args.csv)
+        print(f"{n} rows → {args.csv}")
+    if args.compressai_json:
+        paths = export.to_compressai_json(args.results, args.compressai_json, dataset=args.dataset)
+        for path in paths:
+            print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="lic-bench: learned image compression benchmarks")
+    parser.add_argument("--codecs-dir", default=None, help="folder of codec TOML files (default: codecs/ or $BENCH_CODECS_DIR)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="every codec configuration with availability and version")
+
+    run = sub.add_parser("run", help="run a benchmark into a results store")
+    run.add_argument("--codecs", default=None, help="comma-separated names, 'all', or 'default' (default)")
+    run.add_argument("--dataset", default=None, help="kodak, highres, samples or a folder (default: kodak if present, else samples)")
+    run.add_argument("--images", type=int, default=None, help="use only the first N images of the dataset")
+    run.add_argument("--rates", default=None, help="comma-separated rate labels (default: the whole ladder)")
+    run.add_argument("--ladder", default="default",
+                     help="resolution ladder: 'default', 'none' or sizes like 256x256,1024x1024")
+    run.add_argument("--ladder-set", default="highres", help="images the ladder is cropped from (default highres)")
+    run.add_argument("--ladder-per-size", type=int, default=2, help="images per ladder size (default 2)")
+    run.add_argument("--ladder-rates", choices=["mid", "all"], default="mid",
+                     help="rate points for ladder cells: the ladder's middle point (default) or all")
+    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU worker processes")
+    run.add_argument("--threads", type=int, default=None, help="threads per worker (default: CPUs / jobs)")
+    run.add_argument("--device", default=None, help="override every codec's device (cpu, cuda, auto)")
+    run.add_argument("--out", default="results/default", help="results directory (default results/default)")
+    run.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (the first gives the bitstream)")
+    run.add_argument("--repeats", type=int, default=3, help="timed calls per cell (median, min, max stored)")
+    run.add_argument("--timeout", type=float, default=900.0, help="seconds before a cell is killed and stored as an error")
+    run.add_argument("--cross-decode", action="store_true",
+                     help="decode again in a separate process with another thread count / device and record whether identical")
+    run.add_argument("--retry-errors", action="store_true", help="re-run cells stored as errors")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    exp = sub.add_parser("export", help="export a results store to CSV or CompressAI results JSON")
+    exp.add_argument("results", help="results directory or .sqlite file")
+    exp.add_argument("--csv", default=None, help="write every measurement row to this CSV file")
+    exp.add_argument("--compressai-json", default=None, help="write one CompressAI-style JSON per codec into this folder")
+    exp.add_argument("--dataset", default=None, help="dataset whose native cells are averaged (default: the first)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "list":
+        return cmd_list(args)
+    if args.command == "run":
+        return cmd_run(args, argv)
+    return cmd_export(args)

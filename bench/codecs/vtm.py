@@ -1,0 +1,160 @@
+"""VTM, the VVC reference software, driven as real subprocesses (all-intra, 4:4:4).
+
+The user installs VTM; ``codecs/vtm.toml`` (``vtm_dir``) or ``$VTM_DIR`` says where. The image
+is converted RGB → Y′CbCr BT.709 full range with rounding (:mod:`bench.colour`) at ``bit_depth``
+(8 or 10), written as planar 4:4:4 raw video, coded with ``EncoderAppStatic`` and the all-intra
+cfg at one QP, decoded with ``DecoderAppStatic`` and converted back with rounding. PSNR is
+measured on the RGB result, so the colour conversion's loss is inside the numbers.
+
+Bitstream container: 4 bytes (width, height as big-endian uint16) + the VVC bitstream, all counted
+in the rate (the VVC stream carries the size too, but reading it needs an SPS parser).
+Timing includes process start-up and raw-file I/O. The version recorded is the banner the encoder
+prints (e.g. ``VTM Encoder Version 17.0``) plus the SHA-256 of the cfg file.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.codecs.base import Codec, CodecConfig, CodecError, RatePoint
+from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
+
+HEADER = struct.Struct(">HH")
+
+
+def vtm_paths(config: CodecConfig) -> tuple[Path, Path, Path]:
+    """Encoder, decoder and cfg paths from the configuration, ``$VTM_DIR`` or ``PATH``."""
+    params = config.params
+    root = Path(os.path.expandvars(os.path.expanduser(str(params.get("vtm_dir") or os.environ.get("VTM_DIR", "")))))
+
+    def find(name: str) -> Path:
+        for candidate in (root / "bin" / name, root / name):
+            if str(root) not in ("", ".") and candidate.is_file():
+                return candidate
+        on_path = shutil.which(name)
+        return Path(on_path) if on_path else root / "bin" / name
+
+    encoder = find(str(params.get("encoder", "EncoderAppStatic")))
+    decoder = find(str(params.get("decoder", "DecoderAppStatic")))
+    cfg = Path(os.path.expanduser(str(params.get("cfg", "cfg/encoder_intra_vtm.cfg"))))
+    if not cfg.is_absolute():
+        cfg = root / cfg
+    return encoder, decoder, cfg
+
+
+def run_tool(cmd: list[str], timeout: float) -> tuple[str, int]:
+    """Run ``cmd``; return its output and the child's peak RSS in bytes (``wait4``'s ru_maxrss)."""
+    with tempfile.TemporaryFile() as log:
+        try:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            raise CodecError(f"cannot start {cmd[0]}: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                raise CodecError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s")
+            time.sleep(0.005)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    if proc.returncode != 0:
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        raise CodecError(f"{Path(cmd[0]).name} failed with exit code {proc.returncode}: {tail}")
+    return output, usage.ru_maxrss * 1024
+
+
+@functools.lru_cache(maxsize=8)
+def _banner(encoder: str) -> str:
+    try:
+        out = subprocess.run([encoder, "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    match = re.search(r"VTM (?:Software|Encoder Version)[^\n\[]*", out.stdout + out.stderr)
+    return match.group(0).strip() if match else "unknown (no version banner)"
+
+
+class VtmCodec(Codec):
+    """VTM all-intra at one QP per rate point; ``bit_depth`` 8 or 10 for the YCbCr input."""
+
+    adapter = "vtm"
+    subprocess = True
+
+    def __init__(self, config: CodecConfig, device: str | None = None):
+        super().__init__(config, device)
+        self.encoder, self.decoder, self.cfg = vtm_paths(config)
+        self.bit_depth = int(config.params.get("bit_depth", 10))
+        if self.bit_depth not in (8, 10):
+            raise ValueError(f"vtm bit_depth must be 8 or 10, got {self.bit_depth}")
+        self.timeout = float(config.params.get("timeout_s", 3600))
+
+    @classmethod
+    def check_available(cls, config: CodecConfig) -> str | None:
+        encoder, decoder, cfg = vtm_paths(config)
+        missing = [str(p) for p in (encoder, decoder, cfg) if not p.is_file()]
+        if missing:
+            return (f"VTM not found ({', '.join(missing)}); build VTM and set vtm_dir in codecs/vtm.toml "
+                    "or $VTM_DIR")
+        return None
+
+    def library_version(self) -> str:
+        cfg_hash = hashlib.sha256(self.cfg.read_bytes()).hexdigest()[:12] if self.cfg.is_file() else "missing"
+        return f"{_banner(str(self.encoder))}; cfg {self.cfg.name} sha256:{cfg_hash}"
+
+    def encoder_command(self, raw: Path, stream: Path, width: int, height: int, qp: int) -> list[str]:
+        """The exact encoder command line (tested as such)."""
+        return [str(self.encoder), "-c", str(self.cfg), "-i", str(raw), "-b", str(stream), "-o", os.devnull,
+                "-wdt", str(width), "-hgt", str(height), "-fr", "1", "-f", "1", "-q", str(qp),
+                "--InputChromaFormat=444", "--ChromaFormatIDC=444", f"--InputBitDepth={self.bit_depth}",
+                f"--OutputBitDepth={self.bit_depth}", f"--InternalBitDepth={self.bit_depth}",
+                "--ConformanceWindowMode=1", "--InputColourSpaceConvert=UNCHANGED"]
+
+    def decoder_command(self, stream: Path, out: Path) -> list[str]:
+        return [str(self.decoder), "-b", str(stream), "-o", str(out), "-d", str(self.bit_depth)]
+
+    def _write_raw(self, planes: np.ndarray, path: Path) -> None:
+        dtype = np.uint8 if self.bit_depth == 8 else np.dtype("<u2")
+        path.write_bytes(planes.astype(dtype).tobytes())
+
+    def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
+        height, width = image.shape[:2]
+        if max(width, height) > 0xFFFF:
+            raise CodecError("image too large for the VTM container header")
+        with tempfile.TemporaryDirectory(prefix="bench-vtm-") as tmp:
+            raw, stream = Path(tmp, "in.yuv"), Path(tmp, "out.bin")
+            self._write_raw(rgb_to_ycbcr(image, self.bit_depth), raw)
+            _, self.last_child_peak_rss = run_tool(
+                self.encoder_command(raw, stream, width, height, int(rate.params["qp"])), self.timeout)
+            return HEADER.pack(width, height) + stream.read_bytes()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if len(data) <= HEADER.size:
+            raise CodecError(f"VTM bitstream of {len(data)} bytes is too short")
+        width, height = HEADER.unpack_from(data)
+        if width == 0 or height == 0:
+            raise CodecError(f"VTM container header gives an empty size {width}×{height}")
+        with tempfile.TemporaryDirectory(prefix="bench-vtm-") as tmp:
+            stream, out = Path(tmp, "in.bin"), Path(tmp, "out.yuv")
+            stream.write_bytes(data[HEADER.size:])
+            _, self.last_child_peak_rss = run_tool(self.decoder_command(stream, out), self.timeout)
+            dtype = np.uint8 if self.bit_depth == 8 else np.dtype("<u2")
+            raw = np.frombuffer(out.read_bytes() if out.is_file() else b"", dtype=dtype)
+        expected = 3 * width * height
+        if raw.size != expected:
+            raise CodecError(f"VTM decoder wrote {raw.size} samples, expected {expected} for {width}×{height} 4:4:4")
+        return ycbcr_to_rgb(raw.reshape(3, height, width), self.bit_depth)

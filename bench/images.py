@@ -1,0 +1,149 @@
+"""Reading test images: validation, explicit conversions, centre crops.
+
+Every codec receives an H×W×3 uint8 RGB array. Anything else on disk is either converted by an
+explicit, logged rule (grayscale → RGB by channel replication, 16-bit → 8-bit by rounding,
+fully opaque alpha dropped) or rejected with a message that says what is wrong with the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 8
+#: Larger images are refused (a 16K×16K image needs ~0.8 GB per copy); raise it deliberately.
+MAX_PIXELS = 100_000_000
+
+
+class ImageError(ValueError):
+    """A test image cannot be used; the message names the file and the reason."""
+
+
+@dataclass
+class LoadedImage:
+    """An image ready for coding, with the conversions applied to get there."""
+
+    name: str
+    path: Path
+    pixels: np.ndarray  # H×W×3 uint8
+    sha256: str  # of the file's bytes
+    conversions: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _to_rgb8(im: Image.Image, path: Path, conversions: list[str]) -> np.ndarray:
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"))
+        if (rgba[..., 3] != 255).any():
+            raise ImageError(
+                f"{path}: has transparent pixels (mode {mode}); compositing onto a background would "
+                "change the content, so flatten it yourself and save it as RGB")
+        conversions.append(f"dropped fully opaque alpha channel (mode {mode})")
+        return np.ascontiguousarray(rgba[..., :3])
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(im).astype(np.float64)
+        peak = 65535.0 if wide.max() > 255 or mode.startswith("I;16") else 255.0
+        gray = np.clip(np.round(wide * 255.0 / peak), 0, 255).astype(np.uint8)
+        conversions.append(f"16-bit grayscale (mode {mode}) → 8-bit by rounding v·255/{peak:.0f}; gray → RGB")
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode in ("L", "1"):
+        conversions.append(f"grayscale (mode {mode}) → RGB by replicating the channel")
+        return np.asarray(im.convert("RGB"))
+    if mode == "P":
+        conversions.append("palette → RGB")
+        return np.asarray(im.convert("RGB"))
+    if mode == "CMYK":
+        raise ImageError(f"{path}: CMYK images are not supported (no colour-managed conversion); convert to sRGB")
+    raise ImageError(f"{path}: unsupported image mode {mode}")
+
+
+def _png_bit_depth(path: Path) -> int:
+    """Bit depth from the PNG IHDR chunk (byte 24 of the file)."""
+    with open(path, "rb") as fh:
+        header = fh.read(25)
+    return header[24] if len(header) == 25 else 8
+
+
+def _rgb48_to_rgb8(path: Path, conversions: list[str]) -> np.ndarray | None:
+    """Pillow opens 16-bit-per-channel RGB PNGs as 8-bit silently; read them at full depth."""
+    import imagecodecs
+
+    try:
+        data = imagecodecs.png_decode(path.read_bytes())
+    except Exception as exc:
+        raise ImageError(f"{path}: 16-bit PNG cannot be decoded ({exc})") from exc
+    if data.dtype == np.uint16 and data.ndim == 3 and data.shape[2] in (3, 4):
+        if data.shape[2] == 4:
+            if (data[..., 3] != 65535).any():
+                raise ImageError(f"{path}: has transparent pixels; flatten it and save it as RGB")
+            data = data[..., :3]
+            conversions.append("dropped fully opaque 16-bit alpha channel")
+        conversions.append("16-bit RGB → 8-bit by rounding v·255/65535")
+        return np.clip(np.round(data.astype(np.float64) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+    return None
+
+
+def load_image(path: str | Path, name: str | None = None, max_pixels: int = MAX_PIXELS) -> LoadedImage:
+    """Read and validate one image file; raise :class:`ImageError` with the reason if unusable."""
+    path = Path(path)
+    name = name or path.stem
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    conversions: list[str] = []
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageError(f"{path}: {width}×{height} = {width * height / 1e6:.0f} MP is larger than "
+                                 f"the limit of {max_pixels / 1e6:.0f} MP")
+            if min(width, height) < MIN_SIDE:
+                raise ImageError(f"{path}: {width}×{height} is too small (each side must be ≥ {MIN_SIDE} px)")
+            deep_png = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
+            wide = _rgb48_to_rgb8(path, conversions) if deep_png else None
+            im.load()
+            pixels = wide if wide is not None else _to_rgb8(im, path, conversions)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: refused as a decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not a readable image file") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot be decoded ({type(exc).__name__}: {exc}); truncated or corrupt?") from exc
+    for note in conversions:
+        log.warning("%s: %s", path, note)
+    return LoadedImage(name, path, np.ascontiguousarray(pixels, dtype=np.uint8), file_sha256(path), conversions)
+
+
+def centre_crop(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The centre ``width``×``height`` window; the offsets round down, so the rule is exact."""
+    h, w = pixels.shape[:2]
+    if width > w or height > h:
+        raise ImageError(f"cannot crop {w}×{h} to {width}×{height}: no upscaling")
+    top, left = (h - height) // 2, (w - width) // 2
+    return np.ascontiguousarray(pixels[top:top + height, left:left + width])

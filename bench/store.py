@@ -1,0 +1,200 @@
+"""The results store: one SQLite file per results directory, the single source of truth.
+
+``runs`` holds one manifest per invocation (versions, hardware, command line); ``measurements``
+holds one row per cell, written and committed the moment the cell finishes, so a run killed with
+SIGKILL loses at most the cells in flight. A cell is identified by ``cell_key``; re-running the
+same command skips keys that are already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DB_NAME = "results.sqlite"
+
+RUNS_COLUMNS: dict[str, str] = {
+    "run_id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "started_at": "TEXT",
+    "finished_at": "TEXT",
+    "command": "TEXT",
+    "git_commit": "TEXT",
+    "host": "TEXT",
+    "cpu": "TEXT",
+    "gpu": "TEXT",
+    "threads": "INTEGER",
+    "jobs": "INTEGER",
+    "manifest": "TEXT",  # JSON: package versions, codec descriptions, settings
+}
+
+#: One row per cell. Nullable numbers are NULL where not applicable (never a made-up zero).
+MEASUREMENT_COLUMNS: dict[str, str] = {
+    "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "cell_key": "TEXT UNIQUE NOT NULL",
+    "run_id": "INTEGER REFERENCES runs(run_id)",
+    "status": "TEXT NOT NULL",  # 'ok' or 'error'
+    "error": "TEXT",
+    "codec": "TEXT NOT NULL",
+    "adapter": "TEXT",
+    "codec_version": "TEXT",
+    "config_hash": "TEXT",
+    "trained": "INTEGER",  # 0 for learned codecs on random weights: complexity only
+    "rate_label": "TEXT NOT NULL",
+    "rate_params": "TEXT",  # JSON
+    "dataset": "TEXT NOT NULL",
+    "image": "TEXT NOT NULL",
+    "image_sha256": "TEXT",
+    "resolution": "TEXT NOT NULL",  # 'native' or 'WxH' (centre crop)
+    "width": "INTEGER",
+    "height": "INTEGER",
+    "pixels": "INTEGER",
+    "device": "TEXT",
+    "threads": "INTEGER",
+    "bytes": "INTEGER",
+    "bpp": "REAL",
+    "estimated_bits": "REAL",
+    "psnr_rgb": "REAL",
+    "psnr_y": "REAL",
+    "ms_ssim": "REAL",
+    "ms_ssim_db": "REAL",
+    "enc_time_s": "REAL",  # median over repeats
+    "enc_time_min_s": "REAL",
+    "enc_time_max_s": "REAL",
+    "dec_time_s": "REAL",
+    "dec_time_min_s": "REAL",
+    "dec_time_max_s": "REAL",
+    "repeats": "INTEGER",
+    "warmup": "INTEGER",
+    "timer": "TEXT",  # 'perf_counter', 'cuda_events', 'perf_counter+process_start'
+    "enc_peak_rss_bytes": "INTEGER",
+    "dec_peak_rss_bytes": "INTEGER",
+    "base_rss_bytes": "INTEGER",
+    "enc_gpu_peak_bytes": "INTEGER",
+    "dec_gpu_peak_bytes": "INTEGER",
+    "enc_nvml_bytes": "INTEGER",
+    "dec_nvml_bytes": "INTEGER",
+    "encode_deterministic": "INTEGER",
+    "cross_decode": "TEXT",  # NULL (not checked), 'identical', 'differs', 'error: ...'
+    "extras": "TEXT",  # JSON: codec-specific numbers
+    "started_at": "TEXT",
+    "finished_at": "TEXT",
+    "wall_s": "REAL",
+}
+
+
+def db_path(results_dir: str | Path) -> Path:
+    path = Path(results_dir)
+    return path if path.suffix == ".sqlite" else path / DB_NAME
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+class Store:
+    """A results database. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, results_dir: str | Path):
+        self.path = db_path(results_dir)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=60)
+        self.conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        self.conn.execute("PRAGMA synchronous=FULL")  # a committed cell survives power loss
+        self._create()
+
+    def _create(self) -> None:
+        for table, columns in (("runs", RUNS_COLUMNS), ("measurements", MEASUREMENT_COLUMNS)):
+            body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+            self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+            present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():  # forward-compatible: add columns newer code knows
+                if name not in present:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind.replace(' UNIQUE', '')}")
+        self.conn.commit()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- runs --------------------------------------------------------------------------------
+    def start_run(self, manifest: dict[str, Any]) -> int:
+        row = {k: _clean(manifest.get(k)) for k in RUNS_COLUMNS if k not in ("run_id", "manifest")}
+        row["manifest"] = _clean(manifest)
+        cur = self.conn.execute(
+            f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        self.conn.commit()
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, finished_at: str) -> None:
+        self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (finished_at, run_id))
+        self.conn.commit()
+
+    # --- measurements ------------------------------------------------------------------------
+    def finished_keys(self, include_errors: bool = True) -> set[str]:
+        query = "SELECT cell_key FROM measurements" + ("" if include_errors else " WHERE status = 'ok'")
+        return {row[0] for row in self.conn.execute(query)}
+
+    def delete_errors(self, keys: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM measurements WHERE cell_key = ? AND status = 'error'",
+                              [(k,) for k in keys])
+        self.conn.commit()
+
+    def add_measurement(self, row: dict[str, Any]) -> None:
+        """Insert one finished cell and commit at once."""
+        unknown = set(row) - set(MEASUREMENT_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown measurement columns: {sorted(unknown)}")
+        names = list(row)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO measurements ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            [_clean(row[n]) for n in names])
+        self.conn.commit()
+
+    def rows(self, table: str = "measurements") -> Iterator[dict[str, Any]]:
+        cur = self.conn.execute(f"SELECT * FROM {table} ORDER BY 1")
+        names = [d[0] for d in cur.description]
+        for values in cur:
+            yield dict(zip(names, values))
+
+
+@contextmanager
+def open_store(results_dir: str | Path) -> Iterator[Store]:
+    store = Store(results_dir)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def read_measurements(results_dir: str | Path, status: str | None = "ok"):
+    """The ``measurements`` table as a pandas DataFrame (``status=None`` for every row)."""
+    import pandas as pd
+
+    path = db_path(results_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results store at {path}")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        query = "SELECT * FROM measurements" + (" WHERE status = ?" if status else "")
+        return pd.read_sql_query(query, conn, params=(status,) if status else None)
+
+
+def read_runs(results_dir: str | Path):
+    """The ``runs`` table as a pandas DataFrame."""
+    import pandas as pd
+
+    with sqlite3.connect(f"file:{db_path(results_dir)}?mode=ro", uri=True) as conn:
+        return pd.read_sql_query("SELECT * FROM runs", conn)

@@ -1,0 +1,37 @@
+"""Sessions: ``nox -s bench`` (the embedded default benchmark), ``nox -s tests``, ``nox -s gate``,
+``nox -s report``, ``nox -s scaling``.
+
+Every session installs the package with its extras into its own virtual environment; results go
+to ``results/`` and reports to ``reports/`` under the project root.
+"""
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+EXTRAS = ".[heif,test]"
+DATA_ENV = {"BENCH_DATA_DIR": os.environ.get("BENCH_DATA_DIR", "data")}
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", EXTRAS)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The default benchmark: Kodak (or bundled photos) × every available classical codec ×
+    its ladder, plus the resolution ladder, into results/default."""
+    _install(session)
+    args = session.posargs or ["--repeats", "2"]
+    session.run("python", "-m", "bench", "list", env=DATA_ENV)
+    session.run("python", "-m", "bench", "run", "--out", "results/default", *args, env=DATA_ENV)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (set BENCH_DATA_DIR / BENCH_SHARED_DIR to run the data-dependent tests)."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)

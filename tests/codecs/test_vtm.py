@@ -1,0 +1,102 @@
+"""VTM: colour conversion, the exact command line, and a real round trip where VTM is installed."""
+
+import numpy as np
+import pytest
+
+from bench.codecs import registry
+from bench.codecs.base import CodecConfig, CodecError, RatePoint
+from bench.codecs.vtm import VtmCodec
+from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from bench.metrics import psnr_rgb
+
+
+def rgb_cube(step: int = 3) -> np.ndarray:
+    r, g, b = np.meshgrid(np.arange(256), np.arange(0, 256, step), np.arange(0, 256, step), indexing="ij")
+    return np.stack([r, g, b], -1).reshape(-1, 1, 3).astype(np.uint8)
+
+
+def test_colour_round_trip_10bit_is_lossless_on_the_rgb_cube():
+    cube = rgb_cube()
+    assert np.array_equal(ycbcr_to_rgb(rgb_to_ycbcr(cube, 10), 10), cube)
+
+
+def test_colour_round_trip_8bit_is_within_one_level():
+    cube = rgb_cube()
+    back = ycbcr_to_rgb(rgb_to_ycbcr(cube, 8), 8)
+    err = np.abs(back.astype(int) - cube)
+    assert err.max() <= 1
+    assert psnr_rgb(cube, back) > 50  # truncating both ways instead lands near 44 dB
+
+
+def test_truncating_conversion_would_cap_psnr():
+    """Why we round: the same maths with truncation loses ~8 dB on the round trip."""
+    cube = rgb_cube(5).astype(np.float64) / 255
+    y = 0.2126 * cube[..., 0] + 0.7152 * cube[..., 1] + 0.0722 * cube[..., 2]
+    truncated = np.floor(y * 255)
+    rounded = np.round(y * 255)
+    assert np.mean((truncated - y * 255) ** 2) > 3 * np.mean((rounded - y * 255) ** 2)
+
+
+def test_known_colours():
+    white = np.full((1, 1, 3), 255, np.uint8)
+    assert rgb_to_ycbcr(white, 10)[:, 0, 0].tolist() == [1023, 512, 512]
+    red = np.array([[[255, 0, 0]]], np.uint8)
+    y, cb, cr = rgb_to_ycbcr(red, 8)[:, 0, 0]
+    assert y == round(0.2126 * 255) and cr == 255  # Cr = 0.5 → 127.5 + 128 clipped
+    assert cb == round(-0.2126 / 1.8556 * 255 + 128)
+
+
+def config(tmp_path, **params):
+    return CodecConfig("vtm", "vtm", {"vtm_dir": str(tmp_path), "bit_depth": 10, **params},
+                       (RatePoint("qp=32", {"qp": 32}),))
+
+
+def test_unavailable_says_why(tmp_path):
+    reason = VtmCodec.check_available(config(tmp_path))
+    assert "VTM not found" in reason and "EncoderAppStatic" in reason and "VTM_DIR" in reason
+
+
+def test_exact_command_lines(tmp_path):
+    codec = VtmCodec(config(tmp_path))
+    cmd = codec.encoder_command(tmp_path / "in.yuv", tmp_path / "out.bin", 768, 512, 32)
+    assert cmd == [str(tmp_path / "bin" / "EncoderAppStatic"), "-c", str(tmp_path / "cfg" / "encoder_intra_vtm.cfg"),
+                   "-i", str(tmp_path / "in.yuv"), "-b", str(tmp_path / "out.bin"), "-o", "/dev/null",
+                   "-wdt", "768", "-hgt", "512", "-fr", "1", "-f", "1", "-q", "32",
+                   "--InputChromaFormat=444", "--ChromaFormatIDC=444", "--InputBitDepth=10", "--OutputBitDepth=10",
+                   "--InternalBitDepth=10", "--ConformanceWindowMode=1", "--InputColourSpaceConvert=UNCHANGED"]
+    assert codec.decoder_command(tmp_path / "s.bin", tmp_path / "o.yuv") == [
+        str(tmp_path / "bin" / "DecoderAppStatic"), "-b", str(tmp_path / "s.bin"), "-o", str(tmp_path / "o.yuv"), "-d", "10"]
+
+
+def test_container_errors_before_running_anything(tmp_path):
+    codec = VtmCodec(config(tmp_path))
+    with pytest.raises(CodecError, match="too short"):
+        codec.decode(b"\x01\x00")
+    with pytest.raises(CodecError, match="empty size"):
+        codec.decode(b"\x00\x00\x00\x10abc")
+
+
+def test_missing_decoder_binary_is_a_codec_error(tmp_path):
+    codec = VtmCodec(config(tmp_path))
+    with pytest.raises(CodecError, match="cannot start"):
+        codec.decode(b"\x00\x10\x00\x10" + b"\x00" * 32)
+
+
+@pytest.fixture
+def installed_vtm():
+    configs = registry.load_configs()
+    reason = registry.availability(configs["vtm"])
+    if reason:
+        pytest.skip(reason)
+    return registry.create(configs["vtm"])
+
+
+@pytest.mark.timeout(900)
+def test_real_vtm_round_trip(installed_vtm, kodak_crop):
+    rate = installed_vtm.config.rate("qp=32")
+    data = installed_vtm.encode(kodak_crop, rate)
+    decoded = installed_vtm.decode(data)
+    assert decoded.shape == kodak_crop.shape and psnr_rgb(kodak_crop, decoded) > 30
+    assert "VTM" in installed_vtm.library_version()
+    with pytest.raises(CodecError):
+        installed_vtm.decode(data[: len(data) // 2])

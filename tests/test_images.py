@@ -1,0 +1,116 @@
+import logging
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.images import ImageError, centre_crop, load_image
+
+
+def _save(tmp_path, name, array, mode=None):
+    path = tmp_path / name
+    Image.fromarray(array, mode).save(path) if mode else Image.fromarray(array).save(path)
+    return path
+
+
+def test_rgb_png_loads_unchanged(tmp_path):
+    a = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    loaded = load_image(_save(tmp_path, "a.png", a))
+    assert np.array_equal(loaded.pixels, a) and loaded.conversions == []
+    assert len(loaded.sha256) == 64
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "text.png"
+    path.write_text("this is not an image")
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(path)
+
+
+def test_truncated_png(tmp_path):
+    a = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    path = _save(tmp_path, "t.png", a)
+    path.write_bytes(path.read_bytes()[:600])
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        load_image(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "nope.png")
+
+
+def test_grayscale_is_converted_and_logged(tmp_path, caplog):
+    g = np.arange(400, dtype=np.uint8).reshape(20, 20)
+    with caplog.at_level(logging.WARNING):
+        loaded = load_image(_save(tmp_path, "g.png", g))
+    assert loaded.pixels.shape == (20, 20, 3)
+    assert all(np.array_equal(loaded.pixels[..., c], g) for c in range(3))
+    assert "grayscale" in loaded.conversions[0] and "grayscale" in caplog.text
+
+
+def test_16bit_rgb_png_is_rounded_to_8bit(tmp_path):
+    import imagecodecs
+
+    wide = np.random.default_rng(2).integers(0, 65536, (12, 10, 3), dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    path.write_bytes(imagecodecs.png_encode(wide))
+    loaded = load_image(path)
+    expected = np.round(wide.astype(float) * 255 / 65535).astype(np.uint8)
+    assert np.array_equal(loaded.pixels, expected)
+    assert "16-bit RGB" in loaded.conversions[0]
+
+
+def test_16bit_gray_png(tmp_path):
+    import imagecodecs
+
+    wide = (np.arange(144, dtype=np.uint16).reshape(12, 12) * 450)
+    path = tmp_path / "g16.png"
+    path.write_bytes(imagecodecs.png_encode(wide))
+    loaded = load_image(path)
+    assert loaded.pixels.shape == (12, 12, 3)
+    assert loaded.pixels[..., 0][11, 11] == round(143 * 450 * 255 / 65535)
+
+
+def test_transparent_alpha_is_rejected(tmp_path):
+    a = np.full((10, 10, 4), 200, np.uint8)
+    a[0, 0, 3] = 0
+    with pytest.raises(ImageError, match="transparent"):
+        load_image(_save(tmp_path, "a.png", a, "RGBA"))
+
+
+def test_opaque_alpha_is_dropped(tmp_path):
+    a = np.full((10, 10, 4), 255, np.uint8)
+    a[..., 0] = 7
+    loaded = load_image(_save(tmp_path, "a.png", a, "RGBA"))
+    assert loaded.pixels.shape == (10, 10, 3) and loaded.pixels[0, 0, 0] == 7
+    assert "alpha" in loaded.conversions[0]
+
+
+def test_one_pixel_image_is_rejected(tmp_path):
+    with pytest.raises(ImageError, match="too small"):
+        load_image(_save(tmp_path, "one.png", np.zeros((1, 1, 3), np.uint8)))
+
+
+def test_enormous_image_is_refused_before_decoding(tmp_path):
+    # A PNG whose header claims 60000×60000 pixels (3.6 gigapixels) and holds almost no data.
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    path = tmp_path / "huge.png"
+    path.write_bytes(data)
+    with pytest.raises(ImageError, match="larger than the limit|decompression bomb"):
+        load_image(path)
+
+
+def test_centre_crop_rule_and_no_upscaling():
+    a = np.arange(10 * 12 * 3, dtype=np.uint8).reshape(10, 12, 3)
+    crop = centre_crop(a, 5, 4)
+    assert crop.shape == (4, 5, 3)
+    assert np.array_equal(crop, a[3:7, 3:8])
+    with pytest.raises(ImageError, match="no upscaling"):
+        centre_crop(a, 13, 4)
