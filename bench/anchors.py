@@ -302,6 +302,48 @@ def _version_from_description(description: str) -> str:
     return f"{m.group(1)} {m.group(2)}" if m else "unrecorded"
 
 
+def _compressai_codec(
+    path: Path, data: dict[str, Any], meta: dict[str, Any], points: dict[str, tuple[float, ...]]
+) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """Slug, label, codec record and extra conditions of one CompressAI results file."""
+    stem, description = path.stem, str(data.get("description", ""))
+    eight_bit = "8bit-decoded" in path.parts
+    if stem in _COMPRESSAI_CLASSICAL:
+        label, slug = _COMPRESSAI_CLASSICAL[stem]
+        codec = {"name": label, "version": _version_from_description(description), "kind": "classical"}
+        if stem in _COMPRESSAI_VERSION_NOTES:
+            codec["version_note"] = _COMPRESSAI_VERSION_NOTES[stem]
+        reference = ("PSNR against the colour-converted input (conversion loss excluded)"
+                     if stem in ("vtm", "hm") else "decoded 8-bit image vs original")
+        return slug, label, codec, {"metric_reference": reference}
+    m = re.match(r"^compressai-(.+?)_(mse|ms-ssim)(?:_ans)?_(cpu|cuda)$", stem)
+    if m:
+        model, opt, device = m.groups()
+        slug = f"{model}-{opt}" + ("-8bit" if eight_bit else "" if device == "cuda" else "-cpu")
+        label = f"{model} ({opt}, CompressAI{', 8-bit decoded' if eight_bit else ''}{', CPU' if device == 'cpu' else ''})"
+        codec = {"name": model, "version": "CompressAI (library version unrecorded)", "kind": "learned",
+                 "optimized_for": opt, "implementation": "CompressAI"}
+        extra = {"device": device, "entropy_coder": "ans",
+                 "reconstruction": "rounded to 8 bit" if eight_bit else "floating point (not rounded to 8 bit)"}
+        if "enc_time_s" in points:
+            extra["timing_hardware"] = _COMPRESSAI_HARDWARE
+        return slug, label, codec, extra
+    if stem.startswith("paper-"):
+        opt = str(meta.get("opt_metric") or ("ms-ssim" if stem.endswith("ms-ssim") else "mse")).removesuffix("-rgb")
+        name = str(data.get("name", stem)).replace("official ", "")
+        codec = {"name": name, "version": "authors' results", "kind": "learned", "optimized_for": opt}
+        extra = {"train_dataset": meta["train_dataset"]} if meta.get("train_dataset") else {}
+        return _slug(stem), f"{name} (paper, {opt})", codec, extra
+    if stem.endswith("-vbr-ans"):
+        model = stem.removesuffix("-vbr-ans")
+        codec = {"name": f"{model}-vbr", "version": "CompressAI (library version unrecorded)", "kind": "learned",
+                 "optimized_for": "mse", "implementation": "CompressAI"}
+        return f"{model}-vbr", f"{model} variable-rate (CompressAI, mse)", codec, {"entropy_coder": "ans"}
+    # any other results file, e.g. one written by compressai.utils.eval_model for your own model
+    label = str(data.get("name", stem))
+    return _slug(stem), label, {"name": label, "version": "unrecorded", "kind": "learned"}, {}
+
+
 def import_compressai_json(
     path: str | Path,
     *,
@@ -333,56 +375,19 @@ def import_compressai_json(
         raise AnchorError(f"{path}: unknown result key(s) {sorted(unknown)}; known: {sorted(_COMPRESSAI_COLUMNS)}")
     points = {_COMPRESSAI_COLUMNS[k]: tuple(results[k]) for k in _COMPRESSAI_COLUMNS if k in results}
 
-    stem, meta = path.stem, data.get("meta") or {}
-    eight_bit = "8bit-decoded" in path.parts
+    meta = data.get("meta") or {}
     dataset = dataset or meta.get("dataset") or path.parent.name
-    description = str(data.get("description", ""))
+    slug, label, codec, extra = _compressai_codec(path, data, meta, points)
     conditions: dict[str, Any] = {
         "averaging": "mean over the dataset's images at each rate point (per-image metrics averaged)",
         "metric_space": "RGB",
+        **extra,
     }
-    if stem in _COMPRESSAI_CLASSICAL:
-        label, slug = _COMPRESSAI_CLASSICAL[stem]
-        codec = {"name": label, "version": _version_from_description(description), "kind": "classical"}
-        if stem in _COMPRESSAI_VERSION_NOTES:
-            codec["version_note"] = _COMPRESSAI_VERSION_NOTES[stem]
-        conditions["metric_reference"] = "for VTM/HM, PSNR against the colour-converted input (conversion loss excluded)" \
-            if stem in ("vtm", "hm") else "decoded 8-bit image vs original"
-    else:
-        m = re.match(r"^compressai-(.+?)_(mse|ms-ssim)(?:_(ans))?_(cpu|cuda)$", stem)
-        if m:
-            model, opt, coder, device = m.groups()
-            slug = f"{model}-{opt}" + ("-8bit" if eight_bit else "" if device == "cuda" else "-cpu")
-            label = f"{model} ({opt}, CompressAI{', 8-bit decoded' if eight_bit else ''}{', CPU' if device == 'cpu' else ''})"
-            codec = {"name": model, "version": "CompressAI (library version unrecorded)", "kind": "learned",
-                     "optimized_for": opt, "implementation": "CompressAI"}
-            conditions.update(device=device, entropy_coder="ans",
-                              reconstruction="rounded to 8 bit" if eight_bit else "floating point (not rounded to 8 bit)")
-            if "enc_time_s" in points:
-                conditions["timing_hardware"] = _COMPRESSAI_HARDWARE
-        elif stem.startswith("paper-"):
-            slug = _slug(stem)
-            opt = str(meta.get("opt_metric") or ("ms-ssim" if stem.endswith("ms-ssim") else "mse")).removesuffix("-rgb")
-            label = f"{data.get('name', stem)} (paper, {opt})"
-            codec = {"name": str(data.get("name", stem)).replace("official ", ""), "version": "authors' results",
-                     "kind": "learned", "optimized_for": opt}
-            if meta.get("train_dataset"):
-                conditions["train_dataset"] = meta["train_dataset"]
-        elif stem.endswith("-vbr-ans"):
-            model = stem[: -len("-vbr-ans")]
-            slug = f"{model}-vbr"
-            label = f"{model} variable-rate (CompressAI, mse)"
-            codec = {"name": f"{model}-vbr", "version": "CompressAI (library version unrecorded)", "kind": "learned",
-                     "optimized_for": "mse", "implementation": "CompressAI"}
-            conditions["entropy_coder"] = "ans"
-        else:
-            slug, label = _slug(stem), str(data.get("name", stem))
-            codec = {"name": label, "version": "unrecorded", "kind": "learned"}
     prov = _base_provenance(provenance, "CompressAI results JSON")
     prov["files"] = [_file_record(path, repo_path, manifest)]
     if meta.get("url"):
         prov["paper"] = meta["url"]
-    notes = f"source name {data.get('name')!r}, description {description!r}"
+    notes = f"source name {data.get('name')!r}, description {data.get('description', '')!r}"
     return Anchor(
         name=name or f"{dataset}/{slug}", label=label, dataset=dataset, codec=codec, provenance=prov,
         conditions=conditions, points=points, notes=notes,
