@@ -32,13 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(open(args.config).read())
     doc["rates"] = tuple(RatePoint(r["label"], r["params"]) for r in doc["rates"])
     config = CodecConfig(**doc)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        pass
     codec = registry.create(config, device=args.device)
+    set_thread_count(args.threads)  # again: the codec may have imported torch
     with open(args.stream, "rb") as fh:
         decoded = codec.decode(fh.read())
     np.save(args.out, decoded)

@@ -163,3 +163,13 @@ def test_export_csv_and_compressai_json(tmp_path, data_dir):
     frame = read_measurements(out)
     q75 = frame[frame.rate_label == "quality=75"]
     assert results["psnr-rgb"][4] == pytest.approx(q75.psnr_rgb.mean())
+
+
+def test_cross_decode_in_a_separate_process(tmp_path, data_dir):
+    out = tmp_path / "res"
+    run = bench_cli("run", "--codecs", "webp", "--images", "1", "--rates", "quality=30,quality=80", "--ladder", "none",
+                    "--out", str(out), "--repeats", "1", "--threads", "1", "--cross-decode", "--quiet", data_dir=data_dir)
+    assert run.returncode == 0, run.stderr
+    frame = read_measurements(out)
+    assert len(frame) == 2
+    assert (frame.cross_decode == "identical (2 threads on cpu)").all(), frame.cross_decode.tolist()
