@@ -129,7 +129,7 @@ def plan(args: argparse.Namespace, configs: list[CodecConfig]) -> tuple[list[Cel
     dataset = datasets.resolve(args.dataset) if args.dataset else datasets.default_dataset()
     if dataset.name == "samples":
         notes.append(f"no Kodak under {datasets.data_dir()}: using {dataset.note}")
-    paths = list(dataset.paths)[: args.images] if args.images else list(dataset.paths)
+    paths = list(dataset.paths)[: args.images] if args.images is not None else list(dataset.paths)
     native = [(p, p.stem, _sha_or_unreadable(p)) for p in paths]
     if dataset.name == "kodak":
         hashes = datasets.kodak_pixel_hashes()
@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a benchmark into a results store")
     run.add_argument("--codecs", default=None, help="comma-separated names, 'all', or 'default' (default)")
     run.add_argument("--dataset", default=None, help="kodak, highres, samples or a folder (default: kodak if present, else samples)")
-    run.add_argument("--images", type=int, default=None, help="use only the first N images of the dataset")
+    run.add_argument("--images", type=int, default=None, help="use only the first N images of the dataset (0: ladder cells only)")
     run.add_argument("--rates", default=None, help="comma-separated rate labels (default: the whole ladder)")
     run.add_argument("--ladder", default="default",
                      help="resolution ladder: 'default', 'none' or sizes like 256x256,1024x1024")
