@@ -260,13 +260,12 @@ class Runner:
         return _Worker(lane, process, parent)
 
     def pending(self, cells: list[Cell], retry_errors: bool = False) -> tuple[list[Cell], int]:
+        """Cells not yet stored (in order, each once) and how many were already stored."""
         finished = self.store.finished_keys(include_errors=not retry_errors)
-        todo = [c for c in cells if c.key not in finished]
+        todo = list({c.key: c for c in cells if c.key not in finished}.values())
         if retry_errors:
             self.store.delete_errors(c.key for c in todo)
-        seen: set[str] = set()
-        unique = [c for c in todo if not (c.key in seen or seen.add(c.key))]
-        return unique, len(cells) - len(todo)
+        return todo, len(cells) - len(todo)
 
     def run(self, cells: list[Cell], run_id: int, retry_errors: bool = False,
             on_result: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
