@@ -92,6 +92,8 @@ def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
         raise CodecError("repeated decodes of the same bytes gave different images")
 
     extras = dict(encoded.extras)
+    if codec.last_decode_extras:
+        extras["decode"] = dict(codec.last_decode_extras)
     row: dict[str, Any] = {
         "bytes": len(data),
         "bpp": 8.0 * len(data) / (height * width),

@@ -98,6 +98,9 @@ class Codec(abc.ABC):
         self.device = device or config.device
         #: Subprocess codecs set this after each call: the child's peak RSS in bytes.
         self.last_child_peak_rss: int | None = None
+        #: A decoder may report numbers about its last call here (e.g. per-step decode times);
+        #: the runner stores them under ``extras["decode"]``.
+        self.last_decode_extras: dict[str, Any] = {}
 
     # --- description -------------------------------------------------------------------------
     @property
