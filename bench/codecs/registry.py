@@ -27,6 +27,8 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "jpeg2000": "bench.codecs.jpeg2000:Jpeg2000Codec",
     "heic": "bench.codecs.heic:HeicCodec",
     "vtm": "bench.codecs.vtm:VtmCodec",
+    "msp": "bench.codecs.msp:MSPCodec",
+    "compressai": "bench.codecs.compressai_zoo:CompressAIZooCodec",
 }
 
 ENTRY_POINT_GROUP = "bench.codecs"
