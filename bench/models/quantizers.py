@@ -32,8 +32,8 @@ def hard_round(y: Tensor, means: Tensor | None) -> Tensor:
 
 
 def ste_round(y: Tensor, means: Tensor | None) -> Tensor:
-    """:func:`hard_round` in the forward pass, identity in the backward pass."""
-    return y + (hard_round(y, means) - y).detach()
+    """:func:`hard_round` in the forward pass (bit-exact), identity in the backward pass."""
+    return hard_round(y.detach(), None if means is None else means.detach()) + (y - y.detach())
 
 
 class SGARound:
