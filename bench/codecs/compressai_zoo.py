@@ -131,6 +131,12 @@ class CompressAIZooCodec(LearnedCodec):
         }
         return info
 
+    @property
+    def last_decode_times(self) -> dict[str, float]:
+        """Entropy decoding (everything but g_s) vs synthesis g_s time of the last ``decode``."""
+        model = getattr(self, "_last_model", None)
+        return dict(model.last_decode_times) if model else {}
+
     def sequential_steps(self, height: int, width: int) -> int:
         """Sequential entropy-decoding steps for an image: grows with size for serial contexts."""
         from compressai.models import FactorizedPrior, JointAutoregressiveHierarchicalPriors
@@ -190,6 +196,7 @@ class CompressAIZooCodec(LearnedCodec):
         if quality not in self.qualities:
             raise CodecError(f"{self.name}: bitstream is quality {quality}, not in this ladder {self.qualities}")
         model = self._model(self.qualities.index(quality))
+        self._last_model = model
         try:
             return to_uint8(model.decode_image(data))
         except CodecError:

@@ -21,10 +21,12 @@
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -114,6 +116,25 @@ class ZooModel:
     def __init__(self, net: nn.Module, architecture: str, metric: str, quality: int, trained: bool):
         self.net = net.eval()
         self.architecture, self.metric, self.quality, self.trained = architecture, metric, quality, trained
+        #: Split of the last ``decode_image``: g_s time (timed by hooks inside CompressAI's
+        #: decompress()) and the rest (entropy decoding, hyper-synthesis, context model).
+        self.last_decode_times: dict[str, float] = {}
+        self._gs_start = 0.0
+        self._gs_seconds = 0.0
+        net.g_s.register_forward_pre_hook(self._gs_pre)
+        net.g_s.register_forward_hook(self._gs_post)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _gs_pre(self, module: nn.Module, args: Any) -> None:
+        self._sync()
+        self._gs_start = time.perf_counter()
+
+    def _gs_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        self._sync()
+        self._gs_seconds += time.perf_counter() - self._gs_start
 
     @property
     def device(self) -> torch.device:
@@ -192,8 +213,13 @@ class ZooModel:
         expected = (-(-h // PAD) * PAD // factor, -(-w // PAD) * PAD // factor)
         if len(strings) != n_strings or (s0, s1) != expected:
             raise CodecError(f"CompressAI: header shape {(s0, s1)} / {len(strings)} strings do not fit a {h}×{w} image")
+        self._gs_seconds = 0.0
+        t0 = time.perf_counter()
         with torch.no_grad():
             x_hat = self.net.decompress([[s] for s in strings], (s0, s1))["x_hat"]
+        self._sync()
+        total = time.perf_counter() - t0
+        self.last_decode_times = {"entropy_decoding_s": total - self._gs_seconds, "synthesis_s": self._gs_seconds}
         return x_hat[..., :h, :w]
 
     decompress = decode_image

@@ -48,6 +48,9 @@ class LikelihoodCoder:
         self.eb, self.gc, self.quantize, self.noisy = eb, gc, quantize, noisy
         self.likelihoods: list[Tensor] = []
 
+    def start_step(self) -> None:
+        """Nothing to time here."""
+
     def factorized(self, step: Step, y: Tensor, shape: tuple[int, ...]) -> Tensor:
         y_hat = self.quantize(y, eb_medians(self.eb).to(y))
         if self.noisy:
@@ -79,6 +82,9 @@ class EncoderCoder:
         self.symbols = 0
         self.nonzero = 0
         self.estimated_bits = 0.0
+
+    def start_step(self) -> None:
+        """Nothing to time here."""
 
     def _count(self, symbols: Tensor, likelihood: Tensor) -> None:
         self.symbols += symbols.numel()

@@ -148,9 +148,11 @@ def summarise(results: dict[str, dict]) -> dict[str, Any]:
             if common:
                 r = max(common, key=lambda r: r["pixels"])
                 m = mbt_rows[(r["width"], r["height"])]
-                summary["speedup_vs_mbt2018"][name] = {
-                    "size": f"{r['width']}x{r['height']}", "mbt2018_s": m["decode_s"],
-                    "codec_s": r["decode_s"], "speedup": m["decode_s"] / r["decode_s"]}
+                entry = {"size": f"{r['width']}x{r['height']}", "mbt2018_s": m["decode_s"],
+                         "codec_s": r["decode_s"], "speedup": m["decode_s"] / r["decode_s"]}
+                if "entropy_decoding_s" in r and "entropy_decoding_s" in m:
+                    entry["entropy_decoding_speedup"] = m["entropy_decoding_s"] / r["entropy_decoding_s"]
+                summary["speedup_vs_mbt2018"][name] = entry
     return summary
 
 
@@ -171,8 +173,18 @@ def markdown(results: dict[str, dict], summary: dict[str, Any], aliases: dict[st
         lines.append(f"| {alias} | (decoder of {target}; LOF is encoder-only — not timed separately) |")
     lines.append("")
     for name, s in summary["speedup_vs_mbt2018"].items():
+        ent = s.get("entropy_decoding_speedup")
         lines.append(f"- {name}: {s['speedup']:.1f}× faster than mbt2018 at {s['size']} "
-                     f"({s['codec_s']:.2f} s vs {s['mbt2018_s']:.1f} s)")
+                     f"({s['codec_s']:.2f} s vs {s['mbt2018_s']:.1f} s)"
+                     + (f"; entropy-decoding part (all but g_s) {ent:.0f}× faster" if ent else ""))
+    split = [(n, res["rows"]) for n, res in results.items() if res["rows"] and "synthesis_s" in res["rows"][-1]]
+    if split:
+        lines += ["", "| codec | size | entropy decoding (s) | synthesis g_s (s) | b entropy | b synthesis |",
+                  "|---|---|---|---|---|---|"]
+        for name, rows in split:
+            r, e = rows[-1], summary["exponents"][name]
+            lines.append(f"| {name} | {r['width']}×{r['height']} | {r['entropy_decoding_s']:.2f} | "
+                         f"{r['synthesis_s']:.2f} | {e['entropy_decoding']:.2f} | {e['synthesis']:.2f} |")
     return "\n".join(lines)
 
 

@@ -143,55 +143,65 @@ class MSPModel(CompressionModel):
 
     # --- the traversal shared by training, encoding and decoding ---------------------------------
     def _traverse(self, coder: Any, y: Tensor | None, latent_size: tuple[int, int], ref: Tensor) -> Tensor:
-        """Walk the plan; ``coder`` turns (targets, μ, σ) into ŷ per step. Returns Ŷ_0."""
-        p = self.profile
-        S, M, B = p.levels, p.M, ref.shape[0]
+        """Walk the plan; ``coder`` turns (targets, μ, σ) into ŷ per step. Returns Ŷ_0 = ŷ."""
+        S = self.profile.levels
         sizes = pyramid.level_sizes(*latent_size, S)
         top, details = pyramid.decompose(y, S) if y is not None else (None, None)
-        timed = isinstance(coder, DecoderCoder)
+        y_hat = self._code_coarsest(coder, top, (ref.shape[0], *sizes[S]))
+        feature = self.features[f"F{S}"](y_hat, None)  # F_S
+        steps = iter(self.plan[self.profile.groups :])
+        for s in range(S - 1, -1, -1):
+            parts = self._code_level(coder, steps, y_hat, feature, details[s] if details else None, sizes[s])
+            y_hat = pyramid.merge({"Y": y_hat, **parts}, sizes[s])  # Ŷ_s
+            if s > 0:
+                feature = self.features[f"F{s}"](y_hat, feature)  # F_s
+        assert y_hat.shape[1] == self.profile.M
+        return y_hat
 
-        # Level S: group 0 factorised, later groups conditioned on the earlier ones.
-        top_groups: list[Tensor] = []
-        for step in self.plan[: p.groups]:
-            if timed:
-                coder.start_step()
+    def _code_coarsest(self, coder: Any, top: Tensor | None, grid: tuple[int, int, int]) -> Tensor:
+        """Ŷ_S: group 0 with the factorised prior, later groups conditioned on earlier ones."""
+        groups: list[Tensor] = []
+        for step in self.plan[: self.profile.groups]:
+            coder.start_step()
             sl = self.groups[step.group]
             target = top[:, sl] if top is not None else None
             if step.factorized:
-                top_groups.append(coder.factorized(step, target, (B, sl.stop - sl.start, *sizes[S])))
+                groups.append(coder.factorized(step, target, (grid[0], sl.stop - sl.start, *grid[1:])))
             else:
-                mu, sigma = self.context[step.name](torch.cat(top_groups, dim=1))
-                top_groups.extend(coder.gaussian(step, [target] if top is not None else None, [mu], [sigma]))
-        y_hat = torch.cat(top_groups, dim=1)
-        feature = self.features[f"F{S}"](y_hat, None)
+                mu, sigma = self.context[step.name](torch.cat(groups, dim=1))
+                groups.extend(coder.gaussian(step, None if target is None else [target], [mu], [sigma]))
+        return torch.cat(groups, dim=1)
 
-        steps = iter(self.plan[p.groups :])
-        for s in range(S - 1, -1, -1):
-            coarse = sizes[s + 1]
-            done: dict[str, Tensor] = {}  # parts of level s decoded so far (all channels)
-            for parts in part_sets(p.steps_per_level):
-                cur: dict[str, list[Tensor]] = {q: [] for q in parts}
-                for _ in range(p.groups):
-                    step = next(steps)
-                    if timed:
-                        coder.start_step()
-                    ctx = [y_hat, feature] + [pyramid.pad_to(done[q], coarse) for q in done]
-                    ctx += [pyramid.pad_to(torch.cat(cur[q], dim=1), coarse) for q in parts if cur[q]]
-                    mu, sigma = self.context[step.name](torch.cat(ctx, dim=1))
-                    shapes = [pyramid.part_size(q, *sizes[s]) for q in parts]
-                    mus = [pyramid.crop_to(t, sh) for t, sh in zip(mu.chunk(len(parts), 1), shapes)]
-                    sigmas = [pyramid.crop_to(t, sh) for t, sh in zip(sigma.chunk(len(parts), 1), shapes)]
-                    sl = self.groups[step.group]
-                    targets = [details[s][q][:, sl] for q in parts] if details is not None else None
-                    for q, t in zip(parts, coder.gaussian(step, targets, mus, sigmas)):
-                        cur[q].append(t)
-                for q in parts:
-                    done[q] = torch.cat(cur[q], dim=1)
-            y_hat = pyramid.merge({"Y": y_hat, **done}, sizes[s])
-            if s > 0:
-                feature = self.features[f"F{s}"](y_hat, feature)
-        assert y_hat.shape[1] == M
-        return y_hat
+    def _code_level(
+        self,
+        coder: Any,
+        steps: Any,
+        coarse_hat: Tensor,
+        feature: Tensor,
+        targets: dict[str, Tensor] | None,
+        size: tuple[int, int],
+    ) -> dict[str, Tensor]:
+        """D̂_s, R̂_s, B̂_s of one level, part-set by part-set and group by group."""
+        coarse = tuple(coarse_hat.shape[-2:])
+        done: dict[str, Tensor] = {}  # parts of this level decoded so far (all channels)
+        for parts in part_sets(self.profile.steps_per_level):
+            shapes = [pyramid.part_size(q, *size) for q in parts]
+            cur: dict[str, list[Tensor]] = {q: [] for q in parts}
+            for _ in range(self.profile.groups):
+                step = next(steps)
+                coder.start_step()
+                # context on the coarse grid: [Ŷ_{s+1}, F_{s+1}, earlier parts, earlier groups]
+                ctx = [coarse_hat, feature] + [pyramid.pad_to(done[q], coarse) for q in done]
+                ctx += [pyramid.pad_to(torch.cat(cur[q], dim=1), coarse) for q in parts if cur[q]]
+                mu, sigma = self.context[step.name](torch.cat(ctx, dim=1))
+                mus = [pyramid.crop_to(t, sh) for t, sh in zip(mu.chunk(len(parts), 1), shapes)]
+                sigmas = [pyramid.crop_to(t, sh) for t, sh in zip(sigma.chunk(len(parts), 1), shapes)]
+                sl = self.groups[step.group]
+                ys = [targets[q][:, sl] for q in parts] if targets is not None else None
+                for q, t in zip(parts, coder.gaussian(step, ys, mus, sigmas)):
+                    cur[q].append(t)
+            done.update({q: torch.cat(cur[q], dim=1) for q in parts})
+        return done
 
     # --- training-style forward and differentiable rate -----------------------------------------
     def latent_likelihoods(self, y: Tensor, quantize: Quantizer = ste_round, noisy: bool = False):
