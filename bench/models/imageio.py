@@ -20,7 +20,7 @@ def check_image(image: np.ndarray) -> np.ndarray:
 def to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> Tensor:
     """H×W×3 uint8 → 1×3×H×W float32 in [0, 1]."""
     check_image(image)
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    x = torch.tensor(image, dtype=torch.uint8, device=device)  # a copy: inputs may be read-only
     return x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 

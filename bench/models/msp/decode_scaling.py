@@ -78,10 +78,6 @@ def fit_exponent(pixels: list[int], seconds: list[float]) -> float | None:
     return float(np.polyfit(np.log(pixels), np.log(seconds), 1)[0])
 
 
-def _steps(codec: Codec, extras: dict[str, Any]) -> int | None:
-    return extras.get("sequential_steps")
-
-
 def time_codec(codec: Codec, config: CodecConfig, crops: dict[tuple[int, int], np.ndarray], repeats: int) -> dict:
     """Encode each crop once, decode ``repeats`` times; per-size decode times and step data."""
     rate = config.rates[min(4, len(config.rates) - 1)]
@@ -104,7 +100,7 @@ def time_codec(codec: Codec, config: CodecConfig, crops: dict[tuple[int, int], n
         row = {
             "width": w, "height": h, "pixels": w * h, "bytes": len(enc.data),
             "encode_s": encode_s, "decode_s": min(times), "decode_all_s": times,
-            "sequential_steps": _steps(codec, enc.extras),
+            "sequential_steps": enc.extras.get("sequential_steps"),
         }
         if step_times:
             row["step_times"] = [[n, t] for n, t in step_times]
