@@ -32,6 +32,8 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "jpegxl": "bench.codecs.imagecodecs_codecs:JpegXLCodec",
     "heic": "bench.codecs.heic:HeicCodec",
     "vtm": "bench.codecs.vtm:VtmCodec",
+    "msp": "bench.codecs.msp:MSPCodec",
+    "compressai": "bench.codecs.compressai_zoo:CompressAIZooCodec",
 }
 
 ENTRY_POINT_GROUP = "bench.codecs"

@@ -1,0 +1,49 @@
+"""Differentiable likelihoods from CompressAI's entropy models, for rates the optimiser can use.
+
+CompressAI's ``forward`` either adds noise (training) or rounds with ``torch.round`` (eval), which
+has zero gradient; latent overfitting needs the likelihood of an already-quantised ŷ whose
+gradient passes straight through. These helpers evaluate the same densities as CompressAI's
+``EntropyBottleneck`` / ``GaussianConditional`` (including their likelihood lower bound) on a
+given tensor without re-quantising it. They use the models' ``_likelihood`` methods, stable in
+the pinned compressai 1.2.8.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from torch import Tensor
+
+
+def eb_medians(eb: EntropyBottleneck) -> Tensor:
+    """Per-channel medians of a factorised prior, shaped 1×C×1×1 (symbol = round(v − median))."""
+    return eb.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
+
+
+def factorized_likelihood(eb: EntropyBottleneck, v: Tensor) -> Tensor:
+    """p(v) per element under ``eb`` for a B×C×H×W tensor ``v`` (no re-quantisation)."""
+    b, c = v.shape[:2]
+    values = v.transpose(0, 1).reshape(c, 1, -1)
+    likelihood, _, _ = eb._likelihood(values)
+    if eb.use_likelihood_bound:
+        likelihood = eb.likelihood_lower_bound(likelihood)
+    return likelihood.reshape(c, b, *v.shape[2:]).transpose(0, 1)
+
+
+def gaussian_likelihood(gc: GaussianConditional, v: Tensor, scales: Tensor, means: Tensor | None) -> Tensor:
+    """p(v | μ, σ) per element under ``gc`` (σ lower-bounded as CompressAI does)."""
+    likelihood = gc._likelihood(v, scales, means)
+    if gc.use_likelihood_bound:
+        likelihood = gc.likelihood_lower_bound(likelihood)
+    return likelihood
+
+
+def total_bits(likelihoods: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
+    """Σ −log₂ p over all tensors (a differentiable scalar)."""
+    out = torch.zeros(())
+    for lik in likelihoods:
+        if lik.numel():
+            out = out.to(lik.device) + (-torch.log(lik).sum() / math.log(2.0))
+    return out

@@ -1,0 +1,293 @@
+"""CompressAI zoo models as complete codecs: weights, real bitstreams, and LOF support.
+
+* Weights come from a local file only — a given ``checkpoint_dir`` or the user's torch hub cache
+  (``torch.hub.get_dir()/checkpoints``), under the file name of CompressAI's download URL. Nothing
+  is ever downloaded. Without weights the model is *untrained*: random init from a fixed seed,
+  made to code realistic symbol statistics (:mod:`bench.models.untrained`), valid for complexity
+  measurements only.
+* Bitstream: CompressAI's own ``compress()`` strings in the checked frame of
+  :mod:`bench.models.bitstream` (magic ``b"CAZ1"``), header::
+
+      version u8 | architecture id u32 (CRC-32 of "architecture:metric") | quality u8 |
+      height u32 | width u32 | shape[0] u16 | shape[1] u16   (the shape compress() returns)
+
+  then the strings of ``compress()["strings"]`` in order (y, then z for hyperprior models).
+  Images are padded (edge replication) to a multiple of 64 and the decoder crops.
+* :class:`ZooModel` implements :class:`bench.models.lof.LatentOptimizable`. ``encode_latent``
+  runs the model's own ``compress()`` with g_a replaced by the fixed latent, so the bitstream is
+  exactly what CompressAI's ``decompress()`` expects; hyper-latents z are recomputed from y.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from compressai.models import (
+    FactorizedPrior,
+    JointAutoregressiveHierarchicalPriors,
+    MeanScaleHyperprior,
+    ScaleHyperprior,
+)
+from compressai.zoo.image import cfgs, model_architectures, model_urls
+from torch import Tensor, nn
+
+from bench.codecs.base import CodecError
+from bench.models import bitstream
+from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood, total_bits
+from bench.models.quantizers import Quantizer
+from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
+
+MAGIC = b"CAZ1"
+VERSION = 1
+_HEADER = struct.Struct(">BIBIIHH")
+PAD = 64
+MAX_SIDE = 1 << 16
+
+#: Architectures this wrapper supports (CompressAI zoo names).
+ARCHITECTURES = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018",
+                 "cheng2020-anchor", "cheng2020-attn")
+#: λ of CompressAI's MSE-trained zoo models by quality (loss R + λ·255²·MSE).
+MSE_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.025, 6: 0.0483, 7: 0.0932, 8: 0.18}
+
+
+def check_architecture(architecture: str, metric: str, quality: int | None = None) -> None:
+    """Raise ``ValueError`` naming the valid choices if the combination does not exist."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown CompressAI architecture {architecture!r} (known: {', '.join(ARCHITECTURES)})")
+    if metric not in ("mse", "ms-ssim"):
+        raise ValueError(f"metric must be 'mse' or 'ms-ssim', got {metric!r}")
+    if quality is not None and quality not in cfgs[architecture]:
+        raise ValueError(f"{architecture} has qualities {sorted(cfgs[architecture])}, not {quality!r}")
+
+
+def weights_file_name(architecture: str, metric: str, quality: int) -> str:
+    """File name CompressAI's zoo downloads these weights to (basename of its URL)."""
+    check_architecture(architecture, metric, quality)
+    return model_urls[architecture][metric][quality].rsplit("/", 1)[-1]
+
+
+def find_weights(architecture: str, metric: str, quality: int, checkpoint_dir: str | Path | None = None) -> Path | None:
+    """The local weights file, looked for in ``checkpoint_dir`` then the torch hub cache."""
+    name = weights_file_name(architecture, metric, quality)
+    dirs = [Path(checkpoint_dir).expanduser()] if checkpoint_dir else []
+    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
+    for d in dirs:
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def architecture_id(architecture: str, metric: str) -> int:
+    return zlib.crc32(f"{architecture}:{metric}".encode())
+
+
+class _FixedLatent(nn.Module):
+    """Stands in for g_a so that ``compress()`` codes a given latent."""
+
+    def __init__(self, y: Tensor):
+        super().__init__()
+        self.y = y
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.y
+
+
+@contextmanager
+def _latent_as_analysis(net: nn.Module, y: Tensor) -> Iterator[None]:
+    original = net.g_a
+    net.g_a = _FixedLatent(y)
+    try:
+        yield
+    finally:
+        net.g_a = original
+
+
+class ZooModel:
+    """One CompressAI zoo network at one quality, as a codec and a :class:`LatentOptimizable`."""
+
+    def __init__(self, net: nn.Module, architecture: str, metric: str, quality: int, trained: bool):
+        self.net = net.eval()
+        self.architecture, self.metric, self.quality, self.trained = architecture, metric, quality, trained
+        #: Split of the last ``decode_image``: g_s time (timed by hooks inside CompressAI's
+        #: decompress()) and the rest (entropy decoding, hyper-synthesis, context model).
+        self.last_decode_times: dict[str, float] = {}
+        self._gs_start = 0.0
+        self._gs_seconds = 0.0
+        net.g_s.register_forward_pre_hook(self._gs_pre)
+        net.g_s.register_forward_hook(self._gs_post)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _gs_pre(self, module: nn.Module, args: Any) -> None:
+        self._sync()
+        self._gs_start = time.perf_counter()
+
+    def _gs_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        self._sync()
+        self._gs_seconds += time.perf_counter() - self._gs_start
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def lam(self) -> float:
+        """λ the MSE model was trained for (LOF uses it)."""
+        if self.metric != "mse":
+            raise ValueError(f"LOF needs an MSE-trained model; {self.architecture} is {self.metric}")
+        return MSE_LAMBDAS[self.quality]
+
+    # --- transforms ----------------------------------------------------------------------------
+    def analysis(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % PAD, (-w) % PAD
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return self.net.g_a(x)
+
+    def synthesis(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
+        return self.net.g_s(y_hat)[..., : size[0], : size[1]]
+
+    # --- differentiable rate -------------------------------------------------------------------
+    def rate_bits(self, y: Tensor, quantize: Quantizer) -> tuple[Tensor, Tensor]:
+        """Σ −log₂ p(ŷ, ẑ) with every rounding done by ``quantize``; z = h_a(y) as in compress().
+
+        For the serial context model (mbt2018, cheng2020) the context is computed in parallel
+        from quantize(y) without means (as CompressAI's forward does); the real cost of LOF's
+        candidates comes from real coding, not from this approximation.
+        """
+        net = self.net
+        eb = net.entropy_bottleneck
+        if isinstance(net, FactorizedPrior):
+            y_hat = quantize(y, eb_medians(eb).to(y))
+            return total_bits([factorized_likelihood(eb, y_hat)]), y_hat
+        z = net.h_a(y) if isinstance(net, MeanScaleHyperprior) else net.h_a(torch.abs(y))
+        z_hat = quantize(z, eb_medians(eb).to(z))
+        z_lik = factorized_likelihood(eb, z_hat)
+        params = net.h_s(z_hat)
+        gc = net.gaussian_conditional
+        if isinstance(net, JointAutoregressiveHierarchicalPriors):
+            ctx = net.context_prediction(quantize(y, None))
+            scales, means = net.entropy_parameters(torch.cat([params, ctx], dim=1)).chunk(2, 1)
+        elif isinstance(net, MeanScaleHyperprior):
+            scales, means = params.chunk(2, 1)
+        else:  # ScaleHyperprior
+            scales, means = params, None
+        y_hat = quantize(y, means)
+        return total_bits([gaussian_likelihood(gc, y_hat, scales, means), z_lik]), y_hat
+
+    # --- real coding -----------------------------------------------------------------------------
+    def encode_latent(self, y: Tensor, size: tuple[int, int]) -> bytes:
+        """The complete bitstream for latent ``y`` of an image of ``size`` (CompressAI compress())."""
+        if y.shape[0] != 1:
+            raise ValueError("one image at a time (batch size 1)")
+        with torch.no_grad(), _latent_as_analysis(self.net, y):
+            out = self.net.compress(torch.zeros(1, 3, 1, 1, device=y.device))
+        strings = [group[0] for group in out["strings"]]
+        shape = tuple(int(d) for d in out["shape"])
+        header = _HEADER.pack(VERSION, architecture_id(self.architecture, self.metric), self.quality, *size, *shape)
+        return bitstream.pack(MAGIC, header, strings)
+
+    def compress(self, x: Tensor) -> bytes:
+        with torch.no_grad():
+            return self.encode_latent(self.analysis(x), tuple(x.shape[-2:]))
+
+    def decode_image(self, data: bytes) -> Tensor:
+        """Decode a bitstream of this model into a 1×3×H×W image in [0, 1]."""
+        header, strings = read_header(data)
+        _, arch, quality, h, w, s0, s1 = header
+        if arch != architecture_id(self.architecture, self.metric) or quality != self.quality:
+            raise CodecError(f"CompressAI: bitstream is not from {self.architecture}/{self.metric} q{self.quality}")
+        n_strings = 1 if isinstance(self.net, FactorizedPrior) else 2
+        factor = 16 if isinstance(self.net, FactorizedPrior) else 64
+        expected = (-(-h // PAD) * PAD // factor, -(-w // PAD) * PAD // factor)
+        if len(strings) != n_strings or (s0, s1) != expected:
+            raise CodecError(f"CompressAI: header shape {(s0, s1)} / {len(strings)} strings do not fit a {h}×{w} image")
+        self._gs_seconds = 0.0
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            x_hat = self.net.decompress([[s] for s in strings], (s0, s1))["x_hat"]
+        self._sync()
+        total = time.perf_counter() - t0
+        self.last_decode_times = {"entropy_decoding_s": total - self._gs_seconds, "synthesis_s": self._gs_seconds}
+        return x_hat[..., :h, :w]
+
+    decompress = decode_image
+
+
+def read_header(data: bytes) -> tuple[tuple[int, ...], list[bytes]]:
+    """(version, architecture id, quality, height, width, shape0, shape1); ``CodecError`` if bad."""
+    raw, strings = bitstream.unpack(data, MAGIC, "CompressAI")
+    if len(raw) != _HEADER.size:
+        raise CodecError(f"CompressAI: header is {len(raw)} bytes, expected {_HEADER.size}")
+    fields = _HEADER.unpack(raw)
+    if fields[0] != VERSION:
+        raise CodecError(f"CompressAI: bitstream version {fields[0]}, this decoder reads {VERSION}")
+    if not (0 < fields[3] <= MAX_SIDE and 0 < fields[4] <= MAX_SIDE):
+        raise CodecError(f"CompressAI: invalid image size {fields[3]}×{fields[4]} in header")
+    return fields, strings
+
+
+def _mask_context(net: nn.Module) -> None:
+    """Apply the causal mask to the masked conv's weights (CompressAI's decoder uses them raw)."""
+    ctx = getattr(net, "context_prediction", None)
+    if ctx is not None and hasattr(ctx, "mask"):
+        with torch.no_grad():
+            ctx.weight.mul_(ctx.mask)
+
+
+def _init_untrained(net: nn.Module) -> None:
+    """Realistic symbol statistics for random weights (see :mod:`bench.models.untrained`)."""
+    calibrate_latent_scale(net.g_a, last_conv(net.g_a), probe_image())
+    M = net.M
+    if isinstance(net, JointAutoregressiveHierarchicalPriors):
+        init_gaussian_head(net.entropy_parameters[-1], sigma=slice(0, M), mu=slice(M, 2 * M))
+    elif isinstance(net, MeanScaleHyperprior):
+        init_gaussian_head(net.h_s[-1], sigma=slice(0, M), mu=slice(M, 2 * M))
+    elif isinstance(net, ScaleHyperprior):
+        init_gaussian_head(net.h_s[-2], sigma=slice(0, M), mu=None)
+
+
+def load_model(
+    architecture: str,
+    quality: int,
+    metric: str = "mse",
+    checkpoint_dir: str | Path | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    allow_untrained: bool = True,
+) -> ZooModel:
+    """A zoo model with local weights if present, else (if allowed) a seeded untrained one."""
+    check_architecture(architecture, metric, quality)
+    path = find_weights(architecture, metric, quality, checkpoint_dir)
+    cls = model_architectures[architecture]
+    if path is not None:
+        from compressai.zoo import load_state_dict
+
+        state = load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net = cls.from_state_dict(state)
+    elif not allow_untrained:
+        raise FileNotFoundError(
+            f"no weights for {architecture}/{metric} q{quality}: looked for "
+            f"{weights_file_name(architecture, metric, quality)} in "
+            f"{checkpoint_dir or '(no checkpoint_dir)'} and {Path(torch.hub.get_dir()) / 'checkpoints'}"
+        )
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + quality)
+            net = cls(*cfgs[architecture][quality])
+            _mask_context(net)
+            _init_untrained(net)
+    _mask_context(net)
+    net.update(force=True)
+    return ZooModel(net.to(device), architecture, metric, quality, trained=path is not None)

@@ -1,0 +1,147 @@
+"""CompressAI zoo adapter: configurations, local-only weights, untrained labelling, real bitstreams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.codecs import registry
+from bench.codecs.base import CodecConfig, CodecError, RatePoint
+from bench.models import zoo
+from bench.models.imageio import to_tensor, to_uint8
+from bench.models.quantizers import hard_round
+
+CODECS = Path(__file__).resolve().parents[2] / "codecs"
+Q12 = (RatePoint("quality=1", {"quality": 1}), RatePoint("quality=2", {"quality": 2}))
+
+
+def config(architecture: str = "bmshj2018-hyperprior", rates=Q12, **params) -> CodecConfig:
+    return CodecConfig(name=f"{architecture}-test", adapter="compressai",
+                       params={"architecture": architecture, **params}, rates=rates)
+
+
+def image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 * np.ones((h, w))], -1) * 220
+    return np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_user_weights(tmp_path_factory):
+    """Point the torch hub cache at an empty folder: tests never see (or fetch) real weights."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch-home")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def hyperprior(tmp_path_factory):
+    empty = tmp_path_factory.mktemp("no-weights")  # never the user's cache: tests stay untrained
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        return registry.create(config(checkpoint_dir=str(empty)))
+
+
+def test_configurations_in_codecs_dir() -> None:
+    configs = registry.load_configs(CODECS)
+    for name in ("mbt2018", "bmshj2018-hyperprior"):
+        cfg = configs[name]
+        assert cfg.adapter == "compressai" and cfg.params["architecture"] == name
+        assert [r.params["quality"] for r in cfg.rates] == list(range(1, 9))
+        assert registry.availability(cfg) is None
+    assert registry.adapter_class("compressai").__name__ == "CompressAIZooCodec"
+
+
+def test_bad_configurations_are_reported(tmp_path: Path) -> None:
+    assert "unknown CompressAI architecture" in registry.availability(config("mbt2019"))
+    assert "qualities" in registry.availability(config("cheng2020-anchor", rates=(RatePoint("q7", {"quality": 7}),)))
+    assert "unknown parameter" in registry.availability(config(qualty=3))
+    assert "MSE models only" in registry.availability(config(metric="ms-ssim", lof_iterations=5))
+    msg = registry.availability(config(require_trained=True, checkpoint_dir=str(tmp_path)))
+    assert zoo.weights_file_name("bmshj2018-hyperprior", "mse", 1) in msg and "no download" in msg
+    with pytest.raises(ValueError, match="unknown CompressAI architecture"):
+        registry.create(config("mbt2019"))
+
+
+def test_untrained_is_labelled(hyperprior) -> None:
+    assert hyperprior.trained is False
+    info = hyperprior.describe()
+    assert info["trained"] is False and info["weights"]["1"].startswith("untrained")
+    assert "compressai 1.2.8" in hyperprior.library_version()
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (80, 112), (131, 97)])
+def test_round_trip_any_size(hyperprior, h: int, w: int) -> None:
+    img = image(h, w)
+    enc = hyperprior.encode(img, Q12[0])
+    assert enc.data[:4] == b"CAZ1" and enc.extras["sequential_steps"] == 2
+    assert enc.extras["trained"] is False and enc.extras["estimated_bits"] > 0
+    out = hyperprior.decode(enc.data)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    # the decoder's image is g_s(ŷ) with ŷ = round(y): recompute it from the encoder's latent
+    model = hyperprior._model(0)
+    with torch.no_grad():
+        y = model.analysis(to_tensor(img))
+        _, y_hat = model.rate_bits(y, hard_round)
+        expected = to_uint8(model.synthesis(y_hat, (h, w)))
+    assert np.array_equal(out, expected)
+
+
+def test_real_bytes_track_estimated_bits(hyperprior) -> None:
+    enc = hyperprior.encode(image(128, 128, seed=1), Q12[1])
+    est = enc.extras["estimated_bits"]
+    assert abs(8 * len(enc.data) - est) < 0.05 * est + 8 * 64
+
+
+def test_quality_selects_model(hyperprior) -> None:
+    img = image(64, 64, seed=2)
+    a, b = hyperprior.encode(img, Q12[0]).data, hyperprior.encode(img, Q12[1]).data
+    assert zoo.read_header(a)[0][2] == 1 and zoo.read_header(b)[0][2] == 2
+    assert hyperprior.decode(b).shape == (64, 64, 3)
+
+
+def test_corrupt_bitstreams(hyperprior) -> None:
+    data = hyperprior.encode(image(64, 64), Q12[0]).data
+    with pytest.raises(CodecError, match="CRC"):
+        hyperprior.decode(data[:-5] + bytes([data[-5] ^ 0x40]) + data[-4:])
+    with pytest.raises(CodecError):
+        hyperprior.decode(data[: len(data) // 2])
+    with pytest.raises(CodecError, match="not a CAZ1"):
+        hyperprior.decode(b"MSP1" + data[4:])
+
+
+def test_mbt2018_serial_context_round_trip(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        codec = registry.create(config("mbt2018", rates=Q12[:1], checkpoint_dir=str(tmp_path)))
+    img = image(64, 80, seed=3)
+    enc = codec.encode(img, Q12[0])
+    assert enc.extras["sequential_steps"] == 1 + 4 * 8  # z, then one step per latent position
+    out = codec.decode(enc.data)
+    assert out.shape == (64, 80, 3)
+    assert np.array_equal(out, codec.decode(enc.data))
+    assert codec.sequential_steps(2048, 1365) > 100 * codec.sequential_steps(128, 128) // 2
+
+
+def test_local_weights_are_used_and_marked_trained(tmp_path: Path) -> None:
+    """A checkpoint under CompressAI's file name in checkpoint_dir is loaded (no download)."""
+    reference = zoo.load_model("mbt2018-mean", 1, checkpoint_dir=str(tmp_path), seed=7)
+    torch.save(reference.net.state_dict(), tmp_path / zoo.weights_file_name("mbt2018-mean", "mse", 1))
+    cfg = config("mbt2018-mean", rates=Q12[:1], checkpoint_dir=str(tmp_path), require_trained=True)
+    assert registry.availability(cfg) is None
+    codec = registry.create(cfg)
+    assert codec.trained is True and str(tmp_path) in codec.describe()["weights"]["1"]
+    img = image(64, 64, seed=4)
+    assert codec.encode(img, Q12[0]).data == reference.compress(to_tensor(img))
+
+
+def test_lof_option_for_zoo(tmp_path: Path) -> None:
+    cfg = config("mbt2018-mean", rates=Q12[:1], checkpoint_dir=str(tmp_path), lof_iterations=3, lof_eval_every=1)
+    with pytest.warns(UserWarning):
+        codec = registry.create(cfg)
+    enc = codec.encode(image(48, 48, seed=5), Q12[0])
+    assert enc.extras["lof_iterations"] == 3
+    assert enc.extras["lof_cost_after"] <= enc.extras["lof_cost_before"]
+    assert codec.decode(enc.data).shape == (48, 48, 3)
