@@ -395,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail when the decode-time ratio grows by more than this fraction (0.25 = 25 %%)")
     p.add_argument("--codecs-dir", default=None, help="codec configurations to run (default codecs/)")
     p.add_argument("--keep", type=Path, default=None, help="write the gate's store here instead of a temporary folder")
+    p.add_argument("--json", type=Path, default=None, help="also write the verdicts to this JSON file")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the baseline's, 1)")
     bench_opts = p.add_argument_group("benchmark definition (only with --update-baseline; else the baseline's)")
     bench_opts.add_argument("--codecs", default=None, help="comma-separated codec names")
@@ -463,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gate error: {exc}", file=sys.stderr)
         return 2
     failed = [v for v in verdicts if v.status == "FAIL"]
+    if args.json:
+        args.json.write_text(json.dumps([asdict(v) for v in verdicts], indent=1, default=str) + "\n", encoding="utf-8")
     print(format_table(verdicts))
     print(f"\ngate: {'FAILED — ' + ', '.join(v.codec for v in failed) + ' regressed' if failed else 'passed'} "
           f"(BD-rate threshold +{args.bd_threshold:.2f} %, decode-time threshold +{args.time_threshold:.0%}; "

@@ -339,22 +339,29 @@ def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path, 
                                            "Memory (RSS growth) vs image size", palette,
                                            sorted(ladder["codec"].unique())),
                        out, "scaling_memory", "encode and decode memory vs megapixels", csv, written))
-    dropped = points.groupby(["codec", "cost"])["n_dropped"].sum()
-    dropped = dropped[dropped > 0]
-    if len(dropped):
-        doc.text("Cells with no RSS growth (0: the allocator reused freed memory) cannot be drawn on a log axis and "
-                 "are left out of the memory fits: " + ", ".join(f"{c} {k.replace('_bytes', '')} ×{n}"
-                                                                for (c, k), n in dropped.items()) + ".")
+    for cost in ("enc_mem_bytes", "dec_mem_bytes"):
+        values = pd.to_numeric(ladder[cost], errors="coerce")
+        flat = (~(values > 0)).groupby(ladder["codec"]).agg(["sum", "size"])
+        flat = flat[flat["sum"] > 0]
+        if len(flat):
+            doc.text(f"{tables.COSTS[cost][0].capitalize()}: {int(flat['sum'].sum())} of {len(ladder)} ladder cells "
+                     "show no RSS growth (the worker reused memory it already held, so growth is 0 and cannot go on a "
+                     "log axis; those cells are not drawn and not fitted): "
+                     + ", ".join(f"{c} {int(r['sum'])}/{int(r['size'])}" for c, r in flat.iterrows()) + ".")
     wide = fits.pivot_table(index=["codec", "device"], columns="cost", values=["exponent", "r2"], aggfunc="first")
-    table = pd.DataFrame({"codec": [i[0] for i in wide.index], "device": [i[1] for i in wide.index]})
+    sizes = fits[fits["cost"] == "enc_time_s"].set_index(["codec", "device"])["n_sizes"]
+    table = pd.DataFrame({"codec": [i[0] for i in wide.index], "device": [i[1] for i in wide.index],
+                          "sizes": [int(sizes.get(i, 0)) for i in wide.index]})
     for cost, (label, _, _) in tables.COSTS.items():
         for stat in ("exponent", "r2"):
             key = (stat, cost)
             table[f"{label} {'k' if stat == 'exponent' else 'R²'}"] = wide[key].to_numpy() if key in wide else float("nan")
-    doc.table(table, formats={c: fmt_fixed(2) for c in table.columns if c not in ("codec", "device")})
+    doc.table(table, formats={c: fmt_fixed(2) for c in table.columns if c not in ("codec", "device", "sizes")})
+    doc.text("R² of a fit through 2 sizes is 1 by construction and says nothing; k then rests on two points.")
     errors = fits[fits["error"].astype(str) != ""]
-    for _, r in errors.iterrows():
-        doc.text(f"- no fit for {r['codec']} {tables.COSTS[r['cost']][0]}: {r['error']}")
+    if len(errors):
+        doc.text("\n".join(f"- no fit for {r['codec']} {tables.COSTS[r['cost']][0]}: {r['error']}"
+                           for _, r in errors.iterrows()))
     return fits
 
 

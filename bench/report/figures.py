@@ -118,8 +118,11 @@ def scaling_figure(points: pd.DataFrame, fits: pd.DataFrame, costs: Sequence[str
                 name = codec if pts["device"].nunique() == 1 else f"{codec} ({device})"
                 if len(fit) and np.isfinite(fit["exponent"].iloc[0]):
                     f = fit.iloc[0]
-                    r2 = "n/a" if not np.isfinite(f["r2"]) else f"{f['r2']:.2f}"
-                    name += f": k={f['exponent']:.2f}, R²={r2}"
+                    if f["n_sizes"] < 3:  # a line through two sizes is exact: R² says nothing
+                        name += f": k={f['exponent']:.2f} (2 sizes)"
+                    else:
+                        r2 = "n/a" if not np.isfinite(f["r2"]) else f"{f['r2']:.2f}"
+                        name += f": k={f['exponent']:.2f}, R²={r2}"
                     x = np.geomspace(group["pixels"].min(), group["pixels"].max(), 50)
                     y = np.exp(f["intercept"]) * x ** f["exponent"] if "intercept" in f else None
                     if y is not None:
@@ -130,6 +133,9 @@ def scaling_figure(points: pd.DataFrame, fits: pd.DataFrame, costs: Sequence[str
                         ms=5, color=colour, label=name)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             ax.set_xlabel("megapixels (log)")
             if unit == "s":
                 _seconds_axis(ax.yaxis)
