@@ -386,11 +386,13 @@ def _latest_manifest(results: Path) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.gate", description=__doc__.splitlines()[0])
-    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help=f"baseline JSON (default {DEFAULT_BASELINE})")
+    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
+                   help=f"baseline JSON (default {DEFAULT_BASELINE})")
     p.add_argument("--results", type=Path, default=None,
                    help="compare this gate store instead of running the benchmark (e.g. one kept with --keep)")
     p.add_argument("--update-baseline", action="store_true", help="rewrite the baseline from this run (deliberately)")
-    p.add_argument("--bd-threshold", type=float, default=0.5, help="fail above this BD-rate worsening, in percent points")
+    p.add_argument("--bd-threshold", type=float, default=0.5,
+                   help="fail above this BD-rate worsening, in percentage points")
     p.add_argument("--time-threshold", type=float, default=0.25,
                    help="fail when the decode-time ratio grows by more than this fraction (0.25 = 25 %%)")
     p.add_argument("--codecs-dir", default=None, help="codec configurations to run (default codecs/)")

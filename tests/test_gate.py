@@ -84,7 +84,7 @@ def test_unchanged_run_passes(runs: dict) -> None:
     done = runs["unchanged"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gate: passed" in done.stdout
-    for codec, v in _verdicts(runs, "unchanged").items():
+    for v in _verdicts(runs, "unchanged").values():
         assert v["status"] == "pass", v
         assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # deterministic encoders: the same curve
         assert abs(v["time_change"]) < 0.25

@@ -2,7 +2,8 @@
 
 The store comes from the real CLI: 2 Kodak images, JPEG 4:2:0 and WebP over their ladders, a
 2-size resolution ladder, plus a real learned codec on random weights (CompressAI's factorized
-model, untrained) that must appear in the complexity sections only.
+model, untrained) that must appear in the complexity sections only, and a JPEG whose encoder
+fails at one rate point, whose errors the report must show without failing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,8 +28,10 @@ from bench.store import read_measurements, read_runs
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIGURES = ("rd_kodak", "scaling_time", "scaling_memory", "tradeoff")
-CSVS = ("bd_rate", "complexity", "rd_kodak_psnr_rgb", "rd_kodak_ms_ssim_db", "scaling_fits", "scaling_points", "tradeoff")
+CSVS = ("bd_rate", "complexity", "rd_kodak_psnr_rgb", "rd_kodak_ms_ssim_db", "scaling_fits", "scaling_points",
+        "tradeoff")
 UNTRAINED = "random-factorized"
+FAULTY = "faulty-jpeg"
 
 
 def run(module: str, *args: str, data_dir: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -52,8 +54,13 @@ def store(tmp_path_factory, data_dir: Path) -> Path:
         'adapter = "tests.support.untrained_codecs:RandomWeightsFactorized"\n'
         'description = "CompressAI bmshj2018-factorized on random weights (test)"\n'
         '[[rates]]\nlabel = "q1"\nquality = 1\n')
+    (codecs / f"{FAULTY}.toml").write_text(
+        'adapter = "tests.support.faulty_codecs:FaultyJpeg"\n'
+        '[[rates]]\nlabel = "q25"\nquality = 25\n[[rates]]\nlabel = "q50"\nquality = 50\n'
+        '[[rates]]\nlabel = "q75"\nquality = 75\nfault = "raise"\n')
     out = root / "results"
-    done = run("bench", "--codecs-dir", str(codecs), "run", "--codecs", f"jpeg-420,webp,{UNTRAINED}", "--images", "2",
+    done = run("bench", "--codecs-dir", str(codecs), "run", "--codecs", f"jpeg-420,webp,{UNTRAINED},{FAULTY}",
+               "--images", "2",
                "--ladder", "256x256,512x512", "--ladder-per-size", "1", "--repeats", "1", "--jobs", "2",
                "--out", str(out), "--quiet", data_dir=data_dir)
     assert done.returncode == 0, done.stderr
@@ -147,6 +154,17 @@ def test_scaling_fit_is_the_power_law_of_the_ladder(report: Path, store: Path) -
     assert f"jpeg-420: k={fit.exponent:.2f} (2 sizes)" in svg  # the exponent is in the legend
 
 
+def test_errors_are_shown_not_fatal(report: Path) -> None:
+    md = (report / "report.md").read_text()
+    errors = md.split("### Errors and notes", 1)[1].split("\n## ", 1)[0]
+    assert re.search(rf"\| {FAULTY} \| 2 \| codec error: injected encoder failure \(×2\) \|", errors)
+    bd = pd.read_csv(report / "data" / "bd_rate.csv").set_index("codec")
+    # The two good rate points still give a BD-rate; the error cells are counted beside it.
+    assert bd.loc[FAULTY, "status_psnr"] == "ok" and bd.loc[FAULTY, "n_error_rows"] == 2
+    assert bd.loc[FAULTY, "n_points_psnr"] == 2
+    assert re.search(rf"\| {FAULTY} \| cpu \| \+[0-9.]+ \|.*2 error cell\(s\) left out \|", md)
+
+
 def test_provenance_comes_from_the_run_manifest(report: Path, store: Path) -> None:
     manifest = json.loads(read_runs(store).iloc[-1]["manifest"])
     md = (report / "report.md").read_text()
@@ -159,7 +177,8 @@ def test_provenance_comes_from_the_run_manifest(report: Path, store: Path) -> No
 
 
 def test_measured_anchor_with_mean_of_per_image(store: Path, tmp_path: Path) -> None:
-    report = build_report(store, tmp_path / "out", ReportOptions(anchor="codec:jpeg-420", averaging="mean-of-per-image"))
+    options = ReportOptions(anchor="codec:jpeg-420", averaging="mean-of-per-image")
+    report = build_report(store, tmp_path / "out", options)
     table = report.bd.set_index("codec")
     assert table.loc["jpeg-420", "bd_rate_psnr_pct"] == pytest.approx(0.0, abs=1e-9)
     rows = read_measurements(store)

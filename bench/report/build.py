@@ -190,7 +190,8 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
     definitions, source = prov.readme_definitions()
     if definitions:
         doc.text(f"Quoted from {source}:")
-        doc.text("\n".join(["| column | meaning |", "|---|---|"] + [f"| {d.column} | {d.meaning} |" for d in definitions]))
+        lines = ["| column | meaning |", "|---|---|"] + [f"| {d.column} | {d.meaning} |" for d in definitions]
+        doc.text("\n".join(lines))
     else:
         doc.text(f"Definitions: {source}.")
     doc.text(
@@ -235,7 +236,8 @@ def _rd_section(doc: Document, data: ReportData, bd_anchor: _Anchor | None, opti
         for q in tables.QUALITIES:
             measured = curves[q][curves[q]["dataset"] == dataset].assign(source="measured")
             published = points[q].assign(source="published").rename(columns={"anchor": "codec"})
-            csv.append(_csv(pd.concat([measured, published], ignore_index=True), out, f"rd_{_slug(dataset)}_{q}", written))
+            both = pd.concat([measured, published], ignore_index=True)
+            csv.append(_csv(both, out, f"rd_{_slug(dataset)}_{q}", written))
         fig = figs.rd_figure(curves, points, dataset, palette)
         doc.figure(_figure(fig, out, f"rd_{_slug(dataset)}", f"RD curves on {dataset}", csv, written))
         partial = curves["psnr_rgb"]
@@ -279,20 +281,19 @@ def _bd_section(doc: Document, data: ReportData, bd_anchor: _Anchor | None, opti
 
 
 def _bd_note(row: pd.Series) -> str:
+    """The status column of the shown BD table: ok, excluded, or each quality's error / warnings."""
+    if row.get("status_psnr") == "excluded":
+        return "excluded: untrained weights (complexity only)"
     parts = []
     for short, name in (("psnr", "PSNR"), ("msssim", "MS-SSIM")):
-        status = row.get(f"status_{short}")
+        status, warned = row.get(f"status_{short}"), row.get(f"warnings_{short}")
         if isinstance(status, str) and status != "ok":
             parts.append(f"{name}: {status} — {row.get(f'reason_{short}')}")
-        elif isinstance(row.get(f"warnings_{short}"), str) and row.get(f"warnings_{short}"):
-            parts.append(f"{name}: {row.get(f'warnings_{short}')}")
+        elif isinstance(warned, str) and warned:
+            parts.append(f"{name}: {warned}")
     if row.get("n_error_rows", 0):
         parts.append(f"{int(row['n_error_rows'])} error cell(s) left out")
-    if not parts:
-        return "ok"
-    if all(isinstance(row.get(f"status_{s}"), str) and row.get(f"status_{s}") == "excluded" for s in ("psnr",)):
-        return "excluded: untrained weights (complexity only)"
-    return "; ".join(parts)
+    return "; ".join(parts) or "ok"
 
 
 def _complexity_section(doc: Document, data: ReportData, out: Path, written: list[Path]) -> None:
@@ -319,7 +320,8 @@ def _complexity_section(doc: Document, data: ReportData, out: Path, written: lis
     doc.text(f"Data: [{Path(csv).name}]({csv}).")
 
 
-def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path, written: list[Path]) -> pd.DataFrame | None:
+def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path,
+                     written: list[Path]) -> pd.DataFrame | None:
     doc.heading(2, "Complexity scaling")
     ladder = data.ladder
     if ladder.empty or ladder["pixels"].nunique() < 2:
@@ -355,7 +357,8 @@ def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path, 
     for cost, (label, _, _) in tables.COSTS.items():
         for stat in ("exponent", "r2"):
             key = (stat, cost)
-            table[f"{label} {'k' if stat == 'exponent' else 'R²'}"] = wide[key].to_numpy() if key in wide else float("nan")
+            column = f"{label} {'k' if stat == 'exponent' else 'R²'}"
+            table[column] = wide[key].to_numpy() if key in wide else float("nan")
     doc.table(table, formats={c: fmt_fixed(2) for c in table.columns if c not in ("codec", "device", "sizes")})
     doc.text("R² of a fit through 2 sizes is 1 by construction and says nothing; k then rests on two points.")
     errors = fits[fits["error"].astype(str) != ""]

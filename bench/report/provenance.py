@@ -105,9 +105,10 @@ def codecs_table(rows: pd.DataFrame, errors: pd.DataFrame, runs: list[dict[str, 
         })
     for codec in sorted(set(errors["codec"]) - set(rows["codec"])) if len(errors) else []:
         errs = errors[errors["codec"] == codec]
-        out.append({"codec": codec, "adapter": errs["adapter"].iloc[0], "version": "", "config": errs["config_hash"].iloc[0],
-                    "device": ", ".join(sorted(errs["device"].unique())), "trained": "", "ok cells": 0,
-                    "error cells": len(errs), "description": (described.get(codec) or {}).get("description", "")})
+        out.append({"codec": codec, "adapter": errs["adapter"].iloc[0], "version": "",
+                    "config": errs["config_hash"].iloc[0], "device": ", ".join(sorted(errs["device"].unique())),
+                    "trained": "", "ok cells": 0, "error cells": len(errs),
+                    "description": (described.get(codec) or {}).get("description", "")})
     return pd.DataFrame(out)
 
 
@@ -118,5 +119,6 @@ def error_summary(errors: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for codec, group in errors.groupby("codec", sort=True):
         counts = group["error"].fillna("unknown").value_counts()
-        rows.append({"codec": codec, "cells": len(group), "most frequent error": f"{counts.index[0]} (×{counts.iloc[0]})"})
+        rows.append({"codec": codec, "cells": len(group),
+                     "most frequent error": f"{counts.index[0]} (×{counts.iloc[0]})"})
     return pd.DataFrame(rows)

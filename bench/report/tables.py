@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.bd import AVERAGE_CURVE, BDError, average_curve, bd_table
+from bench.analysis.bd import BDError, average_curve, bd_table
 from bench.analysis.scaling import fit_power_law_by
 from bench.report.data import MIB
 
@@ -215,10 +215,11 @@ def scaling_fits(ladder: pd.DataFrame, costs: Sequence[str] = tuple(COSTS)) -> p
         if fits.empty:
             continue
         total = ladder.groupby(["codec", "device"]).size()
-        fits["n_dropped"] = [int(total.get((c, d), 0)) - int(points[(points.codec == c) & (points.device == d)].shape[0])
-                             for c, d in zip(fits["codec"], fits["device"])]
+        kept = points.groupby(["codec", "device"]).size()
+        fits["n_dropped"] = [int(total.get(k, 0)) - int(kept.get(k, 0)) for k in zip(fits["codec"], fits["device"])]
         parts.append(fits)
-    columns = ["codec", "device", "cost", "exponent", "intercept", "r2", "n_sizes", "n", "exponent_stderr", "n_dropped", "error"]
+    columns = ["codec", "device", "cost", "exponent", "intercept", "r2", "n_sizes", "n", "exponent_stderr",
+               "n_dropped", "error"]
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)[columns]
