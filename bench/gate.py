@@ -12,23 +12,26 @@ rate-distortion
 decode time
     Never absolute seconds (machines differ, and so does one machine's load from run to run):
     every run also times a **yardstick** — libwebp decoding a WebP (q75) of each gate crop, a
-    fixed configuration defined here, not one of ``codecs/`` — in rounds: round r holds, per
-    image, one yardstick cell and every codec's r-th rate point, so yardstick and codecs share the
-    machine's state over the run. Every codec cell's decode time is divided by the image's
-    yardstick time (the median over the run's yardstick cells of that image); that dimensionless
-    **ratio** is what the baseline stores, per cell. A codec **fails** when the median over its
-    cells of (ratio now / ratio in the baseline) exceeds 1 + ``--time-threshold`` (default 0.25).
-    Comparing cell by cell removes the spread between rate points and images; the median makes a
-    disturbed cell harmless.
+    fixed configuration defined here, not one of ``codecs/``. The benchmark runs in **rounds**;
+    each round runs every cell once (rate labels ``<label>@<round>``) in a **fresh worker
+    process**, yardstick first. A codec cell's time in a round is divided by the yardstick's time
+    for the same image in the same round (same process, minutes apart at most); the cell's
+    **ratio** is the median of those quotients over the rounds. The baseline stores these
+    dimensionless ratios per cell. A codec **fails** when the median over its cells of (ratio now
+    / ratio in the baseline) exceeds 1 + ``--time-threshold`` (default 0.25). Comparing cell by
+    cell removes the spread between rate points and images; the medians make a disturbed cell or
+    round harmless.
 
-    Measured on a loaded shared 2-core machine, each choice below cut the spread between unchanged
-    runs: a cell's time is the **fastest of its 10 repeats** (``dec_time_min_s``; other processes
-    only add time — the median of 5 repeats of OpenJPEG, libjxl and dav1d varied up to 5×); each
-    round runs in **fresh worker processes**, one at a time (libjpeg-turbo's decode speed settles
-    per process into one of a few states ±25 % apart, so one long-lived worker shifted every JPEG
-    cell of a run together; six independent processes average that out); the yardstick is **WebP**
-    (JPEG's own decode times were the unstable ones). With all three, unchanged runs agreed within
-    about ±5 % (JPEG) and ±2 % (the others).
+    Why this shape — each choice measured on a loaded, shared 2-core VM: the decode speed of
+    libjpeg-turbo and of dav1d settles *per process* into states up to ±25 % apart (repeats in
+    one process agree with each other, a new process may not), so one long-lived worker shifted a
+    whole run; five processes and a median over them average that out. The gate pins itself and
+    its workers to **one CPU** (``sched_setaffinity``, inherited by the workers): Pillow's AVIF
+    decoder sizes its dav1d thread pool by the CPUs it may use, and two threads on a loaded
+    2-core machine swung its times by ±20 %; pinned, no process migrates and every decoder runs
+    single-threaded. The yardstick is WebP because libwebp's times were the steady ones. A cell's
+    time is ``dec_time_min_s`` (its fastest timed decode; ``--repeats``, default 1, after one
+    warm-up). With all of this, unchanged runs agreed within ±8 % (JPEG) and ±4 % (the others).
 
 A codec in the baseline that is missing or has error cells fails too. Exit status: 0 when nothing
 regressed, 1 when something did (the table says what and by how much), 2 when the gate cannot
@@ -49,6 +52,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +69,7 @@ DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "gate" / "baseline.json
 YARDSTICK = "gate-yardstick"
 GATE_DATASET = "kodak"
 TIME = "dec_time_min_s"  # the fastest of a cell's timed decodes (see the module docstring)
+REPLICA = "@"  # rate label of a cell in round k: '<label>@k'
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,15 @@ class GateBenchmark:
     images: tuple[str, ...] = ("kodim04", "kodim15", "kodim23")
     crop: str = "256x256"  # centre crop of every image ('WxH')
     warmup: int = 1
-    repeats: int = 10
+    repeats: int = 1
+    rounds: int = 5  # every cell runs once per round, each round in a fresh worker process
     jobs: int = 1  # one worker: a second one on a 2-core machine disturbs the timings
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GateBenchmark:
         return cls(codecs=tuple(d["codecs"]), images=tuple(d["images"]), crop=str(d["crop"]),
-                   warmup=int(d["warmup"]), repeats=int(d["repeats"]), jobs=int(d.get("jobs", 1)))
+                   warmup=int(d["warmup"]), repeats=int(d["repeats"]), rounds=int(d.get("rounds", 5)),
+                   jobs=int(d.get("jobs", 1)))
 
 
 class GateError(RuntimeError):
@@ -89,13 +97,11 @@ class GateError(RuntimeError):
 
 # --- the yardstick and the cells -----------------------------------------------------------------
 
-def yardstick_config(rounds: int):
-    """WebP q75 (method 0: quick to encode; decoding does not depend on it) through libwebp, as
-    ``rounds`` identically coded rate points ``t1..tN`` (distinct labels make distinct cells, so the
-    yardstick is timed once per round)."""
+def yardstick_config():
+    """WebP q75 (method 0: quick to encode; decoding does not depend on it) through libwebp."""
     from bench.codecs.base import CodecConfig, RatePoint
 
-    rates = tuple(RatePoint(f"t{i + 1}", {"quality": 75}) for i in range(rounds))
+    rates = (RatePoint("quality=75", {"quality": 75}),)
     return CodecConfig(name=YARDSTICK, adapter="webp", params={"method": 0}, rates=rates,
                        description="gate yardstick: WebP q75 decode of the same crops (libwebp via Pillow)")
 
@@ -115,22 +121,47 @@ def _gate_images(names: tuple[str, ...]) -> list[tuple[str, Path, str]]:
     return [(n, by_name[n], file_sha256(by_name[n])) for n in names]
 
 
+def replicate(label: str, round_index: int) -> str:
+    """The rate label of a cell in round ``round_index`` (1-based): ``quality=50@2``."""
+    return f"{label}{REPLICA}{round_index}"
+
+
 def plan_cells(benchmark: GateBenchmark, configs: list, images: list[tuple[str, Path, str]]) -> list[list]:
-    """Cells in interleaved rounds: round r = for each image, the yardstick then every codec's r-th rate."""
+    """One list of cells per round; each round holds every cell once (replica ``@k`` of each rate
+    point): per image, the yardstick, then every codec's rate points."""
+    from bench.codecs.base import RatePoint
     from bench.runner import Cell
 
-    rounds = max(len(c.rates) for c in configs)
-    yardstick = yardstick_config(rounds)
     planned = []
-    for r in range(rounds):
+    for k in range(1, benchmark.rounds + 1):
         cells = []
         for name, path, sha in images:
-            for config in [yardstick, *configs]:
-                if r < len(config.rates):
-                    cells.append(Cell(config, config.rates[r], GATE_DATASET, name, str(path), sha, benchmark.crop,
-                                      "cpu"))
+            for config in [yardstick_config(), *configs]:
+                for rate in config.rates:
+                    point = RatePoint(replicate(rate.label, k), rate.params)
+                    cells.append(Cell(config, point, GATE_DATASET, name, str(path), sha, benchmark.crop, "cpu"))
         planned.append(cells)
     return planned
+
+
+@contextmanager
+def one_cpu() -> Iterator[str]:
+    """Pin this process — and so the workers it spawns — to one CPU while the gate runs.
+
+    Decoders that size their thread pools by the CPUs they may use (libavif/dav1d through Pillow)
+    then decode on one thread, and no process migrates between CPUs mid-measurement. Yields a
+    description for the manifest; a no-op where the OS has no ``sched_setaffinity``.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        yield "not pinned (no sched_setaffinity on this OS)"
+        return
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield f"pinned to CPU {cpu} of {sorted(before)}"
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | None = None,
@@ -160,13 +191,14 @@ def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | 
         "packages": {p: _version(p) for p in PACKAGES}, "gate": asdict(benchmark),
         "protocol": {"warmup": benchmark.warmup, "repeats": benchmark.repeats},
         "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "rates": [(r.label, r.params) for r in c.rates]}
-                   for c in [yardstick_config(1), *configs]},
+                   for c in [yardstick_config(), *configs]},
     }
-    with Store(out) as store:
+    with Store(out) as store, one_cpu() as cpu:
+        manifest["gate"]["cpu_affinity"] = cpu
         run_id = store.start_run(manifest)
         t0 = time.perf_counter()
         done = errors = 0
-        for round_cells in cells:  # fresh worker processes per round (see the module docstring)
+        for round_cells in cells:  # fresh worker processes for each round (see the module docstring)
             result = Runner(store, settings, benchmark.jobs).run(round_cells, run_id)
             done, errors = done + result.done, errors + result.errors
         store.finish_run(run_id, now())
@@ -198,14 +230,17 @@ def cell_key(rate_label: str, image: str) -> str:
 
 
 def _gate_rows(frame: pd.DataFrame, benchmark: GateBenchmark) -> pd.DataFrame:
-    return frame[(frame["dataset"] == GATE_DATASET) & (frame["resolution"] == benchmark.crop)
-                 & frame["image"].isin(benchmark.images)]
+    """The gate's cells, with the round split off the rate label (``rate_label``, ``round``)."""
+    rows = frame[(frame["dataset"] == GATE_DATASET) & (frame["resolution"] == benchmark.crop)
+                 & frame["image"].isin(benchmark.images) & frame["rate_label"].str.contains(REPLICA, regex=False)]
+    parts = rows["rate_label"].str.rsplit(REPLICA, n=1, expand=True)
+    return rows.assign(rate_label=parts[0], round=pd.to_numeric(parts[1], errors="coerce"))
 
 
 def yardstick_times(rows: pd.DataFrame) -> pd.Series:
-    """Yardstick decode time per image: the median over the run's yardstick cells of that image."""
+    """Yardstick decode time per (round, image)."""
     yard = rows[(rows["codec"] == YARDSTICK) & (rows["status"] == "ok") & (rows[TIME] > 0)]
-    return yard.groupby("image")[TIME].median()
+    return yard.groupby(["round", "image"])[TIME].min()
 
 
 def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecSummary]:
@@ -216,7 +251,7 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
     """
     rows = _gate_rows(frame, benchmark)
     yard = yardstick_times(rows)
-    lacking = sorted(set(benchmark.images) - set(yard.index))
+    lacking = sorted(set(benchmark.images) - set(yard.index.get_level_values("image")))
     if lacking:
         raise GateError(f"no yardstick ({YARDSTICK}) cells for {lacking}: this store was not written by the gate "
                         "(run the gate without --results, or keep its store with --keep)")
@@ -228,15 +263,20 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
         missing = set(benchmark.images) - set(ok["image"])
         if missing and not errors:
             errors.append(f"no measurement for image(s) {sorted(missing)}")
+        first = ok[ok["round"] == ok["round"].min()] if len(ok) else ok  # rounds code identical bytes
+        if len(ok) and ok.groupby(["rate_label", "image"])["bytes"].nunique().max() > 1:
+            errors.append("the rounds produced different bitstreams: the encoder is not deterministic")
         try:
-            curve = average_curve(ok, "psnr_rgb") if not (ok.empty or errors) else None
+            curve = average_curve(first, "psnr_rgb") if not (ok.empty or errors) else None
         except BDError as exc:
             errors.append(str(exc))
         if errors or curve is None:
             out[codec] = CodecSummary([], [], [], math.nan, {}, len(ok), errors=errors or ["no measurement"])
             continue
-        ratios = {cell_key(r.rate_label, r.image): float(getattr(r, TIME)) / float(yard[r.image])
-                  for r in ok.itertuples()}
+        paired = ok.join(yard.rename("yard"), on=["round", "image"], how="inner")
+        per_round = paired[TIME] / paired["yard"]  # codec / yardstick, same image, same process
+        medians = per_round.groupby([paired["rate_label"], paired["image"]]).median()
+        ratios = {cell_key(label, image): float(r) for (label, image), r in medians.items()}
         out[codec] = CodecSummary(
             rate_label=list(curve["rate_label"]), bpp=[float(v) for v in curve["bpp"]],
             psnr_rgb=[float(v) for v in curve["psnr_rgb"]], dec_time_ratio=float(np.median(list(ratios.values()))),
@@ -361,13 +401,13 @@ def baseline_document(benchmark: GateBenchmark, summary: dict[str, CodecSummary]
     return {
         "schema": SCHEMA,
         "note": "Written by `python -m bench.gate --update-baseline`. Decode times are ratios to the yardstick "
-                "timed in the same run (per cell: '<rate label>|<image>'), never absolute seconds; "
-                "yardstick.dec_time_s (seconds, per image) is for information only.",
+                "timed in the same process (per cell: '<rate label>|<image>', median over the rounds), never "
+                "absolute seconds; yardstick.dec_time_s (seconds, per image) is for information only.",
         "created_at": manifest.get("started_at"), "git_commit": manifest.get("git_commit"),
         "cpu": manifest.get("cpu"), "packages": manifest.get("packages"),
         "benchmark": asdict(benchmark),
-        "yardstick": {"codec": YARDSTICK, "definition": yardstick_config(1).description,
-                      "dec_time_s": {k: round(float(v), 7) for k, v in yard.items()}},
+        "yardstick": {"codec": YARDSTICK, "definition": yardstick_config().description,
+                      "dec_time_s": {k: round(float(v), 7) for k, v in yard.groupby(level="image").median().items()}},
         "codecs": {c: {"version": s.version, "config_hash": s.config_hash, "rate_label": s.rate_label,
                        "bpp": s.bpp, "psnr_rgb": s.psnr_rgb, "dec_time_ratio": round(s.dec_time_ratio, 6),
                        "cell_ratios": {k: round(v, 6) for k, v in sorted(s.cell_ratios.items())}}
@@ -404,12 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_opts.add_argument("--images", default=None, help="comma-separated Kodak image names, e.g. kodim04,kodim23")
     bench_opts.add_argument("--crop", default=None, help="centre crop WxH of every image")
     bench_opts.add_argument("--repeats", type=int, default=None, help="timed calls per cell")
+    bench_opts.add_argument("--rounds", type=int, default=None, help="rounds (each cell once per round)")
     return p
 
 
 def _benchmark_from(args: argparse.Namespace, baseline: dict[str, Any] | None) -> GateBenchmark:
     given = {k: v for k, v in (("codecs", args.codecs), ("images", args.images), ("crop", args.crop),
-                               ("repeats", args.repeats)) if v is not None}
+                               ("repeats", args.repeats), ("rounds", args.rounds)) if v is not None}
     if given and not args.update_baseline:
         raise GateError(f"{sorted(given)}: the baseline defines the benchmark; pass --update-baseline to change it")
     base = GateBenchmark.from_dict(baseline["benchmark"]) if baseline else GateBenchmark()
@@ -423,10 +464,11 @@ def _benchmark_from(args: argparse.Namespace, baseline: dict[str, Any] | None) -
 
         w, h = parse_size(given["crop"])
         updates["crop"] = f"{w}x{h}"
-    if "repeats" in given:
-        if given["repeats"] < 1:
-            raise GateError("--repeats must be ≥ 1")
-        updates["repeats"] = given["repeats"]
+    for key in ("repeats", "rounds"):
+        if key in given:
+            if given[key] < 1:
+                raise GateError(f"--{key} must be ≥ 1")
+            updates[key] = given[key]
     if args.jobs is not None:
         if args.jobs < 1:
             raise GateError("--jobs must be ≥ 1")
