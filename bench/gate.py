@@ -144,19 +144,43 @@ def plan_cells(benchmark: GateBenchmark, configs: list, images: list[tuple[str, 
     return planned
 
 
+def idlest_cpu(candidates: set[int], seconds: float = 0.3) -> int:
+    """The candidate CPU with the most idle time over ``seconds`` (Linux ``/proc/stat``; else the
+    highest-numbered candidate)."""
+    def sample() -> dict[int, tuple[int, int]]:
+        out = {}
+        with open("/proc/stat", encoding="ascii") as fh:
+            for line in fh:
+                name, *values = line.split()
+                if name.startswith("cpu") and name[3:].isdigit():
+                    ticks = [int(v) for v in values]
+                    out[int(name[3:])] = (ticks[3] + ticks[4], sum(ticks))  # idle + iowait, total
+        return out
+    try:
+        first = sample()
+        time.sleep(seconds)
+        second = sample()
+    except (OSError, ValueError, IndexError):
+        return max(candidates)
+    idle = {c: (second[c][0] - first[c][0]) / max(1, second[c][1] - first[c][1])
+            for c in candidates if c in first and c in second}
+    return max(idle, key=lambda c: (idle[c], c)) if idle else max(candidates)
+
+
 @contextmanager
 def one_cpu() -> Iterator[str]:
     """Pin this process — and so the workers it spawns — to one CPU while the gate runs.
 
     Decoders that size their thread pools by the CPUs they may use (libavif/dav1d through Pillow)
-    then decode on one thread, and no process migrates between CPUs mid-measurement. Yields a
-    description for the manifest; a no-op where the OS has no ``sched_setaffinity``.
+    then decode on one thread, and no process migrates between CPUs mid-measurement. The CPU
+    that was idlest just before is taken. Yields a description for the manifest; a no-op where
+    the OS has no ``sched_setaffinity``.
     """
     if not hasattr(os, "sched_setaffinity"):
         yield "not pinned (no sched_setaffinity on this OS)"
         return
     before = os.sched_getaffinity(0)
-    cpu = max(before)
+    cpu = idlest_cpu(before)
     os.sched_setaffinity(0, {cpu})
     try:
         yield f"pinned to CPU {cpu} of {sorted(before)}"
