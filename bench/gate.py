@@ -29,9 +29,11 @@ decode time
     its workers to **one CPU** (``sched_setaffinity``, inherited by the workers): Pillow's AVIF
     decoder sizes its dav1d thread pool by the CPUs it may use, and two threads on a loaded
     2-core machine swung its times by ±20 %; pinned, no process migrates and every decoder runs
-    single-threaded. The yardstick is WebP because libwebp's times were the steady ones. A cell's
-    time is ``dec_time_min_s`` (its fastest timed decode; ``--repeats``, default 1, after one
-    warm-up). With all of this, unchanged runs agreed within ±8 % (JPEG) and ±4 % (the others).
+    single-threaded. The yardstick is WebP because libwebp's times were the steady ones. Each cell
+    is coded once per round, without a warm-up call (``--warmup 0 --repeats 1``): the rounds are
+    the repeats that matter, and the encodes a warm-up would add (AVIF, JPEG XL) doubled the
+    gate's time without steadying it — cold, unchanged runs agreed within ±6 % for every codec
+    (with one warm-up call, within ±8 %), where one long-lived worker had strayed by up to ±30 %.
 
 A codec in the baseline that is missing or has error cells fails too. Exit status: 0 when nothing
 regressed, 1 when something did (the table says what and by how much), 2 when the gate cannot
@@ -79,7 +81,7 @@ class GateBenchmark:
     codecs: tuple[str, ...] = ("jpeg-420", "jpeg-444", "webp", "jpeg2000", "jpegxl", "avif")
     images: tuple[str, ...] = ("kodim04", "kodim15", "kodim23")
     crop: str = "256x256"  # centre crop of every image ('WxH')
-    warmup: int = 1
+    warmup: int = 0  # see the module docstring: one cold call per cell and round
     repeats: int = 1
     rounds: int = 5  # every cell runs once per round, each round in a fresh worker process
     jobs: int = 1  # one worker: a second one on a 2-core machine disturbs the timings
@@ -467,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_opts.add_argument("--codecs", default=None, help="comma-separated codec names")
     bench_opts.add_argument("--images", default=None, help="comma-separated Kodak image names, e.g. kodim04,kodim23")
     bench_opts.add_argument("--crop", default=None, help="centre crop WxH of every image")
+    bench_opts.add_argument("--warmup", type=int, default=None, help="untimed calls per cell before the timed ones")
     bench_opts.add_argument("--repeats", type=int, default=None, help="timed calls per cell")
     bench_opts.add_argument("--rounds", type=int, default=None, help="rounds (each cell once per round)")
     return p
@@ -474,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _benchmark_from(args: argparse.Namespace, baseline: dict[str, Any] | None) -> GateBenchmark:
     given = {k: v for k, v in (("codecs", args.codecs), ("images", args.images), ("crop", args.crop),
-                               ("repeats", args.repeats), ("rounds", args.rounds)) if v is not None}
+                               ("warmup", args.warmup), ("repeats", args.repeats), ("rounds", args.rounds))
+             if v is not None}
     if given and not args.update_baseline:
         raise GateError(f"{sorted(given)}: the baseline defines the benchmark; pass --update-baseline to change it")
     base = GateBenchmark.from_dict(baseline["benchmark"]) if baseline else GateBenchmark()
@@ -488,10 +492,10 @@ def _benchmark_from(args: argparse.Namespace, baseline: dict[str, Any] | None) -
 
         w, h = parse_size(given["crop"])
         updates["crop"] = f"{w}x{h}"
-    for key in ("repeats", "rounds"):
+    for key, least in (("warmup", 0), ("repeats", 1), ("rounds", 1)):
         if key in given:
-            if given[key] < 1:
-                raise GateError(f"--{key} must be ≥ 1")
+            if given[key] < least:
+                raise GateError(f"--{key} must be ≥ {least}")
             updates[key] = given[key]
     if args.jobs is not None:
         if args.jobs < 1:
