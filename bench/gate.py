@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.bd import BDError, average_curve, bd
+from bench.codecs.base import CodecConfig, RatePoint
 from bench.store import db_path, read_measurements, read_runs
 
 SCHEMA = "lic-bench/gate-baseline/1"
@@ -99,10 +100,8 @@ class GateError(RuntimeError):
 
 # --- the yardstick and the cells -----------------------------------------------------------------
 
-def yardstick_config():
+def yardstick_config() -> CodecConfig:
     """WebP q75 (method 0: quick to encode; decoding does not depend on it) through libwebp."""
-    from bench.codecs.base import CodecConfig, RatePoint
-
     rates = (RatePoint("quality=75", {"quality": 75}),)
     return CodecConfig(name=YARDSTICK, adapter="webp", params={"method": 0}, rates=rates,
                        description="gate yardstick: WebP q75 decode of the same crops (libwebp via Pillow)")
@@ -131,7 +130,6 @@ def replicate(label: str, round_index: int) -> str:
 def plan_cells(benchmark: GateBenchmark, configs: list, images: list[tuple[str, Path, str]]) -> list[list]:
     """One list of cells per round; each round holds every cell once (replica ``@k`` of each rate
     point): per image, the yardstick, then every codec's rate points."""
-    from bench.codecs.base import RatePoint
     from bench.runner import Cell
 
     planned = []
@@ -464,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codecs-dir", default=None, help="codec configurations to run (default codecs/)")
     p.add_argument("--keep", type=Path, default=None, help="write the gate's store here instead of a temporary folder")
     p.add_argument("--json", type=Path, default=None, help="also write the verdicts to this JSON file")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the baseline's, 1)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes, all on the one pinned CPU (default: the baseline's, 1)")
     bench_opts = p.add_argument_group("benchmark definition (only with --update-baseline; else the baseline's)")
     bench_opts.add_argument("--codecs", default=None, help="comma-separated codec names")
     bench_opts.add_argument("--images", default=None, help="comma-separated Kodak image names, e.g. kodim04,kodim23")
