@@ -1,10 +1,11 @@
 """The regression gate on real runs: it passes an unchanged run and fails real, injected regressions.
 
-A small gate benchmark (JPEG 4:2:0 and 4:4:4 over their whole ladders, two Kodak crops) is run
-three times through the real CLI: to write a baseline, unchanged, and with two regressions at once
-— JPEG 4:2:0 without optimised Huffman tables (really more bytes for the same pixels) and JPEG
-4:4:4 through an adapter that really decodes every stream twice. Each codec must fail for its own
-reason only. Timing tolerance comes from the ratio design (see bench.gate), not loose thresholds.
+A small gate benchmark (JPEG 4:2:0 and JPEG 2000 over their whole ladders, two Kodak crops) is
+run three times through the real CLI: to write a baseline, unchanged, and with two regressions at
+once — JPEG 4:2:0 without optimised Huffman tables (really more bytes for the same pixels) and
+JPEG 2000 through an adapter that really decodes every stream twice. Each codec must fail for its
+own reason only. Timing tolerance comes from the ratio design (see bench.gate), not loose
+thresholds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench.gate import CodecSummary, GateError, compare, time_change
 from bench.store import read_measurements
 
 PROJECT = Path(__file__).resolve().parents[1]
-CODECS = ("jpeg-420", "jpeg-444")
+CODECS = ("jpeg-420", "jpeg2000")
 IMAGES = "kodim04,kodim23"
 
 
@@ -51,7 +52,7 @@ def runs(tmp_path_factory, data_dir: Path) -> dict[str, object]:
     base = _codecs_dir(root / "base", {})
     regressed = _codecs_dir(root / "regressed", {
         "jpeg-420": ("optimize = true", "optimize = false"),
-        "jpeg-444": ('adapter = "jpeg"', 'adapter = "tests.support.slow_codecs:TwiceDecodedJpeg"'),
+        "jpeg2000": ('adapter = "jpeg2000"', 'adapter = "tests.support.slow_codecs:TwiceDecodedJpeg2000"'),
     })
     baseline = root / "baseline.json"
     out: dict[str, object] = {"root": root, "baseline": baseline}
@@ -109,12 +110,12 @@ def test_injected_rate_regression_is_real_and_fails(runs: dict) -> None:
 
 
 def test_injected_decode_slowdown_fails(runs: dict) -> None:
-    v = _verdicts(runs, "regressed")["jpeg-444"]
+    v = _verdicts(runs, "regressed")["jpeg2000"]
     assert v["status"] == "FAIL"
     assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # same bitstream, same pixels
     assert v["time_change"] > 0.6  # decoding twice: about +100 %
     assert len(v["reasons"]) == 1 and v["reasons"][0].startswith("decode +")
-    assert "jpeg-444" in runs["regressed"].stdout.split("FAILED")[1]
+    assert "jpeg2000" in runs["regressed"].stdout.split("FAILED")[1]
 
 
 def test_results_option_compares_a_kept_store(runs: dict, data_dir: Path) -> None:

@@ -1,8 +1,8 @@
-"""A real codec made slower on purpose, to test that the regression gate catches a slowdown.
+"""Real codecs made slower on purpose, to test that the regression gate catches a slowdown.
 
-``TwiceDecodedJpeg`` is the JPEG adapter whose decode runs libjpeg-turbo twice on the same bytes
-(the second result is the one returned, and must equal the first): exactly twice the real work,
-same bitstream, same pixels.
+``DecodeTwice`` makes an adapter decode every stream twice with the real library (the second
+result is returned and must equal the first): exactly twice the real decoding work, the same
+bitstream and the same pixels.
 """
 
 from __future__ import annotations
@@ -10,15 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 from bench.codecs.base import CodecError
-from bench.codecs.pillow_codecs import JpegCodec
+from bench.codecs.pillow_codecs import Jpeg2000Codec
 
 
-class TwiceDecodedJpeg(JpegCodec):
-    adapter = "jpeg-decode-twice"
+class DecodeTwice:
+    """Mixin: ``decode`` runs the wrapped adapter's decode twice."""
 
     def decode(self, data: bytes) -> np.ndarray:
-        first = super().decode(data)
-        second = super().decode(data)
+        first = super().decode(data)  # type: ignore[misc]
+        second = super().decode(data)  # type: ignore[misc]
         if not np.array_equal(first, second):
             raise CodecError("two decodes of the same bytes differ")
         return second
+
+
+class TwiceDecodedJpeg2000(DecodeTwice, Jpeg2000Codec):
+    adapter = "jpeg2000-decode-twice"
