@@ -35,3 +35,18 @@ def tests(session: nox.Session) -> None:
     """The test suite (set BENCH_DATA_DIR / BENCH_SHARED_DIR to run the data-dependent tests)."""
     _install(session)
     session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """The report of results/default (run ``nox -s bench`` first) → reports/default/report.html and .md."""
+    _install(session)
+    args = session.posargs or ["results/default", "--out", "reports/default"]
+    session.run("python", "-m", "bench.report", *args)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """The regression gate against the committed baseline gate/baseline.json (exit 1 on a regression)."""
+    _install(session)
+    session.run("python", "-m", "bench.gate", "--baseline", "gate/baseline.json", *session.posargs, env=DATA_ENV)

@@ -620,7 +620,11 @@ def bd_table(
     keys = [k for k in group_by if k in df.columns]
     if "codec" not in keys:
         keys.insert(0, "codec")
-    anchor_dataset = getattr(anchor_curve, "dataset", None)
+    if isinstance(anchor_curve, pd.DataFrame):  # store rows: their dataset column, if it is one dataset
+        datasets = anchor_curve["dataset"].unique() if "dataset" in anchor_curve.columns else []
+        anchor_dataset = datasets[0] if len(datasets) == 1 else None
+    else:
+        anchor_dataset = getattr(anchor_curve, "dataset", None)
     anchor_label = anchor_name or getattr(anchor_curve, "name", "") or getattr(anchor_curve, "label", "")
     if isinstance(anchor_curve, pd.DataFrame):
         anchor_obj: Curve | HasCurve | pd.DataFrame = anchor_curve

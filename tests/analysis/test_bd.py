@@ -379,6 +379,17 @@ def test_bd_table_mean_of_per_image_with_anchor_rows_and_warnings() -> None:
     assert "low overlap" in row["warnings"]
 
 
+def test_bd_table_with_store_rows_as_anchor() -> None:
+    """Anchor rows straight from the store carry a dataset column (a Series attribute, not a name)."""
+    df = _store_rows()
+    anchor = _rows("a", status="ok", trained=1, dataset="kodak", resolution="native", device="cpu")
+    table = bd_table(df[df.codec == "good"], anchor, averaging=MEAN_OF_PER_IMAGE).iloc[0]
+    assert table["status"] == "ok" and table["bd_rate_pct"] == pytest.approx(-20.0, abs=1e-9)
+    assert table["warnings"] == ""
+    other = bd_table(df[df.codec == "good"], anchor.assign(dataset="tecnick")).iloc[0]
+    assert "anchor is 'tecnick'" in other["warnings"]
+
+
 def test_bd_table_argument_errors_raise() -> None:
     df = _store_rows()
     curve = Curve(ANCHOR_BPP, [30, 33, 36, 39, 42])

@@ -1,0 +1,50 @@
+"""``python -m bench.report [RESULTS_DIR] [--anchor NAME] [--method pchip] [--averaging average-curve] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
+from bench.report.build import DEFAULT_ANCHOR, MEASURED_PREFIX, ReportError, ReportOptions, build_report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.report",
+                                     description="Write an HTML + Markdown report (RD curves, BD-rate, complexity, "
+                                                 "scaling) of a results store.")
+    parser.add_argument("results", nargs="?", default="results/default",
+                        help="results directory or .sqlite file (default results/default)")
+    parser.add_argument("--anchor", default=None,
+                        help=f"BD anchor: a published curve (python -m bench.anchors list; default {DEFAULT_ANCHOR} "
+                             f"for Kodak) or {MEASURED_PREFIX}NAME for a measured codec of the store")
+    parser.add_argument("--dataset", default=None, help="dataset compared with the anchor (default: the anchor's)")
+    parser.add_argument("--method", default="pchip", choices=METHODS, help="BD interpolation (default pchip)")
+    parser.add_argument("--averaging", default=AVERAGE_CURVE, choices=AVERAGINGS,
+                        help="BD averaging convention (default average-curve)")
+    parser.add_argument("--plot-anchors", default="",
+                        help="extra published curves to draw, comma-separated (e.g. kodak/bpg444,kodak/jpeg)")
+    parser.add_argument("--out", default=None, help="output folder (default reports/<results dir name>)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out) if args.out else Path("reports") / Path(args.results).resolve().name
+    options = ReportOptions(anchor=args.anchor, method=args.method, averaging=args.averaging, dataset=args.dataset,
+                            plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()))
+    try:
+        report = build_report(args.results, out, options)
+    except (ReportError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{report.html}\n{report.markdown}\n{len(report.figures)} figure files and {len(report.csv)} CSV files "
+          f"in {report.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

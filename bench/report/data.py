@@ -1,0 +1,126 @@
+"""What the report reads: the results store's rows and run manifests, cleaned for analysis.
+
+Selection rules (each one is written into the report as a note when it changes anything):
+
+- only ``status == 'ok'`` rows carry numbers; error rows are counted per codec and listed;
+- when a codec name was run with several configurations (its TOML changed between runs), only the
+  most recent configuration's rows are kept — mixing two ladders would corrupt the curves;
+- rows with ``trained == 0`` (learned codecs on random weights) are valid for complexity only:
+  they are kept in :attr:`ReportData.rows` but left out of :attr:`ReportData.rd_rows`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.store import db_path, read_measurements, read_runs
+
+MIB = 1024.0 * 1024.0
+
+
+@dataclass
+class ReportData:
+    """Rows of one results store, split the way the report's sections need them."""
+
+    results_dir: Path
+    rows: pd.DataFrame  # ok rows of the latest configuration per codec (trained and untrained)
+    errors: pd.DataFrame  # error rows of the same configurations
+    runs: list[dict[str, Any]]  # manifests of the runs whose rows are shown, oldest first
+    untrained: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rd_rows(self) -> pd.DataFrame:
+        """Rows valid for rate-distortion: trained codecs only."""
+        return self.rows[self.rows["trained"] != 0]
+
+    @property
+    def native(self) -> pd.DataFrame:
+        return self.rows[self.rows["resolution"] == "native"]
+
+    @property
+    def ladder(self) -> pd.DataFrame:
+        """Resolution-ladder rows (centre crops), used for the scaling fits."""
+        return self.rows[self.rows["resolution"] != "native"]
+
+    def datasets(self) -> list[str]:
+        """Datasets with native-resolution rows, in name order."""
+        return sorted(self.native["dataset"].unique())
+
+
+def add_memory_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add ``enc_mem_bytes`` / ``dec_mem_bytes``: memory the call itself needed.
+
+    In-process codecs: the worker's peak RSS over the calls minus its RSS before the cell
+    (``base_rss_bytes``), so the interpreter and libraries already loaded do not swamp the codec.
+    Subprocess codecs (no ``base_rss_bytes``): the child's peak RSS as measured. NaN where the
+    store has no reading.
+    """
+    out = rows.copy()
+    base = pd.to_numeric(out["base_rss_bytes"], errors="coerce")
+    for side in ("enc", "dec"):
+        peak = pd.to_numeric(out[f"{side}_peak_rss_bytes"], errors="coerce")
+        out[f"{side}_mem_bytes"] = np.where(base.notna(), peak - base, peak)
+    return out
+
+
+def _latest_configuration(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Per codec, keep the rows of the configuration (``config_hash``) stored most recently."""
+    if frame.empty:
+        return frame
+    keep = []
+    for codec, group in frame.groupby("codec", sort=True):
+        hashes = group["config_hash"].fillna("")
+        if hashes.nunique() > 1:
+            latest = hashes.loc[group["id"].idxmax()]
+            dropped = int((hashes != latest).sum())
+            notes.append(f"{codec}: the store holds {hashes.nunique()} configurations of this name; "
+                         f"only the latest ({latest or 'unknown'}) is shown, {dropped} older rows left out")
+            group = group[hashes == latest]
+        keep.append(group)
+    return pd.concat(keep, ignore_index=True)
+
+
+def _manifests(results_dir: Path, run_ids: set[int]) -> list[dict[str, Any]]:
+    runs = read_runs(results_dir)
+    out = []
+    for _, run in runs.sort_values("run_id").iterrows():
+        if int(run["run_id"]) not in run_ids:
+            continue
+        try:
+            manifest = json.loads(run["manifest"]) if run["manifest"] else {}
+        except json.JSONDecodeError:
+            manifest = {"manifest_error": "the stored manifest is not valid JSON"}
+        manifest.update({k: run[k] for k in ("run_id", "started_at", "finished_at") if k in run})
+        out.append(manifest)
+    return out
+
+
+def load(results_dir: str | Path) -> ReportData:
+    """Read a results directory (or ``.sqlite`` file) for the report.
+
+    Raises ``FileNotFoundError`` when there is no store and ``ValueError`` when it holds no
+    successful measurement at all (a report of nothing would only hide the problem).
+    """
+    path = db_path(results_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results store at {path}; run `python -m bench run --out {results_dir}` first")
+    everything = read_measurements(results_dir, status=None)
+    notes: list[str] = []
+    everything = _latest_configuration(everything, notes)
+    ok = everything[everything["status"] == "ok"].copy()
+    errors = everything[everything["status"] != "ok"].copy()
+    if ok.empty:
+        detail = f" ({len(errors)} error rows, e.g. {errors['error'].iloc[0]!r})" if len(errors) else ""
+        raise ValueError(f"{path} holds no successful measurements{detail}")
+    ok = add_memory_columns(ok)
+    ok["megapixels"] = pd.to_numeric(ok["pixels"], errors="coerce") / 1e6
+    untrained = sorted(ok.loc[ok["trained"] == 0, "codec"].unique())
+    run_ids = {int(r) for r in everything["run_id"].dropna().unique()}
+    return ReportData(Path(results_dir), ok, errors, _manifests(Path(results_dir), run_ids), untrained, notes)

@@ -1,0 +1,244 @@
+"""The numbers behind every table and figure of the report, as pandas DataFrames.
+
+Pure functions of the store rows (see :mod:`bench.report.data`) and anchors; no plotting, no I/O.
+Each frame here is also written as CSV beside the report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis.bd import BDError, average_curve, bd_table
+from bench.analysis.scaling import fit_power_law_by
+from bench.report.data import MIB
+
+#: Quality axes of the RD figures: store column → axis label.
+QUALITIES: dict[str, str] = {"psnr_rgb": "PSNR-RGB (dB)", "ms_ssim_db": "MS-SSIM (dB)"}
+
+#: Costs of the scaling fits: store column → (label, unit divisor, unit).
+COSTS: dict[str, tuple[str, float, str]] = {
+    "enc_time_s": ("encode time", 1.0, "s"),
+    "dec_time_s": ("decode time", 1.0, "s"),
+    "enc_mem_bytes": ("encode memory", MIB, "MiB"),
+    "dec_mem_bytes": ("decode memory", MIB, "MiB"),
+}
+
+
+def series_label(codec: str, device: str, multi_device: bool) -> str:
+    """Legend label of one measured codec: the device is named only when a codec ran on several."""
+    return f"{codec} ({device})" if multi_device else codec
+
+
+def _multi_device(rows: pd.DataFrame) -> set[str]:
+    counts = rows.groupby("codec")["device"].nunique()
+    return set(counts[counts > 1].index)
+
+
+def complete_images(group: pd.DataFrame, quality: str) -> tuple[pd.DataFrame, int]:
+    """Rows of the images present at every rate point with a finite quality; and the image count.
+
+    An average over different image subsets per rate point is biased, so an image missing at
+    any rate point (an error cell, MS-SSIM undefined below 161 px) is left out of the curve.
+    """
+    usable = group[np.isfinite(pd.to_numeric(group[quality], errors="coerce"))]
+    labels = group["rate_label"].unique()
+    per_image = usable.groupby("image")["rate_label"].nunique()
+    images = set(per_image[per_image == len(labels)].index)
+    return usable[usable["image"].isin(images)], group["image"].nunique()
+
+
+def rd_curves(rows: pd.DataFrame, quality: str) -> pd.DataFrame:
+    """Dataset-average RD curve of every (dataset, codec, device) over native-resolution rows.
+
+    Columns: ``dataset, codec, device, label, rate_label, bpp, <quality>, n_images, n_images_total``
+    (``n_images`` < ``n_images_total`` when some images lacked a rate point and were left out).
+    Callers pass trained rows only.
+    """
+    native = rows[rows["resolution"] == "native"]
+    multi = _multi_device(native)
+    parts = []
+    for (dataset, codec, device), group in native.groupby(["dataset", "codec", "device"], sort=True):
+        usable, total = complete_images(group, quality)
+        if usable.empty:
+            continue
+        avg = average_curve(usable, quality)
+        avg.insert(0, "label", series_label(codec, device, codec in multi))
+        avg.insert(0, "device", device)
+        avg.insert(0, "codec", codec)
+        avg.insert(0, "dataset", dataset)
+        avg["n_images_total"] = total
+        parts.append(avg)
+    columns = ["dataset", "codec", "device", "label", "rate_label", "bpp", quality, "n_images", "n_images_total"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def anchor_short_name(anchor: Any) -> str:
+    """``label [source@commit]`` — the anchor and where its numbers come from, in a few words."""
+    prov = getattr(anchor, "provenance", {}) or {}
+    where = ""
+    if prov.get("repository"):
+        repo = str(prov["repository"]).rstrip("/").split("/")[-1]
+        commit = str(prov.get("commit", ""))[:7]
+        where = f"{repo}@{commit}" if commit else repo
+    elif prov.get("paper"):
+        where = str(prov["paper"]).split(" ")[0]
+    return f"{anchor.label} [{where}]" if where else anchor.label
+
+
+def anchor_points(anchors: Sequence[Any], quality: str) -> pd.DataFrame:
+    """Points of published anchors that carry ``quality``: ``anchor, label, dataset, bpp, <quality>``."""
+    parts = []
+    for anchor in anchors:
+        if quality not in anchor.qualities:
+            continue
+        parts.append(pd.DataFrame({"anchor": anchor.name, "label": anchor_short_name(anchor), "dataset": anchor.dataset,
+                                   "bpp": anchor.values("bpp"), quality: anchor.values(quality)}))
+    columns = ["anchor", "label", "dataset", "bpp", quality]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+# --- BD-rate -------------------------------------------------------------------------------------
+
+def bd_against(rows: pd.DataFrame, errors: pd.DataFrame, anchor: Any, anchor_name: str, method: str,
+               averaging: str, qualities: Sequence[str] = tuple(QUALITIES)) -> pd.DataFrame:
+    """BD-rate and BD-quality of every codec of one dataset against one anchor, per quality.
+
+    ``rows`` are the dataset's native-resolution ok rows (untrained included: they come out as
+    ``excluded``), ``errors`` its error rows (counted per codec). ``anchor`` is a published
+    anchor or per-image rows of a measured codec. A codec whose BD fails gets ``status='error'``
+    and the reason; the table is never aborted by one codec. Qualities the anchor lacks are
+    skipped. Wide result: one row per (codec, device).
+    """
+    frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
+    wide: pd.DataFrame | None = None
+    for quality in qualities:
+        if not isinstance(anchor, pd.DataFrame) and quality not in anchor.qualities:
+            continue
+        table = bd_table(frame, anchor, quality, method, averaging, group_by=("codec", "device"),
+                         anchor_name=anchor_name)
+        short = {"psnr_rgb": "psnr", "ms_ssim_db": "msssim"}.get(quality, quality)
+        table = table.rename(columns={
+            "bd_rate_pct": f"bd_rate_{short}_pct", "bd_quality": f"bd_{short}_db", "overlap": f"overlap_{short}",
+            "status": f"status_{short}", "reason": f"reason_{short}", "warnings": f"warnings_{short}",
+            "n_points": f"n_points_{short}", "n_images": f"n_images_{short}"})
+        keep = ["codec", "device", f"bd_rate_{short}_pct", f"bd_{short}_db", f"overlap_{short}", f"n_points_{short}",
+                f"n_images_{short}", f"status_{short}", f"reason_{short}", f"warnings_{short}"]
+        if wide is None:
+            wide = table[["codec", "device", "anchor", "method", "averaging", "n_anchor_points", "n_error_rows",
+                          *keep[2:]]]
+        else:
+            wide = wide.merge(table[keep], on=["codec", "device"], how="outer")
+    if wide is None:
+        raise BDError(f"anchor {anchor_name!r} has none of the qualities {list(qualities)}")
+    return wide
+
+
+def measured_anchor(rows: pd.DataFrame, codec: str) -> pd.DataFrame:
+    """Per-image rows of a measured codec used as the BD anchor (``--anchor codec:NAME``)."""
+    anchor = rows[(rows["codec"] == codec) & (rows["resolution"] == "native")]
+    if anchor.empty:
+        known = ", ".join(sorted(rows["codec"].unique()))
+        raise BDError(f"no native-resolution rows of codec {codec!r} to use as anchor (codecs: {known})")
+    if anchor["device"].nunique() > 1:
+        anchor = anchor[anchor["device"] == sorted(anchor["device"].unique())[0]]
+    return anchor
+
+
+# --- complexity ----------------------------------------------------------------------------------
+
+def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Encode/decode time and memory per codec, device, dataset and resolution.
+
+    Times: median over the cells (each cell's value is already the median of its repeats).
+    Memory: the largest value over the cells (a peak is a peak). ``*_mem_mib`` is the RSS growth
+    of the call (see :func:`bench.report.data.add_memory_columns`); ``*_peak_rss_mib`` the
+    worker's whole peak RSS; ``*_gpu_peak_mib`` the CUDA allocator's peak (NaN on CPU).
+    """
+    agg = {
+        "cells": ("image", "size"),
+        "megapixels": ("megapixels", "median"),
+        "enc_time_s": ("enc_time_s", "median"),
+        "dec_time_s": ("dec_time_s", "median"),
+        "enc_mem_mib": ("enc_mem_bytes", "max"),
+        "dec_mem_mib": ("dec_mem_bytes", "max"),
+        "enc_peak_rss_mib": ("enc_peak_rss_bytes", "max"),
+        "dec_peak_rss_mib": ("dec_peak_rss_bytes", "max"),
+        "enc_gpu_peak_mib": ("enc_gpu_peak_bytes", "max"),
+        "dec_gpu_peak_mib": ("dec_gpu_peak_bytes", "max"),
+        "timer": ("timer", "first"),
+    }
+    numeric = rows.copy()
+    for col in ("enc_peak_rss_bytes", "dec_peak_rss_bytes", "enc_gpu_peak_bytes", "dec_gpu_peak_bytes"):
+        numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
+    out = numeric.groupby(["codec", "device", "dataset", "resolution"], sort=True).agg(**agg).reset_index()
+    for col in out.columns:
+        if col.endswith("_mib"):
+            out[col] = out[col] / MIB
+    out["_native"] = out["resolution"] != "native"  # native rows first, then the ladder by size
+    out = out.sort_values(["codec", "device", "_native", "megapixels"]).drop(columns="_native")
+    return out.reset_index(drop=True)
+
+
+def scaling_points(ladder: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Per (codec, device, size) median of ``cost`` over the ladder images: the plotted points.
+
+    Non-positive values (memory: the allocator reused freed pages, so RSS did not grow) cannot go
+    on a log axis; they are left out and counted in ``n_dropped``.
+    """
+    values = pd.to_numeric(ladder[cost], errors="coerce")
+    usable = ladder.assign(_v=values)
+    dropped = usable[~(usable["_v"] > 0)].groupby(["codec", "device", "pixels"]).size()
+    usable = usable[usable["_v"] > 0]
+    out = (usable.groupby(["codec", "device", "pixels"], sort=True)
+           .agg(resolution=("resolution", "first"), value=("_v", "median"), n=("_v", "size")).reset_index())
+    out["megapixels"] = out["pixels"] / 1e6
+    out["cost"] = cost
+    out["n_dropped"] = [int(dropped.get((c, d, p), 0)) for c, d, p in zip(out["codec"], out["device"], out["pixels"])]
+    return out[["codec", "device", "cost", "resolution", "pixels", "megapixels", "value", "n", "n_dropped"]]
+
+
+def scaling_fits(ladder: pd.DataFrame, costs: Sequence[str] = tuple(COSTS)) -> pd.DataFrame:
+    """Power-law fit ``cost ∝ pixels^k`` per codec and device, one row per (codec, device, cost).
+
+    Fitted on the per-size medians (robust to a slow outlier image), positive values only.
+    """
+    parts = []
+    for cost in costs:
+        points = ladder.assign(**{cost: pd.to_numeric(ladder[cost], errors="coerce")})
+        points = points[points[cost] > 0]
+        fits = fit_power_law_by(points, cost, by=("codec", "device"), aggregate="median")
+        if fits.empty:
+            continue
+        total = ladder.groupby(["codec", "device"]).size()
+        kept = points.groupby(["codec", "device"]).size()
+        fits["n_dropped"] = [int(total.get(k, 0)) - int(kept.get(k, 0)) for k in zip(fits["codec"], fits["device"])]
+        parts.append(fits)
+    columns = ["codec", "device", "cost", "exponent", "intercept", "r2", "n_sizes", "n", "exponent_stderr",
+               "n_dropped", "error"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
+# --- trade-off -----------------------------------------------------------------------------------
+
+def tradeoff(bd: pd.DataFrame, native: pd.DataFrame, adapters: dict[str, str]) -> pd.DataFrame:
+    """Decode time vs BD-rate (PSNR-RGB) per codec: ``codec, device, family, dec_time_s, bd_rate_pct``.
+
+    Decode time is the median over the dataset's native cells (all rate points and images);
+    ``family`` is the codec's adapter, so profiles of one codec (e.g. JPEG 4:2:0 and 4:4:4) share
+    a marker. Codecs without a BD-rate (error, untrained) are left out.
+    """
+    ok = bd[(bd.get("status_psnr") == "ok") & bd["bd_rate_psnr_pct"].notna()]
+    times = native.groupby(["codec", "device"])["dec_time_s"].median()
+    rows = []
+    for _, r in ok.iterrows():
+        t = times.get((r["codec"], r["device"]), math.nan)
+        rows.append({"codec": r["codec"], "device": r["device"], "family": adapters.get(r["codec"], r["codec"]),
+                     "dec_time_s": t, "bd_rate_pct": r["bd_rate_psnr_pct"]})
+    return pd.DataFrame(rows, columns=["codec", "device", "family", "dec_time_s", "bd_rate_pct"])

@@ -1,0 +1,204 @@
+"""The report end to end on a real small results store.
+
+The store comes from the real CLI: 2 Kodak images, JPEG 4:2:0 and WebP over their ladders, a
+2-size resolution ladder, plus a real learned codec on random weights (CompressAI's factorized
+model, untrained) that must appear in the complexity sections only, and a JPEG whose encoder
+fails at one rate point, whose errors the report must show without failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.analysis.bd import average_curve_bd, mean_of_per_image_bd
+from bench.analysis.scaling import fit_power_law
+from bench.anchors import load_anchor
+from bench.report import ReportError, ReportOptions, build_report
+from bench.store import read_measurements, read_runs
+
+PROJECT = Path(__file__).resolve().parents[1]
+FIGURES = ("rd_kodak", "scaling_time", "scaling_memory", "tradeoff")
+CSVS = ("bd_rate", "complexity", "rd_kodak_psnr_rgb", "rd_kodak_ms_ssim_db", "scaling_fits", "scaling_points",
+        "tradeoff")
+UNTRAINED = "random-factorized"
+FAULTY = "faulty-jpeg"
+
+
+def run(module: str, *args: str, data_dir: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    if data_dir is not None:
+        env["BENCH_DATA_DIR"] = str(data_dir)
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
+                          cwd=PROJECT, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, data_dir: Path) -> Path:
+    """A real store: 2 Kodak images × (jpeg-420, webp, an untrained learned codec) + a 2-size ladder."""
+    root = tmp_path_factory.mktemp("report")
+    codecs = root / "codecs"
+    codecs.mkdir()
+    for name in ("jpeg-420", "webp"):
+        (codecs / f"{name}.toml").write_text((PROJECT / "codecs" / f"{name}.toml").read_text())
+    (codecs / f"{UNTRAINED}.toml").write_text(
+        'adapter = "tests.support.untrained_codecs:RandomWeightsFactorized"\n'
+        'description = "CompressAI bmshj2018-factorized on random weights (test)"\n'
+        '[[rates]]\nlabel = "q1"\nquality = 1\n')
+    (codecs / f"{FAULTY}.toml").write_text(
+        'adapter = "tests.support.faulty_codecs:FaultyJpeg"\n'
+        '[[rates]]\nlabel = "q25"\nquality = 25\n[[rates]]\nlabel = "q50"\nquality = 50\n'
+        '[[rates]]\nlabel = "q75"\nquality = 75\nfault = "raise"\n')
+    out = root / "results"
+    done = run("bench", "--codecs-dir", str(codecs), "run", "--codecs", f"jpeg-420,webp,{UNTRAINED},{FAULTY}",
+               "--images", "2",
+               "--ladder", "256x256,512x512", "--ladder-per-size", "1", "--repeats", "1", "--jobs", "2",
+               "--out", str(out), "--quiet", data_dir=data_dir)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(store: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report-out")
+    done = run("bench.report", str(store), "--anchor", "kodak/vtm", "--method", "pchip",
+               "--averaging", "average-curve", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert str(out / "report.html") in done.stdout
+    return out
+
+
+def test_every_file_and_section_is_written(report: Path) -> None:
+    for stem in FIGURES:
+        png, svg = report / "figures" / f"{stem}.png", report / "figures" / f"{stem}.svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert "<svg" in svg.read_text()[:2000], svg
+    for stem in CSVS:
+        frame = pd.read_csv(report / "data" / f"{stem}.csv")
+        assert len(frame) > 0, stem
+    md = (report / "report.md").read_text()
+    for heading in ("## Provenance", "### Runs", "#### Package versions", "### Codecs", "### Definitions",
+                    "### Excluded from rate-distortion", "### Errors and notes", "## Rate-distortion", "### kodak",
+                    "## BD-rate", "## Complexity", "## Complexity scaling", "## Decode time vs BD-rate", "## Files"):
+        assert f"\n{heading}\n" in md, heading
+    for stem in FIGURES:  # Markdown links the files
+        assert f"(figures/{stem}.png)" in md and f"(figures/{stem}.svg)" in md
+
+
+def test_html_is_self_contained(report: Path) -> None:
+    html = (report / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    assert not re.search(r"<(script|link|iframe)\b", html)
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert len(sources) == len(FIGURES)
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in html and "BD-rate PSNR-RGB (%)" in html
+
+
+def test_bd_table_matches_bd_computed_directly(report: Path, store: Path) -> None:
+    rows = read_measurements(store)
+    native = rows[(rows.resolution == "native") & (rows.dataset == "kodak")]
+    table = pd.read_csv(report / "data" / "bd_rate.csv").set_index("codec")
+    md = (report / "report.md").read_text()
+    anchor = load_anchor("kodak/vtm")
+    for codec in ("jpeg-420", "webp"):
+        group = native[native.codec == codec]
+        psnr = average_curve_bd(group, anchor, "psnr_rgb", method="pchip").value
+        msssim = average_curve_bd(group, anchor, "ms_ssim_db", method="pchip").value
+        assert table.loc[codec, "bd_rate_psnr_pct"] == pytest.approx(psnr, abs=1e-9)
+        assert table.loc[codec, "bd_rate_msssim_pct"] == pytest.approx(msssim, abs=1e-9)
+        assert table.loc[codec, "method"] == "pchip" and table.loc[codec, "averaging"] == "average-curve"
+        row = rf"\| {codec} \| cpu \| {re.escape(f'{psnr:+.2f}')} \| [^|]+ \| {re.escape(f'{msssim:+.2f}')} \|"
+        assert re.search(row, md), codec
+        assert psnr > 50  # JPEG and WebP need far more bits than VTM at equal PSNR
+    # The method, averaging and the anchor's codec version are printed beside the table.
+    assert "Method **pchip**" in md and "Averaging **average-curve**" in md
+    assert f"version **{anchor.codec['version']}**" in md and "kodak/vtm" in md
+
+
+def test_untrained_codec_only_in_complexity(report: Path) -> None:
+    md = (report / "report.md").read_text()
+    excluded = md.split("### Excluded from rate-distortion", 1)[1].split("###", 1)[0]
+    assert UNTRAINED in excluded and "trained = 0" in excluded
+    bd = pd.read_csv(report / "data" / "bd_rate.csv").set_index("codec")
+    assert bd.loc[UNTRAINED, "status_psnr"] == "excluded" and math.isnan(bd.loc[UNTRAINED, "bd_rate_psnr_pct"])
+    for stem in ("rd_kodak_psnr_rgb", "rd_kodak_ms_ssim_db", "tradeoff"):
+        assert UNTRAINED not in set(pd.read_csv(report / "data" / f"{stem}.csv")["codec"]), stem
+    assert UNTRAINED not in (report / "figures" / "rd_kodak.svg").read_text()
+    assert UNTRAINED in set(pd.read_csv(report / "data" / "complexity.csv")["codec"])
+    assert UNTRAINED in set(pd.read_csv(report / "data" / "scaling_points.csv")["codec"])
+    assert UNTRAINED in (report / "figures" / "scaling_time.svg").read_text()
+
+
+def test_scaling_fit_is_the_power_law_of_the_ladder(report: Path, store: Path) -> None:
+    rows = read_measurements(store)
+    ladder = rows[(rows.codec == "jpeg-420") & (rows.resolution != "native")]
+    assert sorted(ladder.resolution.unique()) == ["256x256", "512x512"]
+    medians = ladder.groupby("pixels")["dec_time_s"].median()
+    fit = fit_power_law(medians.index.to_numpy(), medians.to_numpy())
+    fits = pd.read_csv(report / "data" / "scaling_fits.csv")
+    row = fits[(fits.codec == "jpeg-420") & (fits.cost == "dec_time_s")].iloc[0]
+    assert row["exponent"] == pytest.approx(fit.exponent, rel=1e-9)
+    svg = (report / "figures" / "scaling_time.svg").read_text()
+    assert f"jpeg-420: k={fit.exponent:.2f} (2 sizes)" in svg  # the exponent is in the legend
+
+
+def test_errors_are_shown_not_fatal(report: Path) -> None:
+    md = (report / "report.md").read_text()
+    errors = md.split("### Errors and notes", 1)[1].split("\n## ", 1)[0]
+    assert re.search(rf"\| {FAULTY} \| 2 \| codec error: injected encoder failure \(×2\) \|", errors)
+    bd = pd.read_csv(report / "data" / "bd_rate.csv").set_index("codec")
+    # The two good rate points still give a BD-rate; the error cells are counted beside it.
+    assert bd.loc[FAULTY, "status_psnr"] == "ok" and bd.loc[FAULTY, "n_error_rows"] == 2
+    assert bd.loc[FAULTY, "n_points_psnr"] == 2
+    assert re.search(rf"\| {FAULTY} \| cpu \| \+[0-9.]+ \|.*2 error cell\(s\) left out \|", md)
+
+
+def test_provenance_comes_from_the_run_manifest(report: Path, store: Path) -> None:
+    manifest = json.loads(read_runs(store).iloc[-1]["manifest"])
+    md = (report / "report.md").read_text()
+    provenance = md.split("## Rate-distortion", 1)[0]
+    for value in (manifest["git_commit"], manifest["cpu"], manifest["packages"]["pillow"], "--repeats 1"):
+        assert value and str(value) in provenance, value
+    assert "`psnr_rgb`" in provenance and "10·log10(255²/MSE)" in provenance  # quoted from the README
+    versions = read_measurements(store).groupby("codec")["codec_version"].first()
+    assert versions["jpeg-420"] in provenance
+
+
+def test_measured_anchor_with_mean_of_per_image(store: Path, tmp_path: Path) -> None:
+    options = ReportOptions(anchor="codec:jpeg-420", averaging="mean-of-per-image")
+    report = build_report(store, tmp_path / "out", options)
+    table = report.bd.set_index("codec")
+    assert table.loc["jpeg-420", "bd_rate_psnr_pct"] == pytest.approx(0.0, abs=1e-9)
+    rows = read_measurements(store)
+    native = rows[rows.resolution == "native"]
+    direct = mean_of_per_image_bd(native[native.codec == "webp"], native[native.codec == "jpeg-420"], "psnr_rgb")
+    assert table.loc["webp", "bd_rate_psnr_pct"] == pytest.approx(direct.value, abs=1e-9)
+    assert direct.value < 0  # WebP beats JPEG
+
+
+@pytest.mark.parametrize("options, message", [
+    (ReportOptions(anchor="kodak/vtmm"), "did you mean kodak/vtm"),
+    (ReportOptions(averaging="mean-of-per-image"), "needs per-image anchor rows"),
+    (ReportOptions(anchor="clic-pro-valid/vtm-17.0"), "is for dataset 'clic-pro-valid'"),
+    (ReportOptions(method="linear"), "unknown BD method"),
+])
+def test_bad_options_are_explained(store: Path, tmp_path: Path, options: ReportOptions, message: str) -> None:
+    with pytest.raises(ReportError, match=re.escape(message)):
+        build_report(store, tmp_path / "out", options)
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    done = run("bench.report", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "no results store" in done.stderr and "bench run" in done.stderr
