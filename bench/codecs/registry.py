@@ -27,6 +27,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "jpeg2000": "bench.codecs.jpeg2000:Jpeg2000Codec",
     "heic": "bench.codecs.heic:HeicCodec",
     "vtm": "bench.codecs.vtm:VtmCodec",
+    "mlicpp": "bench.codecs.mlicpp:MLICPlusPlusCodec",
 }
 
 ENTRY_POINT_GROUP = "bench.codecs"
