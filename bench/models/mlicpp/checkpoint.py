@@ -129,8 +129,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     The entropy-coder tables come from the file: ``update()`` is *not* called (it would recompute
     the z tables from the learned density and change the z stream), unless the file has none.
     """
-    model = MLICPlusPlus()
     state_dict = normalize_state_dict(load_state_dict_file(path))
+    model = MLICPlusPlus()
     try:
         check_state_dict(model, state_dict)
     except CheckpointError as exc:
