@@ -191,6 +191,25 @@ def test_banded_local_context_equals_official_chain(shape):
     assert torch.equal(banded, reference)
 
 
+def test_banded_transforms_equal_whole_image():
+    """Row bands of g_a / g_s (used above 2^19 pixels) give the whole-image values bit for bit
+    with channels-last kernels (the fast layout)."""
+    from bench.models.mlicpp.transforms import AnalysisTransform, SynthesisTransform
+
+    torch.manual_seed(0)
+    g_a, g_s = AnalysisTransform().eval(), SynthesisTransform().eval()
+    for conv in (*g_a.modules(), *g_s.modules()):
+        if isinstance(conv, torch.nn.Conv2d):
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 192, 64).contiguous(memory_format=torch.channels_last)
+    y = torch.randn(1, 320, 12, 4).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        whole_a, whole_s = g_a(x), g_s(y)
+        g_a.band_pixels = g_s.band_pixels = 64 * 40  # bands of 40 and 36 rows
+        assert torch.equal(g_a(x), whole_a)
+        assert torch.equal(g_s(y), whole_s)
+
+
 def test_in_place_gdn_matches_compressai():
     from compressai.layers import GDN as CompressAIGDN
 

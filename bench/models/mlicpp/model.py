@@ -14,6 +14,7 @@ from identical tensors in identical memory layouts; the y symbols go into one rA
 from __future__ import annotations
 
 import contextlib
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +33,13 @@ from bench.models.mlicpp.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, u
 from bench.models.mlicpp.global_context import ChannelContext, LinearGlobalInterContext, LinearGlobalIntraContext
 from bench.models.mlicpp.local_context import LocalContext
 from bench.models.mlicpp.parameters import EntropyParameters, LatentResidualPrediction
-from bench.models.mlicpp.transforms import AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
+from bench.models.mlicpp.transforms import (
+    BAND_PIXELS,
+    AnalysisTransform,
+    HyperAnalysis,
+    HyperSynthesis,
+    SynthesisTransform,
+)
 
 #: padded image sides are multiples of this (y is H/16, z is H/64)
 PAD_MULTIPLE = 64
@@ -114,14 +121,19 @@ class MLICPlusPlus(CompressionModel):
         attention with the float −100 mask, entropy-parameter nets on full-resolution maps.
         ``reference=False`` (default, faster) uses channels-last tensors (oneDNN picks other
         conv kernels: last-bit differences, ~1e-6), banded local attention without denormals
-        (bit-identical in our checks) and entropy-parameter nets on the squeezed half of the
-        positions they serve (per-position 1×1 convs; bit-identical in our checks).
+        (bit-identical in our checks), entropy-parameter nets on the squeezed half of the
+        positions they serve (same per-position math, but GEMM blocking changes the last bits,
+        ~1e-7) and, above 2^19 pixels, the full-resolution stages of g_a/g_s in row bands
+        (bit-identical with channels-last kernels in our checks).
         Encoder and decoder must use the same setting; streams do not mix across settings.
         """
         self.reference = reference
         self.squeezed_parameters = not reference
         for lc in self.local_context:
             lc.reference = reference
+        # row bands in g_a/g_s: bit-exact with channels-last kernels only (checked), so not here
+        band = sys.maxsize if reference else BAND_PIXELS
+        self.g_a.band_pixels = self.g_s.band_pixels = band
         return self.set_memory_format(torch.contiguous_format if reference else torch.channels_last)
 
     def set_memory_format(self, memory_format: torch.memory_format) -> "MLICPlusPlus":

@@ -6,6 +6,7 @@ Key names follow the official state dict: ``g_a.analysis_transform.K``, ``g_s.sy
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from bench.models.mlicpp.layers import (
@@ -17,8 +18,45 @@ from bench.models.mlicpp.layers import (
 )
 
 
+#: images above this many pixels run the full-resolution stages of g_a / g_s in row bands
+BAND_PIXELS = 1 << 19
+
+
+def run_in_bands(stage: nn.Module, x: Tensor, num: int, den: int, band_rows: int, halo: int, align: int) -> Tensor:
+    """Apply ``stage`` (which scales rows by num/den) to row bands of ``x`` and stitch the rows.
+
+    Each band reads ``halo`` extra input rows on both sides (at least the stage's receptive
+    radius), clipped at the image border, where the convs' own zero padding then applies exactly
+    as for the whole image; band starts are multiples of ``align`` so strided convs stay on the
+    same grid. Only one band's activations are alive at a time. Values equal the whole-image
+    computation (checked bit for bit in the tests).
+    """
+    H = x.shape[-2]
+    out_rows = H * num // den
+    pieces = []
+    for o0 in range(0, out_rows, band_rows):
+        o1 = min(out_rows, o0 + band_rows)
+        i0 = max(0, (o0 * den // num - halo) // align * align)
+        i1 = min(H, -(-(-(-o1 * den // num) + halo) // align) * align)
+        y = stage(x[..., i0:i1, :])
+        start = i0 * num // den
+        pieces.append(y[..., o0 - start:o1 - start, :])
+    return torch.cat(pieces, dim=-2) if len(pieces) > 1 else pieces[0]
+
+
+def band_rows_for(width: int, multiple: int, budget: int = BAND_PIXELS) -> int:
+    """Output rows per band so that a band holds about ``budget`` image pixels."""
+    return max(multiple, budget // max(width, 1) // multiple * multiple)
+
+
 class AnalysisTransform(nn.Module):
-    """g_a: x [B,3,H,W] → y [B,M,H/16,W/16]."""
+    """g_a: x [B,3,H,W] → y [B,M,H/16,W/16].
+
+    Above :data:`BAND_PIXELS`, the stages at H/2 (RBS0, RB1, RBS2 → H/4) run in row bands with a
+    16-row halo (receptive radius 13 input rows), so the largest maps are never whole.
+    """
+
+    band_pixels = BAND_PIXELS
 
     def __init__(self, N: int = 192, M: int = 320):
         super().__init__()
@@ -33,11 +71,22 @@ class AnalysisTransform(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.analysis_transform(x)
+        H, W = x.shape[-2:]
+        if H * W <= self.band_pixels or H % 4:
+            return self.analysis_transform(x)
+        head, tail = self.analysis_transform[:3], self.analysis_transform[3:]
+        rows = band_rows_for(W, 4, self.band_pixels) // 4  # H/4 rows per band
+        return tail(run_in_bands(head, x, 1, 4, rows, halo=16, align=4))
 
 
 class SynthesisTransform(nn.Module):
-    """g_s: ŷ [B,M,h,w] → x̂ [B,3,16h,16w] (no final activation, no clamp)."""
+    """g_s: ŷ [B,M,h,w] → x̂ [B,3,16h,16w] (no final activation, no clamp).
+
+    Above :data:`BAND_PIXELS` output pixels, the last stage (RBU5, RB6, final sub-pixel conv:
+    4h → 16h rows) runs in row bands with a 4-row halo at 4h (receptive radius 3 rows).
+    """
+
+    band_pixels = BAND_PIXELS
 
     def __init__(self, N: int = 192, M: int = 320):
         super().__init__()
@@ -53,7 +102,12 @@ class SynthesisTransform(nn.Module):
         )
 
     def forward(self, y_hat: Tensor) -> Tensor:
-        return self.synthesis_transform(y_hat)
+        h, w = y_hat.shape[-2:]
+        if 256 * h * w <= self.band_pixels:
+            return self.synthesis_transform(y_hat)
+        head, tail = self.synthesis_transform[:5], self.synthesis_transform[5:]
+        rows = band_rows_for(16 * w, 4, self.band_pixels)  # output rows per band
+        return run_in_bands(tail, head(y_hat), 4, 1, rows, halo=4, align=1)
 
 
 class HyperAnalysis(nn.Module):
