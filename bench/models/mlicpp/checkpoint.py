@@ -129,13 +129,20 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     The entropy-coder tables come from the file: ``update()`` is *not* called (it would recompute
     the z tables from the learned density and change the z stream), unless the file has none.
     """
-    state_dict = normalize_state_dict(load_state_dict_file(path))
     model = MLICPlusPlus()
+    # never hold two copies of the 334 MB of weights: replace the random ones by storage-free
+    # views of the right shape, then adopt the loaded tensors (CompressAI's GDN cannot be built
+    # on the meta device)
+    for tensor in model.parameters():
+        tensor.data = torch.zeros((), dtype=tensor.dtype).expand(tensor.shape)
+    state_dict = normalize_state_dict(load_state_dict_file(path))
     try:
         check_state_dict(model, state_dict)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    model.load_state_dict(state_dict, strict=True)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    del state_dict
+    model.configure(reference=model.reference)  # re-lay the adopted weights (channels-last)
     if model.gaussian_conditional._offset.numel() == 0 or model.entropy_bottleneck._offset.numel() == 0:
         warnings.warn(f"{path}: no entropy-coder tables in the checkpoint; computing them with update()")
         model.update(force=True)

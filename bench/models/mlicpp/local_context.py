@@ -193,9 +193,10 @@ class LocalContext(nn.Module):
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
             n = (r1 - r0) * w
-            windows = G.as_strided((B, r1 - r0, w, WINDOW, WINDOW, 3 * C), (sB, sH, sW, sH, sW, sC),
-                                   G.storage_offset() + r0 * sH)
-            qkv = windows.reshape(B * n, SLOTS, 3, heads, d).permute(2, 3, 0, 1, 4).contiguous()
+            windows = G.as_strided((B, r1 - r0, w, WINDOW, WINDOW, 3, heads, d),
+                                   (sB, sH, sW, sH, sW, sC * heads * d, sC * d, sC), G.storage_offset() + r0 * sH)
+            # one copy into [part, head, window, slot, d]
+            qkv = windows.permute(5, 6, 0, 1, 2, 3, 4, 7).reshape(3, heads, B * n, SLOTS, d)
             band = slots[r0 * w:r1 * w].repeat(B, 1)  # [B·n,25]
             dead = band[:, :, None] & ~band[:, None, :]  # anchor query, non-anchor key
             shifted = ~band[:, :, None]  # non-anchor query: whole row −100
