@@ -34,6 +34,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "vtm": "bench.codecs.vtm:VtmCodec",
     "msp": "bench.codecs.msp:MSPCodec",
     "compressai": "bench.codecs.compressai_zoo:CompressAIZooCodec",
+    "mlicpp": "bench.codecs.mlicpp:MLICPlusPlusCodec",
 }
 
 ENTRY_POINT_GROUP = "bench.codecs"
