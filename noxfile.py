@@ -50,3 +50,18 @@ def gate(session: nox.Session) -> None:
     """The regression gate against the committed baseline gate/baseline.json (exit 1 on a regression)."""
     _install(session)
     session.run("python", "-m", "bench.gate", "--baseline", "gate/baseline.json", *session.posargs, env=DATA_ENV)
+
+
+SCALING_CODECS = "mlicpp-untrained,msp-fast,msp-base,msp-best,mbt2018"
+
+
+@nox.session
+def scaling(session: nox.Session) -> None:
+    """Complexity scaling of the learned codecs over the resolution ladder (untrained weights
+    are fine for timing), into results/scaling, then its report into reports/scaling."""
+    _install(session)
+    args = session.posargs or [
+        "--codecs", SCALING_CODECS, "--images", "0", "--ladder", "256x256,512x512,768x512,1024x1024,2048x1365",
+        "--ladder-per-size", "1", "--jobs", "1", "--threads", "2", "--repeats", "1", "--timeout", "3600"]
+    session.run("python", "-m", "bench", "run", "--out", "results/scaling", *args, env=DATA_ENV)
+    session.run("python", "-m", "bench.report", "results/scaling", "--out", "reports/scaling")

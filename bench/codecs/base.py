@@ -96,6 +96,10 @@ class Codec(abc.ABC):
     def __init__(self, config: CodecConfig, device: str | None = None):
         self.config = config
         self.device = device or config.device
+        if self.device == "auto":  # CUDA when present, else CPU
+            from bench.device import cuda_available
+
+            self.device = "cuda" if cuda_available() else "cpu"
         #: Subprocess codecs set this after each call: the child's peak RSS in bytes.
         self.last_child_peak_rss: int | None = None
         #: A decoder may report numbers about its last call here (e.g. per-step decode times);

@@ -54,7 +54,7 @@ def resolve_path(path: str) -> Path:
 
 def _params(config: CodecConfig) -> dict[str, Any]:
     params = {"threads": DEFAULT_THREADS, "mode": "fast", "untrained": False, "seed": None,
-              "output_rounding": "floor", **config.params}
+              "output_rounding": "round", **config.params}
     if params["mode"] not in MODES:
         raise ValueError(f"{config.name}: mode must be one of {MODES}, got {params['mode']!r}")
     if params["output_rounding"] not in ("floor", "round"):

@@ -115,7 +115,9 @@ def time_codec(codec: Codec, config: CodecConfig, crops: dict[tuple[int, int], n
 def mlic_configs(configs: dict[str, CodecConfig]) -> list[CodecConfig]:
     if importlib.util.find_spec("bench.models.mlicpp") is None:
         return []
-    return [c for c in configs.values() if c.adapter.lower().startswith("mlic")]
+    from bench.codecs.registry import availability
+
+    return [c for c in configs.values() if c.adapter.lower().startswith("mlic") and availability(c) is None]
 
 
 def summarise(results: dict[str, dict]) -> dict[str, Any]:
