@@ -27,6 +27,13 @@ def kodak_image(data_dir: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def kodak01(data_dir: Path) -> np.ndarray:
+    from bench.images import load_image
+
+    return load_image(data_dir / "kodak" / "kodim01.png").pixels
+
+
+@pytest.fixture(scope="session")
 def kodak_crop(kodak_image: np.ndarray) -> np.ndarray:
     """A small, detailed 96×128 crop: quick to code with every codec."""
     return np.ascontiguousarray(kodak_image[200:296, 300:428])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from bench.codecs.base import CodecConfig, CodecError, Encoded, RatePoint
 from bench.codecs.mlicpp import MLICPlusPlusCodec
@@ -16,15 +14,6 @@ from bench.codecs.registry import BUILTIN_ADAPTERS, adapter_class, availability,
 
 PROJECT = Path(__file__).resolve().parents[2]
 CODECS = PROJECT / "codecs"
-
-
-@pytest.fixture(scope="module")
-def kodak01() -> np.ndarray:
-    data = os.environ.get("BENCH_DATA_DIR")
-    path = Path(data or "") / "kodak" / "kodim01.png"
-    if not data or not path.is_file():
-        pytest.skip("BENCH_DATA_DIR with kodak/ is not set")
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from bench.models.msp import decode_scaling as ds
 
 def test_helpers() -> None:
     assert ds.parse_sizes("256x256, 2048X1365") == [(256, 256), (2048, 1365)]
-    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+    with pytest.raises(ValueError, match="is not WxH"):
         ds.parse_sizes("256*256")
     img = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
     crop = ds.centre_crop(img, 4, 2)

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from bench.codecs.base import CodecError
 from bench.models.mlicpp import CheckpointError, MLICPlusPlus, load_checkpoint, parameter_count, untrained_model
@@ -38,15 +37,6 @@ def spec_entries() -> list:
     if not shared or not path.is_file():
         pytest.skip("BENCH_SHARED_DIR with spec/mlicpp_state_dict.json is not set")
     return json.loads(path.read_text())
-
-
-@pytest.fixture(scope="module")
-def kodak01() -> np.ndarray:
-    data = os.environ.get("BENCH_DATA_DIR")
-    path = Path(data or "") / "kodak" / "kodim01.png"
-    if not data or not path.is_file():
-        pytest.skip("BENCH_DATA_DIR with kodak/ is not set")
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 @pytest.fixture(scope="module")

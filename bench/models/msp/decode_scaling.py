@@ -38,6 +38,8 @@ import numpy as np
 
 from bench.codecs import registry
 from bench.codecs.base import Codec, CodecConfig
+from bench.datasets import parse_size
+from bench.images import centre_crop, load_image
 
 DEFAULT_SIZES = "256x256,512x512,768x512,1024x683,1536x1024,2048x1365"
 DEFAULT_MBT_SIZES = "256x256,512x512,1024x683,2048x1365"
@@ -47,28 +49,7 @@ LOF_PROFILES = {"msp-base-lof": "msp-base"}
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """"WxH,WxH" → [(width, height), ...]."""
-    out = []
-    for item in text.split(","):
-        w, _, h = item.strip().lower().partition("x")
-        if not (w.isdigit() and h.isdigit()):
-            raise ValueError(f"size {item!r} is not WIDTHxHEIGHT")
-        out.append((int(w), int(h)))
-    return out
-
-
-def centre_crop(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if width > w or height > h:
-        raise ValueError(f"cannot crop {width}x{height} from a {w}x{h} image")
-    top, left = (h - height) // 2, (w - width) // 2
-    return np.ascontiguousarray(image[top : top + height, left : left + width])
-
-
-def load_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return [parse_size(item.strip()) for item in text.split(",")]
 
 
 def fit_exponent(pixels: list[int], seconds: list[float]) -> float | None:
@@ -209,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         if not data_dir:
             ap.error("give --image or set BENCH_DATA_DIR")
         path = Path(data_dir) / "imagecompression-info-subset" / "flower_foveon.png"
-    source = load_image(path)
+    source = load_image(path).pixels
     configs = registry.load_configs(args.codecs_dir)
     names = [n.strip() for n in args.codecs.split(",") if n.strip()]
     aliases = {} if args.time_lof_profiles else {a: t for a, t in LOF_PROFILES.items() if t in names}
