@@ -195,7 +195,7 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
 def summary_table(rows: list[dict]):
     from rich.table import Table
 
-    table = Table(title="summary (native-resolution cells of this run)")
+    table = Table(title="summary of this run (native-resolution cells where there are any)")
     for col in ("codec", "cells", "errors", "mean bpp", "mean PSNR-RGB", "median enc s", "median dec s"):
         table.add_column(col, justify="right" if col != "codec" else "left")
     by_codec: dict[str, list[dict]] = {}
@@ -204,7 +204,8 @@ def summary_table(rows: list[dict]):
     import statistics as st
 
     for codec, items in by_codec.items():
-        ok = [r for r in items if r["status"] == "ok" and r["resolution"] == "native"]
+        ok = [r for r in items if r["status"] == "ok" and r["resolution"] == "native"] or [
+            r for r in items if r["status"] == "ok"]  # a ladder-only run: summarise its crops
         fmt = lambda vals, f: f.format(st.mean(vals)) if vals else "-"  # noqa: E731
         med = lambda vals: f"{st.median(vals):.4f}" if vals else "-"  # noqa: E731
         table.add_row(codec, str(len(items)), str(sum(r["status"] != "ok" for r in items)),

@@ -7,7 +7,9 @@ Protocol (the same for every codec):
    input's size, else the cell is an error.
 3. Times are wall-clock (``perf_counter``; CUDA events with synchronisation on a GPU) of the
    ``encode``/``decode`` call alone: median, min and max over the repeats. For subprocess codecs
-   the timer includes process start-up and file I/O (``timer`` says so).
+   the timer includes process start-up and file I/O (``timer`` says so). The median CPU time of
+   this process over the same calls (all its threads) is stored too: unlike wall time it does
+   not grow when other load time-slices the CPU (NULL for subprocess codecs).
 4. Host memory: the peak RSS of this worker process over the encode calls and over the decode
    calls (``VmHWM`` after resetting it), plus the RSS before both; for subprocess codecs, the
    child's own peak (``ru_maxrss`` from ``wait4``); on CUDA, the allocator's peak
@@ -17,6 +19,7 @@ Protocol (the same for every codec):
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,28 +40,34 @@ class Protocol:
             raise ValueError("warmup must be ≥ 0 and repeats ≥ 1")
 
 
-def _timed_calls(codec: Codec, n: int, call) -> tuple[list[Any], list[float], int | None, int | None, int | None]:
-    """Run ``call`` n times; return results, seconds, host peak, GPU peak and NVML readings."""
+def _timed_calls(codec: Codec, n: int, call) -> tuple[list[Any], tuple[list[float], list[float]], int | None,
+                                                       int | None, int | None]:
+    """Run ``call`` n times; return results, (wall, CPU) seconds, host peak, GPU peak and NVML readings."""
     device = codec.device
     reset_ok = dev.reset_host_peak()
     dev.reset_gpu_peak(device)
-    results, seconds, child_peaks = [], [], []
+    results, seconds, cpu_seconds, child_peaks = [], [], [], []
     for _ in range(n):
+        cpu0 = time.process_time()
         with dev.Timer(device) as timer:
             results.append(call())
             codec.synchronize()
+        cpu_seconds.append(time.process_time() - cpu0)
         seconds.append(timer.seconds)
         child_peaks.append(codec.last_child_peak_rss)
     if codec.subprocess:  # the work happened in the child: its peak is the one that matters
         host_peak = max(child_peaks) if None not in child_peaks else None
     else:
         host_peak = dev.host_peak_rss() if reset_ok else None
-    return results, seconds, host_peak, dev.gpu_peak_allocated(device), dev.nvml_process_bytes(device)
+    return results, (seconds, cpu_seconds), host_peak, dev.gpu_peak_allocated(device), dev.nvml_process_bytes(device)
 
 
-def _time_stats(prefix: str, seconds: list[float]) -> dict[str, float]:
+def _time_stats(prefix: str, times: tuple[list[float], list[float]], skip: int, subprocess: bool) -> dict[str, float]:
+    seconds, cpu = times[0][skip:], times[1][skip:]
     return {f"{prefix}_time_s": statistics.median(seconds), f"{prefix}_time_min_s": min(seconds),
-            f"{prefix}_time_max_s": max(seconds)}
+            f"{prefix}_time_max_s": max(seconds),
+            # CPU time of this process: immune to time-slicing by other load; the child's for subprocesses is not in it
+            f"{prefix}_cpu_s": None if subprocess else statistics.median(cpu)}
 
 
 def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
@@ -99,8 +108,8 @@ def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
         "bpp": 8.0 * len(data) / (height * width),
         "estimated_bits": extras.pop("estimated_bits", None),
         **all_metrics(image, decoded),
-        **_time_stats("enc", enc_s[protocol.warmup:]),
-        **_time_stats("dec", dec_s[protocol.warmup:]),
+        **_time_stats("enc", enc_s, protocol.warmup, codec.subprocess),
+        **_time_stats("dec", dec_s, protocol.warmup, codec.subprocess),
         "repeats": timed,
         "warmup": protocol.warmup,
         "timer": dev.Timer(codec.device).kind + ("+process_start" if codec.subprocess else ""),

@@ -68,6 +68,8 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "dec_time_s": "REAL",
     "dec_time_min_s": "REAL",
     "dec_time_max_s": "REAL",
+    "enc_cpu_s": "REAL",  # median CPU time of the worker process (all threads) per call
+    "dec_cpu_s": "REAL",
     "repeats": "INTEGER",
     "warmup": "INTEGER",
     "timer": "TEXT",  # 'perf_counter', 'cuda_events', 'perf_counter+process_start'

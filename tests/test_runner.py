@@ -54,7 +54,7 @@ def test_small_run_measures_everything_and_resumes(tmp_path, data_dir):
     assert (native.width == 768).all() and (native.height == 512).all()
     ladder = frame[frame.resolution == "256x256"]
     assert len(ladder) == 2 and (ladder.pixels == 65536).all()
-    for col in ("bytes", "bpp", "psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "enc_time_s", "dec_time_s",
+    for col in ("bytes", "bpp", "psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "enc_time_s", "dec_time_s", "enc_cpu_s", "dec_cpu_s",
                 "enc_peak_rss_bytes", "dec_peak_rss_bytes", "base_rss_bytes"):
         assert (frame[col] > 0).all(), col
     assert (frame.bpp == 8 * frame.bytes / frame.pixels.where(frame.pixels.notna(), 768 * 512)).all()
