@@ -177,8 +177,10 @@ class LocalContext(nn.Module):
         weights become exact zeros instead of e^−100 ≈ 3.7e-44 *denormals*, which made softmax
         and A·v 6–30× slower on x86. The row maximum and sum are unchanged, so the other
         weights are bit-identical; the dropped terms are below half an ulp of each output sum
-        (checked against :meth:`forward_reference` in the tests). Rows whose query slot is not
-        an anchor get −100 everywhere, as upstream (a constant shift that still rounds).
+        (checked against :meth:`forward_reference` in the tests). This would only differ if a
+        masked logit exceeded every unmasked logit of its row by more than 100 (the official
+        row maximum would then be the masked entry). Rows whose query slot is not an anchor get
+        −100 everywhere, as upstream (a constant shift that still rounds).
         """
         B, C, h, w = a_hat.shape
         heads, d, pad = self.num_heads, self.head_dim, WINDOW // 2

@@ -5,7 +5,9 @@ by default, or ``--checkpoint``), encode/decode a centre crop once as warm-up (o
 generation), then time encode and decode (best of ``--repeats``), per top-level module too, and
 read the peak RSS (VmHWM). The same child times a fixed reference workload — a 2048×2048 fp32
 matmul on the same threads — so figures compare across machines and loads. The parent fits the
-log-log exponent of time and memory against pixels (1.0 = linear) and prints a table.
+log-log exponent of time and memory against pixels (1.0 = linear) and prints a table. CPU time
+(process time) is recorded too: with ``--threads 1`` it is the robust measure of work on a shared
+machine, where wall time with several threads suffers badly from other processes.
 
 Crops come from the large images under ``$BENCH_DATA_DIR`` (default source
 ``imagecompression-info-subset/flower_foveon.png``, 2268×1512); ``kodim01`` is the 768×512 Kodak
@@ -120,20 +122,22 @@ def child(args: argparse.Namespace) -> dict:
     result = model.compress(x)  # warm-up: kernel generation for this size
     model.decompress(result.data)
     timer = ModuleTimer(model) if args.modules else None
-    encode, decode, enc_modules, dec_modules = [], [], {}, {}
+    encode, decode, enc_cpu, dec_cpu, enc_modules, dec_modules = [], [], [], [], {}, {}
     for _ in range(args.repeats):
         if timer:
             timer.seconds = {}
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         result = model.compress(x)
         encode.append(time.perf_counter() - t)
+        enc_cpu.append(time.process_time() - c)
         if timer and encode[-1] == min(encode):
             enc_modules = dict(timer.seconds)
         if timer:
             timer.seconds = {}
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model.decompress(result.data)
         decode.append(time.perf_counter() - t)
+        dec_cpu.append(time.process_time() - c)
         if timer and decode[-1] == min(decode):
             dec_modules = dict(timer.seconds)
     stats = result.stats
@@ -141,6 +145,7 @@ def child(args: argparse.Namespace) -> dict:
         "size": args.child, "width": image.shape[1], "height": image.shape[0],
         "pixels": int(image.shape[0] * image.shape[1]), "threads": args.threads, "mode": args.mode,
         "encode_s": min(encode), "decode_s": min(decode), "encode_all_s": encode, "decode_all_s": decode,
+        "encode_cpu_s": min(enc_cpu), "decode_cpu_s": min(dec_cpu), "loadavg_1min": os.getloadavg()[0],
         "peak_rss_mb": _peak_rss_mb(), "rss_after_model_mb": rss_model, "matmul_2048_s": matmul_s,
         "bytes": len(result.data), "y_nonzero_fraction": stats["y_nonzero"] / stats["y_symbols"],
         "y_escaped": stats["y_escaped"], "encode_modules_s": enc_modules, "decode_modules_s": dec_modules,
@@ -159,16 +164,18 @@ def fit_exponent(pixels: list[float], values: list[float]) -> float:
 
 def report(records: list[dict]) -> str:
     rows = sorted((r for r in records if r["size"] != "kodim01"), key=lambda r: r["pixels"])
-    lines = [f"{'size':>10} {'pixels':>9} {'encode s':>9} {'decode s':>9} {'peak MB':>8} {'above model MB':>14} "
-             f"{'matmul s':>9} {'enc/matmul':>10}"]
+    lines = [f"{'size':>10} {'pixels':>9} {'encode s':>9} {'decode s':>9} {'enc cpu s':>9} {'dec cpu s':>9} "
+             f"{'peak MB':>8} {'above model MB':>14} {'matmul s':>9} {'load':>5}"]
     for r in sorted(records, key=lambda r: (r["size"] != "kodim01", r["pixels"])):
         lines.append(f"{r['size']:>10} {r['pixels']:>9} {r['encode_s']:>9.3f} {r['decode_s']:>9.3f} "
+                     f"{r['encode_cpu_s']:>9.3f} {r['decode_cpu_s']:>9.3f} "
                      f"{r['peak_rss_mb']:>8.0f} {r['peak_rss_mb'] - r['rss_after_model_mb']:>14.0f} "
-                     f"{r['matmul_2048_s']:>9.4f} {r['encode_s'] / r['matmul_2048_s']:>10.1f}")
+                     f"{r['matmul_2048_s']:>9.4f} {r['loadavg_1min']:>5.2f}")
     if len(rows) >= 2:
         px = [r["pixels"] for r in rows]
         lines.append("log-log exponents vs pixels (1.0 = linear):")
         for key, label in (("encode_s", "encode time"), ("decode_s", "decode time"),
+                           ("encode_cpu_s", "encode CPU time"), ("decode_cpu_s", "decode CPU time"),
                            ("peak_rss_mb", "peak RSS")):
             lines.append(f"  {label:<22} {fit_exponent(px, [r[key] for r in rows]):.3f}")
         above = [r["peak_rss_mb"] - r["rss_after_model_mb"] for r in rows]
