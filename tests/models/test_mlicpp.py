@@ -51,6 +51,13 @@ def model() -> MLICPlusPlus:
     return untrained_model()
 
 
+def assert_same_up_to_reordering(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal up to float32 rounding of reordered sums: a few ulps of the values' scale."""
+    assert actual.shape == expected.shape
+    scale = float(expected.abs().max()) or 1.0
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
 def as_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
 
@@ -178,12 +185,15 @@ def test_banded_local_context_equals_official_chain(shape):
         reference = lc.forward_reference(a_hat)
         banded = lc.forward_banded(a_hat)
     assert reference.shape == (shape[0], 64, shape[2], shape[3])
-    assert torch.equal(banded, reference)
+    # Same arithmetic in another order: equal up to float32 reordering (the exact order depends on
+    # the CPU, the BLAS and the thread count, so bit equality would test the machine, not the code).
+    assert_same_up_to_reordering(banded, reference)
 
 
 def test_banded_transforms_equal_whole_image():
-    """Row bands of g_a / g_s (used above 2^19 pixels) give the whole-image values bit for bit
-    with channels-last kernels (the fast layout)."""
+    """Row bands of g_a / g_s (used above 2^19 pixels) give the whole-image values (bit for bit
+    with oneDNN's channels-last kernels on the machines seen so far, but a kernel may pick another
+    summation order for another input height, so the test allows float32 reordering)."""
     from bench.models.mlicpp.transforms import AnalysisTransform, SynthesisTransform
 
     torch.manual_seed(0)
@@ -196,8 +206,8 @@ def test_banded_transforms_equal_whole_image():
     with torch.inference_mode():
         whole_a, whole_s = g_a(x), g_s(y)
         g_a.band_pixels = g_s.band_pixels = 64 * 40  # bands of 40 and 36 rows
-        assert torch.equal(g_a(x), whole_a)
-        assert torch.equal(g_s(y), whole_s)
+        assert_same_up_to_reordering(g_a(x), whole_a)
+        assert_same_up_to_reordering(g_s(y), whole_s)
 
 
 def test_in_place_gdn_matches_compressai():
@@ -211,7 +221,7 @@ def test_in_place_gdn_matches_compressai():
         theirs.load_state_dict(ours.state_dict())
         x = torch.randn(1, 16, 9, 7)
         with torch.inference_mode():
-            assert torch.equal(ours(x), theirs(x))
+            assert_same_up_to_reordering(ours(x), theirs(x))
         assert torch.allclose(ours(x.requires_grad_()), theirs(x))  # autograd path works
 
 
