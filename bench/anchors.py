@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.errors import AnchorError
 from bench.analysis.bd import Curve
 
 SCHEMA = "lic-bench/anchor/1"
@@ -52,9 +53,6 @@ CODEC_KINDS = ("classical", "learned")
 SOURCE_KINDS = ("repository", "paper", "file")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.+_-]*(/[a-z0-9][a-z0-9.+_-]*)+$")
 
-
-class AnchorError(ValueError):
-    """An anchor file or source file is malformed, or a name is unknown."""
 
 
 # --------------------------------------------------------------------------------------------

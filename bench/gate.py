@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.errors import GateError
 from bench.analysis.bd import BDError, average_curve, bd
 from bench.codecs.base import CodecConfig, RatePoint
 from bench.store import db_path, read_measurements, read_runs
@@ -93,9 +94,6 @@ class GateBenchmark:
                    warmup=int(d["warmup"]), repeats=int(d["repeats"]), rounds=int(d.get("rounds", 5)),
                    jobs=int(d.get("jobs", 1)))
 
-
-class GateError(RuntimeError):
-    """The gate cannot run or compare (the message says why); exit status 2."""
 
 
 # --- the yardstick and the cells -----------------------------------------------------------------

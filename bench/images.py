@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from bench.errors import ImageError
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,6 @@ MIN_SIDE = 8
 #: Larger images are refused (a 16K×16K image needs ~0.8 GB per copy); raise it deliberately.
 MAX_PIXELS = 100_000_000
 
-
-class ImageError(ValueError):
-    """A test image cannot be used; the message names the file and the reason."""
 
 
 @dataclass

@@ -43,6 +43,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 from scipy.interpolate import Akima1DInterpolator, PchipInterpolator
+from bench.errors import BDError
 
 Method = Literal["pchip", "cubic", "akima"]
 Kind = Literal["rate", "quality"]
@@ -63,9 +64,6 @@ MIN_POINTS: dict[str, tuple[int, str]] = {
 #: Overlap fraction below which a :class:`LowOverlapWarning` is issued.
 DEFAULT_MIN_OVERLAP = 0.75
 
-
-class BDError(ValueError):
-    """BD metrics cannot be computed from these curves (the message says which point and why)."""
 
 
 class LowOverlapWarning(UserWarning):

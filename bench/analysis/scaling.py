@@ -16,12 +16,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy.stats import linregress
+from bench.errors import ScalingError
 
 Aggregate = Literal["none", "median", "mean"]
 
-
-class ScalingError(ValueError):
-    """The points cannot support a power-law fit (too few sizes, non-positive or missing values)."""
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from bench.errors import CodecError, CodecUnavailable
 
 
-class CodecError(RuntimeError):
-    """A codec failed on one input (corrupt bitstream, encoder error). The cell is an error."""
-
-
-class CodecUnavailable(RuntimeError):
-    """The codec cannot run here (missing library, binary or checkpoint); the message says why."""
 
 
 @dataclass(frozen=True)

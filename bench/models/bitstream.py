@@ -22,7 +22,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 
 _PREFIX = struct.Struct(">4sI")
 _U16 = struct.Struct(">H")

@@ -39,7 +39,7 @@ from compressai.models import (
 from compressai.zoo.image import cfgs, model_architectures, model_urls
 from torch import Tensor, nn
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.models import bitstream
 from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood, total_bits
 from bench.models.quantizers import Quantizer

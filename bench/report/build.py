@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import ReportError
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS, MEAN_OF_PER_IMAGE, BDError
 from bench.anchors import Anchor, AnchorError, list_anchors, load_anchor
 from bench.report import figures as figs
@@ -44,9 +45,6 @@ AVERAGING_TEXT = {
                        "curve on the same image",
 }
 
-
-class ReportError(ValueError):
-    """The report cannot be made as asked (unknown anchor, dataset absent, bad option)."""
 
 
 @dataclass(frozen=True)

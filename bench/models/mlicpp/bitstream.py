@@ -27,7 +27,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 
 FORMAT_BYTE = 0xA1
 MAX_SIDE = 16384  # a 16k×16k image needs ~60 GB of activations: larger headers are corrupt

@@ -20,6 +20,7 @@ import torch
 from compressai.models.utils import remap_old_keys
 from torch import Tensor
 
+from bench.errors import CheckpointError
 from bench.models.mlicpp.model import MLICPlusPlus
 
 #: keys that only the 2023-09 architecture has (4-conv LRP, RB(320→192) with skip in g_s)
@@ -36,9 +37,6 @@ RESIZABLE = {f"{m}.{n}" for m, names in CODER_TABLES.items() for n in names}
 UNTRAINED_GAINS = {"g_a": 6.0, "h_a": 100.0, "entropy_parameters": 6.0}
 UNTRAINED_SEED = 1
 
-
-class CheckpointError(ValueError):
-    """The file is not an MLIC++ (2024-04 architecture) checkpoint; the message says why."""
 
 
 def _listing(keys: list[str], limit: int = 5) -> str:

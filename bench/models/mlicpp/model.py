@@ -27,7 +27,7 @@ from compressai.models import CompressionModel
 from compressai.models.utils import remap_old_keys
 from torch import Tensor, nn
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.models.mlicpp import bitstream
 from bench.models.mlicpp.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 from bench.models.mlicpp.global_context import ChannelContext, LinearGlobalInterContext, LinearGlobalIntraContext

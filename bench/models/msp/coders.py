@@ -20,7 +20,7 @@ import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import Tensor
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood
 from bench.models.msp.plan import Step
 from bench.models.quantizers import Quantizer

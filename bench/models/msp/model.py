@@ -41,7 +41,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.models import bitstream
 from bench.models.entropy import total_bits
 from bench.models.msp import pyramid
