@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import datasets
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig
+from bench.errors import BenchError, UsageError
 from bench.images import ImageError, file_sha256, load_image
 from bench.measure import Protocol
 from bench.runner import Cell, Runner, Settings, now
@@ -51,25 +52,73 @@ def git_commit() -> str | None:
 
 # --- list ----------------------------------------------------------------------------------------
 
+class _Collected(logging.Handler):
+    """Keeps the log records emitted while a codec is probed, for the footnotes of ``bench list``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _probe(config: CodecConfig) -> tuple[str | None, str, bool | None, list[str]]:
+    """(reason it cannot run or None, version, trained, warnings and log messages emitted meanwhile)."""
+    import warnings
+
+    root, collected = logging.getLogger(), _Collected()
+    saved, root.handlers = root.handlers, [collected]
+    version, trained = "", None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reason = registry.availability(config)
+            if reason is None:
+                try:
+                    codec = registry.create(config, device="cpu")
+                    version, trained = codec.library_version(), codec.trained
+                    codec.close()
+                except Exception as exc:  # noqa: BLE001 — listing must not fail because one codec does
+                    reason = f"{type(exc).__name__}: {exc}"
+    finally:
+        root.handlers = saved
+    return reason, version, trained, [str(w.message) for w in caught] + collected.messages
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    """Every configuration: available or why not (broken files with file:line), trained weights or
+    random ones, version. Warnings raised while probing become footnotes below the table."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     configs = registry.load_configs(args.codecs_dir)
-    table = Table(title=f"codecs ({registry.default_codecs_dir() if not args.codecs_dir else args.codecs_dir})")
-    for col in ("codec", "adapter", "available", "version / reason", "rates", "default run"):
-        table.add_column(col)
-    for name, config in configs.items():
-        reason = registry.availability(config)
-        if reason is None:
-            try:
-                version = registry.create(config, device="cpu").library_version()
-            except Exception as exc:  # noqa: BLE001 — listing must not fail because one codec does
-                reason = f"{type(exc).__name__}: {exc}"
-        table.add_row(name, config.adapter, "yes" if reason is None else "[red]no[/red]",
-                      version if reason is None else reason, str(len(config.rates)),
-                      "yes" if config.default_run else "no")
-    Console(width=200).print(table)
+    # the terminal's width; when piped, $COLUMNS or 120 (rich would take 80)
+    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120)
+    table = Table(title=f"codecs ({configs.directory})")
+    for col in ("codec", "adapter", "available", "trained", "rates", "default"):
+        table.add_column(col, overflow="fold")
+    table.add_column("version / reason", overflow="fold", ratio=1)
+    notes: dict[str, list[str]] = {}
+    for name in sorted({*configs, *configs.broken}):
+        if name in configs.broken:
+            reason = str(configs.broken[name]).removeprefix(f"{configs.directory}{os.sep}")
+            table.add_row(escape(name), "?", "[red]unavailable[/red]", "-", "-", "-", escape(reason))
+            continue
+        config = configs[name]
+        reason, version, trained, messages = _probe(config)
+        for message in messages:
+            notes.setdefault(message, []).append(name)
+        marks = "".join(f" [{i + 1}]" for i, m in enumerate(notes) if m in messages)
+        table.add_row(escape(name), escape(config.adapter),
+                      "yes" if reason is None else "[red]unavailable[/red]",
+                      "-" if trained is None else "yes" if trained else "[yellow]no[/yellow]",
+                      str(len(config.rates)), "yes" if config.default_run else "no",
+                      escape(version if reason is None else reason) + marks)
+    console.print(table)
+    for i, (message, names) in enumerate(notes.items()):
+        console.print(escape(f"[{i + 1}] {message}"), highlight=False)
     return 0
 
 
@@ -86,17 +135,19 @@ def _resolve_device(config: CodecConfig, override: str | None) -> str:
 
 def select_codecs(args: argparse.Namespace) -> tuple[list[CodecConfig], list[str]]:
     configs = registry.load_configs(args.codecs_dir)
+    notes = [f"{name}: unavailable — {exc}" for name, exc in configs.broken.items()]
     if args.codecs in (None, "default"):
         wanted = [c for c in configs.values() if c.default_run]
     elif args.codecs == "all":
         wanted = list(configs.values())
     else:
         names = [n.strip() for n in args.codecs.split(",") if n.strip()]
-        unknown = [n for n in names if n not in configs]
+        unknown = [n for n in names if n not in configs and n not in configs.broken]
         if unknown:
-            raise SystemExit(f"unknown codec(s): {', '.join(unknown)} (see python -m bench list)")
-        wanted = [configs[n] for n in names]
-    usable, notes = [], []
+            raise UsageError(f"unknown codec(s): {', '.join(unknown)} (see python -m bench list)")
+        wanted = [configs[n] for n in names]  # a broken configuration raises its ConfigError here
+        notes = []
+    usable = []
     for config in wanted:
         reason = registry.availability(config)
         if reason:
@@ -318,8 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "list":
-        return cmd_list(args)
-    if args.command == "run":
-        return cmd_run(args, argv)
-    return cmd_export(args)
+    try:
+        if args.command == "list":
+            return cmd_list(args)
+        if args.command == "run":
+            return cmd_run(args, argv)
+        return cmd_export(args)
+    except BenchError as exc:  # a user or configuration error: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

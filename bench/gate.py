@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.errors import GateError
+from bench.errors import ConfigError, GateError
 from bench.analysis.bd import BDError, average_curve, bd
 from bench.codecs.base import CodecConfig, RatePoint
 from bench.store import db_path, read_measurements, read_runs
@@ -196,7 +196,13 @@ def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | 
     from bench.runner import Runner, Settings, now
     from bench.store import Store
 
-    configs_all = registry.load_configs(codecs_dir)
+    try:
+        configs_all = registry.load_configs(codecs_dir)
+    except ConfigError as exc:  # no such folder
+        raise GateError(str(exc)) from None
+    broken = [str(configs_all.broken[c]) for c in benchmark.codecs if c in configs_all.broken]
+    if broken:
+        raise GateError("gate codec configuration broken: " + "; ".join(broken))
     unknown = [c for c in benchmark.codecs if c not in configs_all]
     if unknown:
         raise GateError(f"gate codecs {unknown} have no configuration in {codecs_dir or registry.default_codecs_dir()}")

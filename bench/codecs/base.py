@@ -12,13 +12,66 @@ extras beside the real byte count, never in its place.
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
 from bench.errors import CodecError, CodecUnavailable
 
+_KIND_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "a table"}
 
+
+@dataclass(frozen=True)
+class Param:
+    """Type and allowed range of one adapter parameter, checked when a configuration is loaded.
+
+    ``kind`` is ``int``, ``float`` (an integer is accepted too), ``str``, ``bool``, ``list`` or
+    ``dict``; ``low``/``high`` bound numbers (inclusive; ``low_open`` excludes ``low``), ``choices``
+    lists the only values allowed. ``required`` parameters must be given.
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    low_open: bool = False
+    required: bool = False
+
+    def allowed(self) -> str:
+        """The allowed values in words, e.g. ``an integer in 0..100`` or ``a number > 0``."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        words = _KIND_WORDS[self.kind]
+        if self.low is not None and self.high is not None and not self.low_open:
+            return f"{words} in {self.low:g}..{self.high:g}"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"<= {self.high:g}")
+        return " ".join([words, " and ".join(bounds)]).strip()
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` (as read from TOML) has the declared type and lies in range."""
+        if isinstance(value, bool) and self.kind is not bool:
+            return False  # bool is an int subclass; true is not a quality
+        numeric = self.kind in (int, float)
+        kinds = (int, float) if self.kind is float else (self.kind,)
+        if not isinstance(value, kinds):
+            return False
+        if self.choices:
+            return value in self.choices
+        if numeric:
+            if not math.isfinite(value):
+                return False
+            if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+                return False
+            if self.high is not None and value > self.high:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -82,11 +135,19 @@ class Codec(abc.ABC):
 
     Subclasses set ``adapter`` (the name used in TOML files), implement ``encode``/``decode`` and
     ``library_version``, and may override ``check_available`` to explain why they cannot run.
+    They declare their parameters (``rate_params``, ``fixed_params``) as data, so a configuration
+    with a value out of the library's range is refused when it is loaded, not coded under a
+    wrong label.
     """
 
     adapter: ClassVar[str] = ""
     #: True when encode/decode run in a child process (process start-up is inside the timing).
     subprocess: ClassVar[bool] = False
+    #: Parameters a rate point may set (a ladder's ``param`` must be one of them), with their
+    #: types and ranges; ``None``: not declared, rate points are not checked.
+    rate_params: ClassVar[dict[str, Param] | None] = None
+    #: Fixed settings accepted under ``[params]``; any other key is refused. ``None``: not declared.
+    fixed_params: ClassVar[dict[str, Param] | None] = None
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         self.config = config

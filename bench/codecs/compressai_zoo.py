@@ -33,11 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.codecs.base import CodecConfig, CodecError, Encoded, RatePoint
+from bench.codecs.base import CodecConfig, CodecError, Encoded, Param, RatePoint
 from bench.codecs.learned import LearnedCodec, decode_guard, lof_options
 
-_KNOWN = {"architecture", "metric", "checkpoint_dir", "seed", "require_trained",
-          "lof_iterations", "lof_lr", "lof_eval_every", "lof_rounding"}
+#: The ``[params]`` this adapter accepts (checked when a configuration is loaded, and by ``_validate``).
+PARAMS = {"architecture": Param(str, required=True), "metric": Param(str, choices=("mse", "ms-ssim")),
+          "checkpoint_dir": Param(str), "seed": Param(int, 0), "require_trained": Param(bool),
+          "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
+          "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga"))}
 
 
 def _qualities(config: CodecConfig) -> list[int]:
@@ -53,9 +56,9 @@ def _validate(config: CodecConfig) -> None:
     from bench.models.zoo import check_architecture
 
     p = config.params
-    unknown = set(p) - _KNOWN
+    unknown = set(p) - set(PARAMS)
     if unknown:
-        raise ValueError(f"{config.name}: unknown parameter(s) {sorted(unknown)} (known: {sorted(_KNOWN)})")
+        raise ValueError(f"{config.name}: unknown parameter(s) {sorted(unknown)} (known: {sorted(PARAMS)})")
     if "architecture" not in p:
         raise ValueError(f"{config.name}: params.architecture is required")
     for q in _qualities(config):
@@ -68,6 +71,8 @@ class CompressAIZooCodec(LearnedCodec):
     """A CompressAI zoo architecture, one model per quality."""
 
     adapter = "compressai"
+    rate_params = {"quality": Param(int, 1, 8, required=True)}  # CompressAI zoo qualities (cheng2020: 1..6)
+    fixed_params = PARAMS
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         super().__init__(config, device)

@@ -9,13 +9,15 @@ import io
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, RatePoint
+from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
 
 
 class HeicCodec(Codec):
     """HEIC with x265; ``chroma`` (420/444) and x265 ``enc_params`` (e.g. tune=psnr) in params."""
 
     adapter = "heic"
+    rate_params = {"quality": Param(int, 0, 100, required=True)}  # libheif/x265 quality (-1, lossless, not here)
+    fixed_params = {"chroma": Param(int, choices=(420, 422, 444)), "enc_params": Param(dict)}
 
     @classmethod
     def check_available(cls, config: CodecConfig) -> str | None:

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, RatePoint
+from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
 
 
 class ImagecodecsCodec(Codec):
@@ -53,6 +53,8 @@ class JpegXLCodec(ImagecodecsCodec):
 
     adapter = "jpegxl"
     codec_name = "jpegxl"
+    rate_params = {"distance": Param(float, 0, 25, required=True)}  # libjxl: 0 lossless .. 25
+    fixed_params = {"effort": Param(int, 1, 10), "numthreads": Param(int, 1), "decodingspeed": Param(int, 0, 4)}
 
     def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
         encode, _ = self._functions()
@@ -72,6 +74,9 @@ class Avif10Codec(ImagecodecsCodec):
 
     adapter = "avif10"
     codec_name = "avif"
+    rate_params = {"level": Param(int, 0, 100, required=True)}  # libavif quality 0..100
+    fixed_params = {"pixelformat": Param(str, choices=("444", "422", "420", "400")), "speed": Param(int, 0, 10),
+                    "numthreads": Param(int, 1), "codec": Param(str)}
 
     def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
         encode, _ = self._functions()

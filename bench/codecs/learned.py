@@ -1,19 +1,20 @@
 """Shared plumbing of PyTorch codec adapters: device checks, per-rate model cache, LOF options.
 
 Adapters subclass :class:`LearnedCodec`, implement ``_load(rate_index)`` returning a model, and
-use :meth:`_model` to get it (loaded once, kept for the adapter's life).
+use :meth:`_model` to get it (loaded once, kept for the adapter's life). torch is imported when
+a codec is created, not with this module, so loading configurations stays fast.
 """
 
 from __future__ import annotations
 
 import abc
 import warnings
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from bench.codecs.base import Codec, CodecConfig, CodecError, CodecUnavailable, RatePoint
-from bench.models.lof import LOFOptions
+
+if TYPE_CHECKING:
+    from bench.models.lof import LOFOptions
 
 
 class LearnedCodec(Codec):
@@ -21,6 +22,8 @@ class LearnedCodec(Codec):
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         super().__init__(config, device)
+        import torch
+
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise CodecUnavailable(f"{config.name}: device {self.device!r} requested but CUDA is not available")
         if not config.rates:
@@ -65,16 +68,22 @@ class LearnedCodec(Codec):
     # --- device --------------------------------------------------------------------------------
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):
+            import torch
+
             torch.cuda.synchronize(self.device)
 
     def close(self) -> None:
         self._models.clear()
         if self.device.startswith("cuda"):
+            import torch
+
             torch.cuda.empty_cache()
 
 
 def lof_options(params: dict[str, Any], iterations: int, defaults: LOFOptions | None = None) -> LOFOptions:
     """LOF options from ``lof_*`` configuration parameters."""
+    from bench.models.lof import LOFOptions
+
     base = defaults or LOFOptions(iterations)
     return LOFOptions(
         iterations=int(iterations),

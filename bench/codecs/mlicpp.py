@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, CodecUnavailable, Encoded, RatePoint
+from bench.codecs.base import Codec, CodecConfig, CodecError, CodecUnavailable, Encoded, Param, RatePoint
 
 DEFAULT_THREADS = 2
 MODES = ("fast", "reference")
@@ -70,6 +70,9 @@ class MLICPlusPlusCodec(Codec):
     """MLIC++ with real rANS bitstreams; one checkpoint per rate point."""
 
     adapter = "mlicpp"
+    rate_params = {"checkpoint": Param(str), "lmbda": Param(float, 0, low_open=True), "metric": Param(str)}
+    fixed_params = {"threads": Param(int, 1, 127), "mode": Param(str, choices=MODES), "untrained": Param(bool),
+                    "seed": Param(int, 0), "output_rounding": Param(str, choices=("floor", "round"))}
     max_loaded = 2  # models kept in memory (334 MB each)
 
     def __init__(self, config: CodecConfig, device: str | None = None):

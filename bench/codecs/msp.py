@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.codecs.base import CodecConfig, CodecError, Encoded, RatePoint
+from bench.codecs.base import CodecConfig, CodecError, Encoded, Param, RatePoint
 from bench.codecs.learned import LearnedCodec, decode_guard
 
 
@@ -47,6 +47,15 @@ class MSPCodec(LearnedCodec):
     """The MSP(+LOF) re-implementation as a benchmark codec."""
 
     adapter = "msp"
+    rate_params = {"lambda": Param(float, 0, low_open=True, required=True)}
+    # profile fields with the ranges of MSPProfile.validate, plus the adapter's own keys
+    fixed_params = {
+        "profile": Param(str, required=True), "levels": Param(int, 1, 6), "steps_per_level": Param(int, choices=(2, 3)),
+        "groups": Param(int, 1, 8), "N": Param(int, 8), "M": Param(int, 1), "context_width": Param(int, 1),
+        "feature_channels": Param(int, 1), "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
+        "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga")), "seed": Param(int, 0),
+        "checkpoints": Param(list), "require_trained": Param(bool), "lambdas": Param(list),
+    }
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         super().__init__(config, device)

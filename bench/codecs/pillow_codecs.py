@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, features
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, RatePoint
+from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
 
 
 def _decode_with_pillow(data: bytes, expected_format: str) -> np.ndarray:
@@ -71,6 +71,10 @@ class JpegCodec(PillowCodec):
     adapter = "jpeg"
     format = "JPEG"
     feature = "libjpeg_turbo"
+    # Pillow: 0 (worst) .. 100; above 95 disables parts of the compression (1..95 recommended)
+    rate_params = {"quality": Param(int, 0, 100, required=True)}
+    fixed_params = {"subsampling": Param(str, choices=("4:4:4", "4:2:2", "4:2:0")), "optimize": Param(bool),
+                    "progressive": Param(bool)}
 
 
 class WebpCodec(PillowCodec):
@@ -79,6 +83,8 @@ class WebpCodec(PillowCodec):
     adapter = "webp"
     format = "WEBP"
     feature = "webp"
+    rate_params = {"quality": Param(float, 0, 100, required=True)}  # libwebp quality factor 0..100
+    fixed_params = {"method": Param(int, 0, 6)}  # libwebp effort: 0 fast .. 6 slowest
 
 
 class AvifCodec(PillowCodec):
@@ -91,6 +97,10 @@ class AvifCodec(PillowCodec):
     adapter = "avif"
     format = "AVIF"
     feature = "avif"
+    rate_params = {"quality": Param(int, 0, 100, required=True)}  # Pillow refuses anything else
+    fixed_params = {"subsampling": Param(str, choices=("4:4:4", "4:2:2", "4:2:0", "4:0:0")),
+                    "speed": Param(int, 0, 10), "range": Param(str, choices=("full", "limited")),
+                    "max_threads": Param(int, 1), "codec": Param(str), "advanced": Param(dict)}
 
     def library_version(self) -> str:
         from PIL import _avif
@@ -114,6 +124,11 @@ class Jpeg2000Codec(PillowCodec):
     adapter = "jpeg2000"
     format = "JPEG2000"
     feature = "jpg_2000"
+    # OpenJPEG needs a compression ratio 24/bpp > 0; at 24 bpp and above the ratio is ≤ 1 (no compression)
+    rate_params = {"bpp": Param(float, 0, 24, low_open=True, required=True)}
+    fixed_params = {"irreversible": Param(bool), "mct": Param(int, choices=(0, 1)), "no_jp2": Param(bool),
+                    "num_resolutions": Param(int, 1, 32),
+                    "progression": Param(str, choices=("LRCP", "RLCP", "RPCL", "PCRL", "CPRL"))}
 
     def save_options(self, rate: RatePoint) -> dict[str, Any]:
         options = {**self.config.params, **rate.params}

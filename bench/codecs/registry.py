@@ -10,18 +10,23 @@ register under the ``bench.codecs`` entry-point group, e.g. in their ``pyproject
 An adapter may also be named by import path (``adapter = "mypkg.adapter:MyCodec"``) in a TOML file.
 
 Configurations are TOML files, one per configuration, in ``codecs/`` (or ``$BENCH_CODECS_DIR``).
+Each is checked when loaded against its adapter's declared parameters (``rate_params``,
+``fixed_params``): a value outside the library's range is a :class:`ConfigError` naming the file,
+line, key and allowed values. :func:`load_configs` keeps going past broken files and records them.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from bench.codecs.base import Codec, CodecConfig, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
+from bench.errors import ConfigError
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "jpeg": "bench.codecs.pillow_codecs:JpegCodec",
@@ -62,57 +67,212 @@ def default_codecs_dir() -> Path:
     return here if here.is_dir() else Path("codecs")
 
 
-def _rates(doc: dict[str, Any], source: Path) -> tuple[RatePoint, ...]:
-    if "ladder" in doc and "rates" in doc:
-        raise ValueError(f"{source}: give either [ladder] or [[rates]], not both")
-    if "ladder" in doc:
-        ladder = doc["ladder"]
-        try:
+def _line_of(text: str, table: str, key: str, occurrence: int = 0) -> int | None:
+    """1-based line where ``key`` is assigned in ``[table]`` (its ``occurrence``-th ``[[table]]``);
+    ``table=""`` is the top level. ``None`` when not found (e.g. an inline table)."""
+    current, seen = "", -1
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.split("#", 1)[0].strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+            seen = seen + 1 if stripped.startswith("[[") and current == table else 0
+            continue
+        if current == table and (not table or seen == occurrence) and re.match(
+                rf'["\']?{re.escape(key)}["\']?\s*=', stripped):
+            return number
+    return None
+
+
+class _Checker:
+    """Checks one parsed TOML document; every error names ``file:line``, the key and what is allowed."""
+
+    TOP = {"name", "adapter", "description", "device", "default_run", "params", "ladder", "rates"}
+
+    def __init__(self, path: Path, text: str, doc: dict[str, Any]):
+        self.path, self.text, self.doc = path, text, doc
+
+    def error(self, message: str, table: str = "", key: str = "", occurrence: int = 0) -> ConfigError:
+        line = _line_of(self.text, table, key, occurrence) if key else None
+        return ConfigError(f"{self.path}{f':{line}' if line else ''}: {message}")
+
+    def value(self, spec: Param, name: str, value: Any, where: str, table: str, key: str, occurrence: int = 0,
+              adapter: str = "") -> None:
+        if not spec.accepts(value):
+            raise self.error(f"{where} = {value!r}: {name} must be {spec.allowed()} (adapter {adapter!r})",
+                             table, key, occurrence)
+
+    def rates(self, cls: type[Codec] | None, adapter: str) -> tuple[RatePoint, ...]:
+        doc, declared = self.doc, cls.rate_params if cls else None
+        if "ladder" in doc and "rates" in doc:
+            raise self.error("give either [ladder] or [[rates]], not both", "", "")
+        if "ladder" in doc:
+            ladder = doc["ladder"]
+            unknown = set(ladder) - {"param", "values"} if isinstance(ladder, dict) else set()
+            if not isinstance(ladder, dict) or unknown or "param" not in ladder or "values" not in ladder:
+                raise self.error(f"[ladder] needs exactly 'param' and 'values'{f', not {sorted(unknown)}' if unknown else ''}",
+                                 "ladder", "param")
             param, values = ladder["param"], ladder["values"]
-        except KeyError as exc:
-            raise ValueError(f"{source}: [ladder] needs 'param' and 'values'") from exc
-        return tuple(RatePoint(f"{param}={v}", {param: v}) for v in values)
-    points = []
-    for i, entry in enumerate(doc.get("rates", [])):
-        entry = dict(entry)
-        label = str(entry.pop("label", f"r{i}"))
-        points.append(RatePoint(label, entry))
-    labels = [p.label for p in points]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"{source}: rate labels must be unique, got {labels}")
-    return tuple(points)
+            if declared is not None and param not in declared:
+                raise self.error(f"ladder.param = {param!r}: adapter {adapter!r} takes rate parameter(s) "
+                                 f"{', '.join(declared) or '(none)'}", "ladder", "param")
+            if not isinstance(values, list) or not values:
+                raise self.error("ladder.values is empty: give at least one rate point", "ladder", "values")
+            if declared is not None:
+                for i, v in enumerate(values):
+                    self.value(declared[param], param, v, f"ladder.values[{i}]", "ladder", "values", adapter=adapter)
+            points = tuple(RatePoint(f"{param}={v}", {param: v}) for v in values)
+        else:
+            entries = doc.get("rates", [])
+            if not isinstance(entries, list) or not entries:
+                raise self.error("no rate ladder: give [ladder] (param, values) or at least one [[rates]] entry")
+            points_list = []
+            for i, entry in enumerate(entries):
+                if not isinstance(entry, dict):
+                    raise self.error(f"rates[{i}] must be a [[rates]] table, got {entry!r}", "", "rates")
+                entry = dict(entry)
+                label = str(entry.pop("label", f"r{i}"))
+                for key, v in entry.items():
+                    if declared is None:
+                        continue
+                    if key not in declared:
+                        raise self.error(f"rates[{i}].{key}: adapter {adapter!r} takes rate parameter(s) "
+                                         f"{', '.join(declared) or '(none)'}", "rates", key, i)
+                    self.value(declared[key], key, v, f"rates[{i}].{key}", "rates", key, i, adapter)
+                points_list.append(RatePoint(label, entry))
+            points = tuple(points_list)
+        labels = [p.label for p in points]
+        if len(set(labels)) != len(labels):
+            raise self.error(f"rate labels must be unique, got {labels}")
+        for name, spec in (declared or {}).items():
+            for i, point in enumerate(points):
+                if spec.required and name not in point.params:
+                    raise self.error(f"rate point {point.label!r} has no {name!r} ({spec.allowed()})",
+                                     "rates", "label", i)
+        return points
+
+    def params(self, cls: type[Codec] | None, adapter: str) -> dict[str, Any]:
+        params = self.doc.get("params", {})
+        if not isinstance(params, dict):
+            raise self.error("'params' must be a table", "", "params")
+        declared = cls.fixed_params if cls else None
+        if declared is None:
+            return dict(params)
+        for key, v in params.items():
+            if key not in declared:
+                raise self.error(f"params.{key}: not a parameter of adapter {adapter!r} "
+                                 f"(known: {', '.join(declared)})", "params", key)
+            self.value(declared[key], key, v, f"params.{key}", "params", key, adapter=adapter)
+        missing = [k for k, spec in declared.items() if spec.required and k not in params]
+        if missing:
+            raise self.error(f"params.{missing[0]} is required ({declared[missing[0]].allowed()})")
+        return dict(params)
+
+
+def _parse(path: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = re.search(r"at line (\d+), column (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(where.group(1)) if where else None)
+        col = getattr(exc, "colno", None) or (int(where.group(2)) if where else None)
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(f"{path}:{line}:{col}: not valid TOML: {message}" if line else
+                          f"{path}: not valid TOML: {message}") from None
 
 
 def load_config(path: str | Path) -> CodecConfig:
-    """Read one codec configuration from a TOML file."""
+    """Read one codec configuration from a TOML file and check it against its adapter's declared
+    parameters; raises :class:`ConfigError` naming file, line, key and the allowed values."""
     path = Path(path)
+    text, doc = _parse(path)
+    check = _Checker(path, text, doc)
+    unknown = set(doc) - _Checker.TOP
+    if unknown:
+        key = sorted(unknown)[0]
+        raise check.error(f"unknown key {key!r} (known: {', '.join(sorted(_Checker.TOP))})", "", key)
+    if not isinstance(doc.get("adapter"), str):
+        raise check.error("missing 'adapter' (the code that runs this configuration)", "", "adapter")
+    adapter = doc["adapter"]
     try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-    if "adapter" not in doc:
-        raise ValueError(f"{path}: missing 'adapter' (the code that runs this configuration)")
+        cls = adapter_class(adapter)
+    except KeyError as exc:
+        raise check.error(str(exc.args[0]), "", "adapter") from None
+    except Exception as exc:  # noqa: BLE001 — a third-party module may raise anything on import
+        raise check.error(f"adapter {adapter!r} cannot be imported: {type(exc).__name__}: {exc}",
+                          "", "adapter") from None
+    for key, kind in (("name", str), ("description", str), ("device", str), ("default_run", bool)):
+        if key in doc and not isinstance(doc[key], kind):
+            raise check.error(f"{key} = {doc[key]!r}: must be {'true or false' if kind is bool else 'a string'}",
+                              "", key)
+    device = str(doc.get("device", "cpu"))
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
+        raise check.error(f"device = {device!r}: must be cpu, cuda, cuda:N or auto", "", "device")
     return CodecConfig(
         name=str(doc.get("name", path.stem)),
-        adapter=str(doc["adapter"]),
-        params=dict(doc.get("params", {})),
-        rates=_rates(doc, path),
+        adapter=adapter,
+        params=check.params(cls, adapter),
+        rates=check.rates(cls, adapter),
         description=str(doc.get("description", "")),
-        device=str(doc.get("device", "cpu")),
+        device=device,
         default_run=bool(doc.get("default_run", True)),
         source=str(path),
     )
 
 
-def load_configs(directory: str | Path | None = None) -> dict[str, CodecConfig]:
-    """All configurations in ``directory`` (default :func:`default_codecs_dir`), by name."""
+class Configs(dict[str, CodecConfig]):
+    """The valid configurations of a folder, by name; ``broken`` holds, by name, the error of each
+    configuration that could not be loaded. Looking up a broken name raises its error."""
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.directory = directory
+        self.broken: dict[str, ConfigError] = {}
+
+    def __missing__(self, name: str) -> CodecConfig:
+        if name in self.broken:
+            raise self.broken[name]
+        raise KeyError(name)
+
+
+def _declared_name(path: Path) -> str:
+    """The configuration's name even when the file is broken: ``name = "..."`` if readable, else the stem."""
+    try:
+        match = re.search(r'^\s*name\s*=\s*"([^"\n]+)"', path.read_text(), re.MULTILINE)
+    except (OSError, UnicodeDecodeError):
+        match = None
+    return match.group(1) if match else path.stem
+
+
+def load_configs(directory: str | Path | None = None) -> Configs:
+    """All configurations in ``directory`` (default :func:`default_codecs_dir`), by name.
+
+    A file that cannot be loaded does not stop the others: it lands in ``.broken`` with its error
+    and is refused only when selected. A missing folder is a :class:`ConfigError`.
+    """
     directory = Path(directory) if directory else default_codecs_dir()
-    configs: dict[str, CodecConfig] = {}
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such folder of codec configurations (set --codecs-dir or $BENCH_CODECS_DIR)")
+    loaded: dict[str, list[tuple[Path, CodecConfig | ConfigError]]] = {}
     for path in sorted(directory.glob("*.toml")):
-        config = load_config(path)
-        if config.name in configs:
-            raise ValueError(f"codec name {config.name!r} defined twice ({configs[config.name].source}, {path})")
-        configs[config.name] = config
+        try:
+            config: CodecConfig | ConfigError = load_config(path)
+        except ConfigError as exc:
+            config = exc
+        name = config.name if isinstance(config, CodecConfig) else _declared_name(path)
+        loaded.setdefault(name, []).append((path, config))
+    configs = Configs(directory)
+    for name, found in loaded.items():
+        if len(found) > 1:
+            paths = " and ".join(str(path) for path, _ in found)
+            configs.broken[name] = ConfigError(f"{found[-1][0]}: codec name {name!r} defined twice ({paths})")
+        elif isinstance(found[0][1], ConfigError):
+            configs.broken[name] = found[0][1]
+        else:
+            configs[name] = found[0][1]
     return configs
 
 

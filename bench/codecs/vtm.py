@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, RatePoint
+from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
 from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
 
 HEADER = struct.Struct(">HH")
@@ -94,6 +94,9 @@ class VtmCodec(Codec):
 
     adapter = "vtm"
     subprocess = True
+    rate_params = {"qp": Param(int, 0, 63, required=True)}
+    fixed_params = {"vtm_dir": Param(str), "cfg": Param(str), "bit_depth": Param(int, choices=(8, 10)),
+                    "encoder": Param(str), "decoder": Param(str), "timeout_s": Param(float, 0, low_open=True)}
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         super().__init__(config, device)

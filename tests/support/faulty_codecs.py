@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from bench.codecs.base import CodecError, RatePoint
+from bench.codecs.base import CodecError, Param, RatePoint
 from bench.codecs.pillow_codecs import JpegCodec
 
 
@@ -18,6 +18,8 @@ class FaultyJpeg(JpegCodec):
     """JPEG that misbehaves at the rate point whose params carry ``fault``."""
 
     adapter = "faulty-jpeg"
+    rate_params = {**JpegCodec.rate_params, "fault": Param(str, choices=("hang", "kill", "raise", "slow")),
+                   "seconds": Param(float, 0)}
 
     def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
         fault = rate.params.get("fault")
