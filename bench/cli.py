@@ -100,7 +100,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("codec", "adapter", "available", "trained", "rates", "default"):
         table.add_column(col, overflow="fold")
     table.add_column("version / reason", overflow="fold", ratio=1)
-    notes: dict[str, list[str]] = {}
+    notes: list[str] = []  # distinct warnings, numbered in order of appearance
     for name in sorted({*configs, *configs.broken}):
         if name in configs.broken:
             reason = str(configs.broken[name]).removeprefix(f"{configs.directory}{os.sep}")
@@ -108,16 +108,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         config = configs[name]
         reason, version, trained, messages = _probe(config)
-        for message in messages:
-            notes.setdefault(message, []).append(name)
-        marks = "".join(f" [{i + 1}]" for i, m in enumerate(notes) if m in messages)
+        notes += [m for m in dict.fromkeys(messages) if m not in notes]
+        marks = "".join(f" [{notes.index(m) + 1}]" for m in dict.fromkeys(messages))
         table.add_row(escape(name), escape(config.adapter),
                       "yes" if reason is None else "[red]unavailable[/red]",
                       "-" if trained is None else "yes" if trained else "[yellow]no[/yellow]",
                       str(len(config.rates)), "yes" if config.default_run else "no",
                       escape(version if reason is None else reason) + marks)
     console.print(table)
-    for i, (message, names) in enumerate(notes.items()):
+    for i, message in enumerate(notes):
         console.print(escape(f"[{i + 1}] {message}"), highlight=False)
     return 0
 

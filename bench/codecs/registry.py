@@ -109,8 +109,8 @@ class _Checker:
             ladder = doc["ladder"]
             unknown = set(ladder) - {"param", "values"} if isinstance(ladder, dict) else set()
             if not isinstance(ladder, dict) or unknown or "param" not in ladder or "values" not in ladder:
-                raise self.error(f"[ladder] needs exactly 'param' and 'values'{f', not {sorted(unknown)}' if unknown else ''}",
-                                 "ladder", "param")
+                extra = f", not {sorted(unknown)}" if unknown else ""
+                raise self.error(f"[ladder] needs exactly 'param' and 'values'{extra}", "ladder", "param")
             param, values = ladder["param"], ladder["values"]
             if declared is not None and param not in declared:
                 raise self.error(f"ladder.param = {param!r}: adapter {adapter!r} takes rate parameter(s) "
@@ -255,7 +255,8 @@ def load_configs(directory: str | Path | None = None) -> Configs:
     """
     directory = Path(directory) if directory else default_codecs_dir()
     if not directory.is_dir():
-        raise ConfigError(f"{directory}: no such folder of codec configurations (set --codecs-dir or $BENCH_CODECS_DIR)")
+        raise ConfigError(f"{directory}: no such folder of codec configurations "
+                          "(set --codecs-dir or $BENCH_CODECS_DIR)")
     loaded: dict[str, list[tuple[Path, CodecConfig | ConfigError]]] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
