@@ -141,16 +141,40 @@ class WorkerState:
         return centre_crop(loaded.pixels, width, height)
 
 
+#: allocation failures that are not a MemoryError: CUDA / torch, torch's CPU allocator, ENOMEM
+_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def _out_of_memory(exc: BaseException) -> BaseException | None:
+    """The allocation failure in ``exc`` or behind it (``__cause__``/``__context__``), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if isinstance(current, MemoryError) or "OutOfMemoryError" in type(current).__name__ \
+                or any(t in text for t in _OOM_TEXT):
+            return current
+        current = current.__cause__ if current.__cause__ is not None else current.__context__
+    return None
+
+
 def classify_error(exc: BaseException) -> str:
+    """The stored error text; its prefix is the class. Out of memory wins whatever wraps it
+    (an adapter's CodecError around a failed allocation is still out of memory)."""
     from bench.images import ImageError
 
     name = type(exc).__name__
+    oom = _out_of_memory(exc)
+    if oom is not None:
+        text = f"out of memory: {name}: {exc}"
+        if oom is not exc and (not str(oom) or str(oom) not in str(exc)):  # name the cause once
+            text += f" (from {type(oom).__name__}{': ' if str(oom) else ''}{oom})"
+        return text
     if isinstance(exc, CodecError):
         return f"codec error: {exc}"
     if isinstance(exc, ImageError):
         return f"bad image: {exc}"
-    if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in str(exc).lower():
-        return f"out of memory: {name}: {exc}"
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
     return f"{name}: {exc}{where}"

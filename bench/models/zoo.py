@@ -44,6 +44,7 @@ from bench.models import bitstream
 from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood, total_bits
 from bench.models.quantizers import Quantizer
 from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
+from bench.models.weights import load_weights_file
 
 MAGIC = b"CAZ1"
 VERSION = 1
@@ -274,7 +275,7 @@ def load_model(
     if path is not None:
         from compressai.zoo import load_state_dict
 
-        state = load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = load_state_dict(load_weights_file(path, "CompressAI weights file"))
         net = cls.from_state_dict(state)
     elif not allow_untrained:
         raise FileNotFoundError(

@@ -1,5 +1,5 @@
 """Adapters that fail on purpose, to test how the runner survives failures it cannot cause with
-a real codec on demand: a hang, a worker killed by the OS (as the OOM killer does), an exception.
+a real codec on demand: a hang, a worker killed by the OS (as the OOM killer does), an exception, a failed allocation.
 They wrap real JPEG coding so their successful cells are real measurements."""
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ class FaultyJpeg(JpegCodec):
             os.kill(os.getpid(), signal.SIGKILL)
         if fault == "raise":
             raise CodecError("injected encoder failure")
+        if fault == "oom":  # a real failed allocation, wrapped as adapters wrap model errors
+            try:
+                np.empty(1 << 62, dtype=np.uint8)
+            except MemoryError as exc:
+                raise CodecError("injected encoder failure") from exc
         if fault == "slow":
             time.sleep(float(rate.params.get("seconds", 0.5)))
         return super().encode(image, clean)

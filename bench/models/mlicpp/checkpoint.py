@@ -11,10 +11,8 @@ keys; the older 2023-09 weights (``...Old`` classes, spec §6.4) are recognised 
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from compressai.models.utils import remap_old_keys
@@ -22,6 +20,7 @@ from torch import Tensor
 
 from bench.errors import CheckpointError
 from bench.models.mlicpp.model import MLICPlusPlus
+from bench.models.weights import load_weights_file
 
 #: keys that only the 2023-09 architecture has (4-conv LRP, RB(320→192) with skip in g_s)
 OLD_LAYOUT_KEYS = ("lrp_anchor.0.lrp_transform.6.weight", "g_s.synthesis_transform.0.skip.weight")
@@ -103,17 +102,9 @@ def _table_problems(shapes: Mapping[str, tuple[int, ...]], channels: int) -> lis
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
-    """Read a ``.pth.tar`` (dict with ``state_dict``) or a bare state dict, on CPU."""
-    path = Path(os.path.expandvars(os.fspath(path))).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"MLIC++ checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # official files also pickle the optimizer/scheduler; they are the user's trusted files
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint: {exc}") from exc
+    """Read a ``.pth.tar`` (dict with ``state_dict``) or a bare state dict, on CPU, running no code
+    from the file (:func:`bench.models.weights.load_weights_file`)."""
+    obj = load_weights_file(path, "MLIC++ checkpoint")
     if isinstance(obj, Mapping) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):

@@ -9,6 +9,7 @@ import torch
 from bench.models.msp.model import MSPModel
 from bench.models.msp.profiles import MSPProfile
 from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
+from bench.models.weights import load_weights_file
 
 
 def init_untrained(model: MSPModel) -> MSPModel:
@@ -22,7 +23,7 @@ def init_untrained(model: MSPModel) -> MSPModel:
 
 def load_state(path: str | Path) -> dict:
     """A state dict from ``path`` (a bare state dict or one under "state_dict"/"model")."""
-    obj = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    obj = load_weights_file(path, "MSP checkpoint")
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], dict):
