@@ -18,7 +18,7 @@ class FaultyJpeg(JpegCodec):
     """JPEG that misbehaves at the rate point whose params carry ``fault``."""
 
     adapter = "faulty-jpeg"
-    rate_params = {**JpegCodec.rate_params, "fault": Param(str, choices=("hang", "kill", "raise", "slow")),
+    rate_params = {**JpegCodec.rate_params, "fault": Param(str, choices=("hang", "kill", "raise", "oom", "slow")),
                    "seconds": Param(float, 0)}
 
     def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
