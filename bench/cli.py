@@ -25,6 +25,7 @@ from bench.images import ImageError, file_sha256, load_image
 from bench.measure import Protocol
 from bench.runner import Cell, Runner, Settings, now
 from bench.store import Store
+from bench.storelock import lock_store
 
 log = logging.getLogger("bench")
 
@@ -218,12 +219,17 @@ def plan(args: argparse.Namespace, configs: list[CodecConfig]) -> tuple[list[Cel
     return cells, notes
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as the user typed it (for the manifest and the store's lock file)."""
+    return " ".join([Path(sys.executable).name, "-m", "bench", *argv])
+
+
 def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Settings, argv: list[str]) -> dict:
     from bench.device import cpu_model, gpu_models
 
     return {
         "started_at": now(),
-        "command": " ".join([Path(sys.executable).name, "-m", "bench", *argv]),
+        "command": command_line(argv),
         "git_commit": git_commit(),
         "host": platform.node(),
         "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
@@ -265,6 +271,16 @@ def summary_table(rows: list[dict]):
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    """``bench run`` while holding the store's lock: a second run on the same --out exits 2 at once."""
+    try:
+        with lock_store(args.out, command_line(argv)):
+            return _run_locked(args, argv)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

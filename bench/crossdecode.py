@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from bench.runner import set_thread_count
+from bench.worker import set_thread_count
 
 
 def main(argv: list[str] | None = None) -> int:

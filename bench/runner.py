@@ -5,245 +5,31 @@ processes — ``jobs`` of them for CPU codecs, one per GPU for CUDA codecs — s
 hang or an out-of-memory kill takes down one cell, not the run: the worker is replaced, the cell is
 stored as an error with the reason, and the run goes on. The main process is the only writer of
 the results store and commits every cell at once, so killing the run loses only cells in flight,
-and re-running the same command skips every cell already stored.
+and re-running the same command skips every cell already stored. Workers die with the main
+process (see :func:`bench.worker.die_with_parent`); what runs inside them is :mod:`bench.worker`.
+
+A cell's timeout (``Settings.timeout_s``) counts from the worker's "started" message, sent once
+the image is loaded and the codec constructed: a fresh worker's start-up (imports, model
+weights) is bounded separately by ``Settings.startup_timeout_s``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import multiprocessing as mp
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-import traceback
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any, Callable
 
-from bench.codecs.base import CodecConfig, CodecError, RatePoint
-from bench.measure import Protocol
+from bench.cells import Cell, Settings, config_hash, now  # noqa: F401 — re-exported: callers import them from here
 from bench.store import Store
+from bench.worker import worker_main
 
 log = logging.getLogger(__name__)
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def config_hash(config: CodecConfig) -> str:
-    """Hash of everything that determines a configuration's output (not its name or prose)."""
-    payload = json.dumps({"adapter": config.adapter, "params": config.params,
-                          "rates": [(r.label, r.params) for r in config.rates]}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work; everything a worker needs, picklable."""
-
-    config: CodecConfig
-    rate: RatePoint
-    dataset: str
-    image: str
-    image_path: str
-    image_sha256: str
-    resolution: str  # 'native' or 'WxH' centre crop
-    device: str
-
-    @property
-    def key(self) -> str:
-        ident = json.dumps([config_hash(self.config), self.rate.label, self.rate.params, self.image_sha256,
-                            self.resolution, self.device], sort_keys=True, default=str)
-        digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-        return f"{self.config.name}|{self.rate.label}|{self.dataset}/{self.image}|{self.resolution}|{self.device}|{digest}"
-
-    @property
-    def lane(self) -> str:
-        """Which workers may run it: 'cpu' or one CUDA device."""
-        return self.device if self.device.startswith("cuda") else "cpu"
-
-    def identity(self) -> dict[str, Any]:
-        width = height = None
-        if self.resolution != "native":
-            width, height = (int(v) for v in self.resolution.split("x"))
-        return {"cell_key": self.key, "codec": self.config.name, "adapter": self.config.adapter,
-                "config_hash": config_hash(self.config), "rate_label": self.rate.label,
-                "rate_params": self.rate.params, "dataset": self.dataset, "image": self.image,
-                "image_sha256": self.image_sha256, "resolution": self.resolution,
-                "width": width, "height": height, "pixels": width * height if width else None,
-                "device": self.device}
-
-
-@dataclass(frozen=True)
-class Settings:
-    protocol: Protocol = Protocol()
-    threads: int = 1
-    cross_decode: bool = False
-    timeout_s: float = 900.0
-
-
-# --- inside a worker -----------------------------------------------------------------------------
-
-def set_thread_count(threads: int) -> None:
-    """Pin math-library threads before torch/numpy spin up their pools."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-
-
-def _configure_torch(threads: int) -> None:
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
-
-
-class WorkerState:
-    """Caches a worker keeps between cells: codec instances and decoded images."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.codecs: dict[tuple[str, str, str], Any] = {}
-        self.images: dict[str, Any] = {}
-
-    def codec(self, cell: Cell):
-        from bench.codecs import registry
-
-        key = (cell.config.name, config_hash(cell.config), cell.device)
-        if key not in self.codecs:
-            self.codecs[key] = registry.create(cell.config, device=cell.device)
-        return self.codecs[key]
-
-    def pixels(self, cell: Cell):
-        from bench.images import centre_crop, load_image
-
-        if cell.image_path not in self.images:
-            if len(self.images) > 8:
-                self.images.clear()
-            self.images[cell.image_path] = load_image(cell.image_path, cell.image)
-        loaded = self.images[cell.image_path]
-        if loaded.sha256 != cell.image_sha256:
-            raise RuntimeError(f"{cell.image_path} changed on disk during the run")
-        if cell.resolution == "native":
-            return loaded.pixels
-        width, height = (int(v) for v in cell.resolution.split("x"))
-        return centre_crop(loaded.pixels, width, height)
-
-
-#: allocation failures that are not a MemoryError: CUDA / torch, torch's CPU allocator, ENOMEM
-_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")
-
-
-def _out_of_memory(exc: BaseException) -> BaseException | None:
-    """The allocation failure in ``exc`` or behind it (``__cause__``/``__context__``), if any."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        text = str(current).lower()
-        if isinstance(current, MemoryError) or "OutOfMemoryError" in type(current).__name__ \
-                or any(t in text for t in _OOM_TEXT):
-            return current
-        current = current.__cause__ if current.__cause__ is not None else current.__context__
-    return None
-
-
-def classify_error(exc: BaseException) -> str:
-    """The stored error text; its prefix is the class. Out of memory wins whatever wraps it
-    (an adapter's CodecError around a failed allocation is still out of memory)."""
-    from bench.images import ImageError
-
-    name = type(exc).__name__
-    oom = _out_of_memory(exc)
-    if oom is not None:
-        text = f"out of memory: {name}: {exc}"
-        if oom is not exc and (not str(oom) or str(oom) not in str(exc)):  # name the cause once
-            text += f" (from {type(oom).__name__}{': ' if str(oom) else ''}{oom})"
-        return text
-    if isinstance(exc, CodecError):
-        return f"codec error: {exc}"
-    if isinstance(exc, ImageError):
-        return f"bad image: {exc}"
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
-    return f"{name}: {exc}{where}"
-
-
-def run_cell(cell: Cell, state: WorkerState) -> dict[str, Any]:
-    """Measure one cell; never raises — failures become an error row."""
-    from bench.measure import measure
-
-    row = cell.identity()
-    row.update(started_at=now(), threads=state.settings.threads)
-    t0 = time.perf_counter()
-    try:
-        pixels = state.pixels(cell)
-        row.update(width=pixels.shape[1], height=pixels.shape[0], pixels=pixels.shape[0] * pixels.shape[1])
-        codec = state.codec(cell)
-        row.update(codec_version=codec.library_version(), trained=int(codec.trained))
-        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol)
-        row.update(measured)
-        if state.settings.cross_decode:
-            row["cross_decode"] = cross_decode(cell, data, decoded, state.settings.threads)
-        row["status"] = "ok"
-    except BaseException as exc:  # noqa: BLE001 — one failing cell never stops the run
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        row.update(status="error", error=classify_error(exc))
-    row.update(finished_at=now(), wall_s=time.perf_counter() - t0)
-    return row
-
-
-def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
-    """Decode ``data`` again in a fresh process with another thread count (and, where a GPU
-    exists, on the other device); 'identical' if the pixels match bit for bit."""
-    import numpy as np
-
-    from bench.device import cuda_available
-
-    other_threads = 2 if threads == 1 else 1
-    other_device = cell.device
-    if cuda_available():
-        other_device = "cpu" if cell.device.startswith("cuda") else "cuda"
-    with tempfile.TemporaryDirectory(prefix="bench-xdec-") as tmp:
-        stream, out, cfg = Path(tmp, "stream.bin"), Path(tmp, "decoded.npy"), Path(tmp, "config.json")
-        stream.write_bytes(data)
-        cfg.write_text(json.dumps({**asdict(cell.config), "rates": [asdict(r) for r in cell.config.rates]}))
-        env = {**os.environ, "OMP_NUM_THREADS": str(other_threads), "MKL_NUM_THREADS": str(other_threads)}
-        cmd = [sys.executable, "-m", "bench.crossdecode", str(cfg), str(stream), str(out),
-               "--device", other_device, "--threads", str(other_threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-        where = f"{other_threads} threads on {other_device}"
-        if proc.returncode != 0:
-            return f"error ({where}): {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
-        again = np.load(out)
-        return f"identical ({where})" if np.array_equal(again, decoded) else f"differs ({where})"
-
-
-def _worker_main(conn: Connection, settings: Settings) -> None:
-    set_thread_count(settings.threads)
-    _configure_torch(settings.threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    state = WorkerState(settings)
-    while True:
-        try:
-            cell = conn.recv()
-        except EOFError:
-            return
-        if cell is None:
-            return
-        conn.send(run_cell(cell, state))
 
 
 # --- in the main process -------------------------------------------------------------------------
@@ -254,7 +40,8 @@ class _Worker:
     process: Any
     conn: Connection
     cell: Cell | None = None
-    started: float = 0.0
+    sent: float = 0.0  # monotonic time the cell was sent
+    started: float | None = None  # monotonic time the worker said the cell's own work began
 
 
 @dataclass
@@ -268,7 +55,11 @@ class RunResult:
 
 
 class Runner:
-    """Runs cells over worker processes and stores each result as it arrives."""
+    """Runs cells over worker processes and stores each result as it arrives.
+
+    Call :meth:`run` from a thread that outlives the run (normally the main thread): on Linux a
+    worker is killed when the thread that started it exits (``PR_SET_PDEATHSIG``).
+    """
 
     def __init__(self, store: Store, settings: Settings, jobs: int = 1):
         self.store = store
@@ -278,7 +69,7 @@ class Runner:
 
     def _spawn(self, lane: str) -> _Worker:
         parent, child = self.ctx.Pipe()
-        process = self.ctx.Process(target=_worker_main, args=(child, self.settings), daemon=True)
+        process = self.ctx.Process(target=worker_main, args=(child, self.settings, os.getpid()), daemon=True)
         process.start()
         child.close()
         return _Worker(lane, process, parent)
@@ -307,7 +98,7 @@ class Runner:
             while any(queues.values()) or any(w.cell for w in workers):
                 for w in workers:
                     if w.cell is None and queues.get(w.lane):
-                        w.cell, w.started = queues[w.lane].popleft(), time.monotonic()
+                        w.cell, w.sent, w.started = queues[w.lane].popleft(), time.monotonic(), None
                         w.conn.send(w.cell)
                 busy = [w for w in workers if w.cell]
                 wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
@@ -325,6 +116,7 @@ class Runner:
                     if on_result:
                         on_result(row)
                     if not w.process.is_alive():
+                        w.conn.close()
                         workers[i] = self._spawn(w.lane)
                     else:
                         w.cell = None
@@ -346,12 +138,16 @@ class Runner:
         """The finished row of worker ``w``'s cell, an error row if it died or timed out, or None."""
         cell = w.cell
         assert cell is not None
-        if w.conn.poll():
-            try:
-                return w.conn.recv()
-            except (EOFError, OSError):
-                pass
+        try:
+            while w.conn.poll():
+                kind, payload = w.conn.recv()
+                if kind == "row":
+                    return payload
+                w.started = time.monotonic()  # "started": the cell's own work begins now
+        except (EOFError, OSError):
+            pass
         reason = None
+        clock = time.monotonic()
         if not w.process.is_alive():
             code = w.process.exitcode
             if code is not None and code < 0:
@@ -360,13 +156,17 @@ class Runner:
                 reason = f"worker process died with {sig}{hint}"
             else:
                 reason = f"worker process exited with code {code}"
-        elif time.monotonic() - w.started > self.settings.timeout_s:
-            w.process.kill()
-            w.process.join(timeout=5)
-            reason = f"timeout: cell took longer than {self.settings.timeout_s:.0f} s"
+        elif w.started is not None and clock - w.started > self.settings.timeout_s:
+            reason = f"timeout: cell took longer than {self.settings.timeout_s:g} s"
+        elif w.started is None and clock - w.sent > self.settings.startup_timeout_s:
+            reason = (f"timeout: worker start-up (imports, image, codec construction) took longer than "
+                      f"{self.settings.startup_timeout_s:g} s")
         if reason is None:
             return None
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join(timeout=5)
         row = cell.identity()
         row.update(status="error", error=reason, threads=self.settings.threads, finished_at=now(),
-                   wall_s=time.monotonic() - w.started)
+                   wall_s=clock - (w.started if w.started is not None else w.sent))
         return row

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.errors import CodecError
-from bench.runner import classify_error
+from bench.worker import classify_error
 from bench.store import read_measurements
 from tests.test_runner import bench_cli
 

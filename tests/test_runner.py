@@ -173,3 +173,198 @@ def test_cross_decode_in_a_separate_process(tmp_path, data_dir):
     frame = read_measurements(out)
     assert len(frame) == 2
     assert (frame.cross_decode == "identical (2 threads on cpu)").all(), frame.cross_decode.tolist()
+
+
+# --- store lock, timeouts and worker lifetime (issue 8) -------------------------------------------
+# Tiny synthetic images and a JPEG test codec: these tests need no dataset.
+
+def synthetic_images(folder: Path, count: int = 2) -> Path:
+    """``count`` small deterministic PNGs (smooth gradients plus noise) in ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(8)
+    y, x = np.mgrid[0:96, 0:128]
+    for i in range(count):
+        base = np.stack([x * 2, y * 2, (x + y + 40 * i) % 256], axis=-1).astype(np.int16)
+        noisy = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy, "RGB").save(folder / f"img{i}.png")
+    return folder
+
+
+def probe_codecs(tmp_path: Path, adapter: str, params: str, rates: str) -> Path:
+    """A codecs folder with one configuration, ``probe``, of a test adapter."""
+    codecs = tmp_path / "codecs"
+    codecs.mkdir()
+    (codecs / "probe.toml").write_text(f'adapter = "tests.support.faulty_codecs:{adapter}"\n'
+                                       f'[params]\nsubsampling = "4:2:0"\n{params}\n{rates}')
+    return codecs
+
+
+def start_run(codecs: Path, images: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """A real ``bench run`` of codec ``probe`` in the background."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    return subprocess.Popen([sys.executable, "-m", "bench", "--codecs-dir", str(codecs), "run", "--codecs", "probe",
+                             "--dataset", str(images), "--ladder", "none", "--out", str(out), "--jobs", "1",
+                             "--repeats", "1", "--quiet", *extra],
+                            env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended early: {proc.stderr.read() if proc.stderr else ''}"
+        assert time.time() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def workers_of(pid: int) -> list[int]:
+    """PIDs of the multiprocessing workers of process ``pid``."""
+    import psutil
+
+    return [c.pid for c in psutil.Process(pid).children()
+            if any("spawn_main" in part for part in c.cmdline())]
+
+
+def alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def kill_leftovers(pids: list[int]) -> None:
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+SLOW_THEN_QUICK = """
+[[rates]]
+label = "slow"
+quality = 50
+fault = "slow"
+seconds = 60
+marker = "{marker}"
+[[rates]]
+label = "quick"
+quality = 80
+"""
+
+
+def test_store_is_locked_for_the_run_and_a_dead_holders_lock_is_taken_over(tmp_path):
+    marker, out = tmp_path / "slow-cell-started", tmp_path / "res"
+    codecs = probe_codecs(tmp_path, "FaultyJpeg", "", SLOW_THEN_QUICK.format(marker=marker))
+    images = synthetic_images(tmp_path / "images", count=1)
+    first = start_run(codecs, images, out, "--timeout", "300")
+    runs, workers = [first], []
+    try:
+        wait_for(marker, first)  # the first run holds the store and is inside its slow cell
+        workers = workers_of(first.pid)
+        holder = json.loads((out / "results.sqlite.lock").read_text())
+        assert holder["pid"] == first.pid and "bench" in holder["command"]
+
+        t0 = time.time()
+        runs.append(second := start_run(codecs, images, out, "--timeout", "300"))
+        _, err = second.communicate(timeout=100)
+        assert second.returncode == 2, err
+        assert time.time() - t0 < 50, "the second run must fail fast, not wait for or redo the cells"
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert f"PID {first.pid}" in err and holder["started_at"] in err and "in use" in err, err
+        assert count_rows(out / "results.sqlite") == 0  # the refused run measured nothing
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        kill_leftovers(workers)
+    # The lock file still names the dead run; the kernel released its flock, so a new run proceeds.
+    assert json.loads((out / "results.sqlite.lock").read_text())["pid"] == first.pid
+    third = start_run(codecs, images, out, "--timeout", "300", "--rates", "quick")
+    _, err = third.communicate(timeout=200)
+    assert third.returncode == 0, err
+    frame = read_measurements(out, status=None)
+    assert list(frame.rate_label) == ["quick"] and (frame.status == "ok").all()
+    assert (out / "results.sqlite.lock").read_text() == ""  # released at the end of the run
+
+
+def test_timeout_counts_the_cells_own_work_not_the_workers_start_up(tmp_path):
+    # Constructing the codec takes 3 s in every fresh worker (as torch and weights do); the timeout
+    # is 2 s; cells take milliseconds, except "slow", which really takes 6 s.
+    rates = """
+[[rates]]
+label = "first"
+quality = 50
+[[rates]]
+label = "slow"
+quality = 50
+fault = "slow"
+seconds = 6
+[[rates]]
+label = "after-respawn"
+quality = 80
+"""
+    codecs = probe_codecs(tmp_path, "SlowStartJpeg", "startup_s = 3", rates)
+    images = synthetic_images(tmp_path / "images", count=1)
+    out = tmp_path / "res"
+    run = start_run(codecs, images, out, "--timeout", "2")
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    frame = read_measurements(out, status=None).set_index("rate_label")
+    assert frame.loc["first", "status"] == "ok", frame.loc["first", "error"]
+    # The timed-out cell's worker was killed; the next cell ran in a fresh one, start-up again not counted.
+    assert frame.loc["after-respawn", "status"] == "ok", frame.loc["after-respawn", "error"]
+    assert frame.loc["slow", "status"] == "error"
+    assert frame.loc["slow", "error"] == "timeout: cell took longer than 2 s"
+    assert 2 <= frame.loc["slow", "wall_s"] < 6
+
+
+def test_workers_die_with_a_killed_run(tmp_path):
+    marker, out = tmp_path / "slow-cell-started", tmp_path / "res"
+    codecs = probe_codecs(tmp_path, "FaultyJpeg", "", SLOW_THEN_QUICK.format(marker=marker))
+    images = synthetic_images(tmp_path / "images", count=1)
+    run = start_run(codecs, images, out, "--timeout", "300")
+    workers: list[int] = []
+    try:
+        wait_for(marker, run)  # the worker is inside a 60 s cell
+        workers = workers_of(run.pid)
+        assert len(workers) == 1
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+        deadline = time.time() + 5
+        while alive(workers[0]) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not alive(workers[0]), "the worker outlived the killed run"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        kill_leftovers(workers)
+
+
+def test_a_worker_start_up_that_hangs_has_its_own_limit(tmp_path):
+    # Through the Runner API, to set the start-up limit low: codec construction takes 60 s here.
+    from bench.codecs import registry
+    from bench.images import file_sha256
+    from bench.runner import Cell, Runner, Settings
+    from bench.store import Store
+
+    rates = '[[rates]]\nlabel = "q50"\nquality = 50\n'
+    config = registry.load_configs(probe_codecs(tmp_path, "SlowStartJpeg", "startup_s = 60", rates))["probe"]
+    image = synthetic_images(tmp_path / "images", count=1) / "img0.png"
+    cell = Cell(config, config.rates[0], "images", "img0", str(image), file_sha256(image), "native", "cpu")
+    settings = Settings(timeout_s=300, startup_timeout_s=3)
+    t0 = time.monotonic()
+    with Store(tmp_path / "res") as store:
+        result = Runner(store, settings).run([cell], run_id=1)
+    assert time.monotonic() - t0 < 40
+    (row,) = result.rows
+    assert row["status"] == "error" and row["error"].startswith("timeout: worker start-up"), row["error"]
+    assert row["error"].endswith("took longer than 3 s")
+    assert read_measurements(tmp_path / "res", status=None).error.tolist() == [row["error"]]

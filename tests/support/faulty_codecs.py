@@ -1,17 +1,22 @@
 """Adapters that fail on purpose, to test how the runner survives failures it cannot cause with
-a real codec on demand: a hang, a worker killed by the OS (as the OOM killer does), an exception, a failed allocation.
-They wrap real JPEG coding so their successful cells are real measurements."""
+a real codec on demand: a hang, a worker killed by the OS (as the OOM killer does), an exception,
+a failed allocation, a slow cell, a slow worker start-up. They wrap real JPEG coding so their
+successful cells are real measurements."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 
-from bench.codecs.base import CodecError, Param, RatePoint
+from bench.codecs.base import CodecConfig, CodecError, Param, RatePoint
 from bench.codecs.pillow_codecs import JpegCodec
+
+#: Rate-point keys that steer the fault, never passed to the encoder.
+FAULT_PARAMS = ("fault", "seconds", "marker")
 
 
 class FaultyJpeg(JpegCodec):
@@ -19,11 +24,13 @@ class FaultyJpeg(JpegCodec):
 
     adapter = "faulty-jpeg"
     rate_params = {**JpegCodec.rate_params, "fault": Param(str, choices=("hang", "kill", "raise", "oom", "slow")),
-                   "seconds": Param(float, 0)}
+                   "seconds": Param(float, 0), "marker": Param(str)}
 
     def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
         fault = rate.params.get("fault")
-        clean = RatePoint(rate.label, {k: v for k, v in rate.params.items() if k != "fault"})
+        clean = RatePoint(rate.label, {k: v for k, v in rate.params.items() if k not in FAULT_PARAMS})
+        if "marker" in rate.params:  # tell a test that the cell's own work has begun
+            Path(rate.params["marker"]).touch()
         if fault == "hang":
             time.sleep(3600)
         if fault == "kill":
@@ -38,3 +45,18 @@ class FaultyJpeg(JpegCodec):
         if fault == "slow":
             time.sleep(float(rate.params.get("seconds", 0.5)))
         return super().encode(image, clean)
+
+
+class SlowStartJpeg(FaultyJpeg):
+    """:class:`FaultyJpeg` whose construction takes ``startup_s`` seconds (config params), like a
+    learned codec importing torch and loading weights in a fresh worker."""
+
+    adapter = "slow-start-jpeg"
+    fixed_params = {**FaultyJpeg.fixed_params, "startup_s": Param(float, 0)}
+
+    def __init__(self, config: CodecConfig, device: str | None = None):
+        super().__init__(config, device)
+        time.sleep(float(config.params.get("startup_s", 0)))
+
+    def save_options(self, rate: RatePoint) -> dict:
+        return {k: v for k, v in super().save_options(rate).items() if k != "startup_s"}

@@ -1,0 +1,212 @@
+"""The code that runs inside a worker process: measure cells sent by the runner, one at a time.
+
+Protocol on the pipe from :mod:`bench.runner`: the runner sends a :class:`~bench.cells.Cell` (or
+``None`` to stop); the worker answers ``("started", cell_key)`` once the cell's image is loaded
+and its codec constructed — the runner's timeout clock starts there, so worker start-up (Python,
+torch, model weights) never counts against a cell — and then ``("row", row)`` with the finished
+row. A worker dies with the process that started it (:func:`die_with_parent`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.cells import Cell, Settings, config_hash, now
+from bench.errors import CodecError, ImageError
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def set_thread_count(threads: int) -> None:
+    """Pin math-library threads before torch/numpy spin up their pools."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _configure_torch(threads: int) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as ``parent_pid`` (the runner) dies, even by SIGKILL.
+
+    Linux: the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``; it fires when
+    the *thread* that started this process exits, so the runner spawns workers from its main
+    loop). Elsewhere a daemon thread polls the parent id once a second. If the parent died before
+    either was armed, this process is already re-parented and exits at once.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+class WorkerState:
+    """Caches a worker keeps between cells: codec instances and decoded images."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.codecs: dict[tuple[str, str, str], Any] = {}
+        self.images: dict[str, Any] = {}
+
+    def codec(self, cell: Cell):
+        from bench.codecs import registry
+
+        key = (cell.config.name, config_hash(cell.config), cell.device)
+        if key not in self.codecs:
+            self.codecs[key] = registry.create(cell.config, device=cell.device)
+        return self.codecs[key]
+
+    def pixels(self, cell: Cell):
+        from bench.images import centre_crop, load_image
+
+        if cell.image_path not in self.images:
+            if len(self.images) > 8:
+                self.images.clear()
+            self.images[cell.image_path] = load_image(cell.image_path, cell.image)
+        loaded = self.images[cell.image_path]
+        if loaded.sha256 != cell.image_sha256:
+            raise RuntimeError(f"{cell.image_path} changed on disk during the run")
+        if cell.resolution == "native":
+            return loaded.pixels
+        width, height = (int(v) for v in cell.resolution.split("x"))
+        return centre_crop(loaded.pixels, width, height)
+
+
+#: allocation failures that are not a MemoryError: CUDA / torch, torch's CPU allocator, ENOMEM
+_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def _out_of_memory(exc: BaseException) -> BaseException | None:
+    """The allocation failure in ``exc`` or behind it (``__cause__``/``__context__``), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if isinstance(current, MemoryError) or "OutOfMemoryError" in type(current).__name__ \
+                or any(t in text for t in _OOM_TEXT):
+            return current
+        current = current.__cause__ if current.__cause__ is not None else current.__context__
+    return None
+
+
+def classify_error(exc: BaseException) -> str:
+    """The stored error text; its prefix is the class. Out of memory wins whatever wraps it
+    (an adapter's CodecError around a failed allocation is still out of memory)."""
+    name = type(exc).__name__
+    oom = _out_of_memory(exc)
+    if oom is not None:
+        text = f"out of memory: {name}: {exc}"
+        if oom is not exc and (not str(oom) or str(oom) not in str(exc)):  # name the cause once
+            text += f" (from {type(oom).__name__}{': ' if str(oom) else ''}{oom})"
+        return text
+    if isinstance(exc, CodecError):
+        return f"codec error: {exc}"
+    if isinstance(exc, ImageError):
+        return f"bad image: {exc}"
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{name}: {exc}{where}"
+
+
+def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Measure one cell; never raises — failures become an error row.
+
+    ``started`` is called once the image is loaded and the codec constructed, just before the
+    measured work (the runner starts the cell's timeout there).
+    """
+    from bench.measure import measure
+
+    row = cell.identity()
+    row.update(started_at=now(), threads=state.settings.threads)
+    t0 = time.perf_counter()
+    try:
+        pixels = state.pixels(cell)
+        row.update(width=pixels.shape[1], height=pixels.shape[0], pixels=pixels.shape[0] * pixels.shape[1])
+        codec = state.codec(cell)
+        row.update(codec_version=codec.library_version(), trained=int(codec.trained))
+        started()
+        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol)
+        row.update(measured)
+        if state.settings.cross_decode:
+            row["cross_decode"] = cross_decode(cell, data, decoded, state.settings.threads)
+        row["status"] = "ok"
+    except BaseException as exc:  # noqa: BLE001 — one failing cell never stops the run
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        row.update(status="error", error=classify_error(exc))
+    row.update(finished_at=now(), wall_s=time.perf_counter() - t0)
+    return row
+
+
+def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
+    """Decode ``data`` again in a fresh process with another thread count (and, where a GPU
+    exists, on the other device); 'identical' if the pixels match bit for bit."""
+    import numpy as np
+
+    from bench.device import cuda_available
+
+    other_threads = 2 if threads == 1 else 1
+    other_device = cell.device
+    if cuda_available():
+        other_device = "cpu" if cell.device.startswith("cuda") else "cuda"
+    with tempfile.TemporaryDirectory(prefix="bench-xdec-") as tmp:
+        stream, out, cfg = Path(tmp, "stream.bin"), Path(tmp, "decoded.npy"), Path(tmp, "config.json")
+        stream.write_bytes(data)
+        cfg.write_text(json.dumps({**asdict(cell.config), "rates": [asdict(r) for r in cell.config.rates]}))
+        env = {**os.environ, "OMP_NUM_THREADS": str(other_threads), "MKL_NUM_THREADS": str(other_threads)}
+        cmd = [sys.executable, "-m", "bench.crossdecode", str(cfg), str(stream), str(out),
+               "--device", other_device, "--threads", str(other_threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        where = f"{other_threads} threads on {other_device}"
+        if proc.returncode != 0:
+            return f"error ({where}): {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        again = np.load(out)
+        return f"identical ({where})" if np.array_equal(again, decoded) else f"differs ({where})"
+
+
+def worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
+    """Entry point of a worker process: run cells from ``conn`` until ``None`` or end of pipe."""
+    die_with_parent(parent_pid)
+    set_thread_count(settings.threads)
+    _configure_torch(settings.threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    state = WorkerState(settings)
+    while True:
+        try:
+            cell = conn.recv()
+        except EOFError:
+            return
+        if cell is None:
+            return
+        row = run_cell(cell, state, started=lambda: conn.send(("started", cell.key)))
+        conn.send(("row", row))
