@@ -185,6 +185,8 @@ class VtmCodec(Codec):
             self._write_raw(rgb_to_ycbcr(image, self.bit_depth), raw)
             _, self.last_child_peak_rss = run_tool(
                 self.encoder_command(raw, stream, width, height, int(rate.params["qp"])), self.timeout)
+            if not stream.is_file():
+                raise CodecError(f"{self.encoder.name} exited 0 but wrote no bitstream {stream.name}")
             return HEADER.pack(width, height) + stream.read_bytes()
 
     def decode(self, data: bytes) -> np.ndarray:

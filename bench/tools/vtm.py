@@ -184,8 +184,11 @@ def smoke_check(prefix: Path) -> str:
     ramp = np.arange(16, dtype=np.uint8) * 16
     image = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], 255 - ramp[:, None]), -1).astype(np.uint8)
     codec = VtmCodec(config)
-    data = codec.encode(image, rate)
-    decoded = codec.decode(data)
+    try:
+        data = codec.encode(image, rate)
+        decoded = codec.decode(data)
+    except BenchError as exc:
+        raise BuildError(f"installed VTM round trip failed: {exc}") from None
     quality = psnr_rgb(image, decoded)
     if decoded.shape != image.shape or quality < 25:
         raise BuildError(f"installed VTM round trip is wrong: shape {decoded.shape}, PSNR {quality:.1f} dB")

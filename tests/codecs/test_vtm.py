@@ -130,6 +130,12 @@ def test_a_decoder_killed_by_a_signal_is_named(tmp_path):
         VtmCodec(cfg).decode(b"\x00\x10\x00\x10" + b"\x00" * 32)
 
 
+def test_an_encoder_that_writes_no_stream_is_a_codec_error(tmp_path):
+    cfg = fake_install(tmp_path, b"#!/bin/sh\nexit 0\n")
+    with pytest.raises(CodecError, match="EncoderAppStatic exited 0 but wrote no bitstream"):
+        VtmCodec(cfg).encode(np.zeros((8, 8, 3), np.uint8), RatePoint("qp=32", {"qp": 32}))
+
+
 @pytest.fixture
 def installed_vtm():
     configs = registry.load_configs()

@@ -1,0 +1,136 @@
+"""``python -m bench.tools.vtm build``: source checks, toolchain errors, "already built", and an
+atomic install, each through the real command in a real subprocess (no VTM compile: a tiny real
+CMake project stands in where a build must run)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.tools.vtm import KNOWN_SHA256, TARBALL, default_prefix, source_sha256
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def vtm_tool(*args: str, path: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k not in ("BENCH_SHARED_DIR", "VTM_DIR", "CXX")}
+    environ.update(PYTHONPATH=str(PROJECT), **env)
+    if path is not None:
+        environ["PATH"] = path
+    return subprocess.run([sys.executable, "-m", "bench.tools.vtm", *args], capture_output=True, text=True,
+                          env=environ, timeout=300)
+
+
+def fake_tree(root: Path, *, programs: bool = False) -> Path:
+    """A source tree with the VTM layout; with ``programs``, a real CMake project building two tiny apps."""
+    (root / "source").mkdir(parents=True)
+    (root / "cfg").mkdir()
+    (root / "cfg" / "encoder_intra_vtm.cfg").write_text("# cfg\n")
+    (root / "source" / "main.cpp").write_text("int main() { return 0; }\n")
+    text = "cmake_minimum_required(VERSION 3.10)\nproject(fakevtm CXX)\n"
+    if programs:
+        for app in ("EncoderApp", "DecoderApp"):
+            text += (f"add_executable({app} source/main.cpp)\nset_target_properties({app} PROPERTIES OUTPUT_NAME "
+                     f"{app}Static RUNTIME_OUTPUT_DIRECTORY ${{CMAKE_SOURCE_DIR}}/bin)\n")
+    (root / "CMakeLists.txt").write_text(text)
+    return root
+
+
+def bin_with(tmp_path: Path, *tools: str) -> str:
+    """A PATH holding only the named real tools (symlinks to the system's)."""
+    folder = tmp_path / "onlybin"
+    folder.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        if found:
+            (folder / tool).symlink_to(found)
+    return str(folder)
+
+
+def test_default_prefix_follows_xdg_cache_home(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_prefix() == tmp_path / "lic-bench" / "vtm-23.13"
+
+
+def test_no_source_says_where_to_get_one(tmp_path) -> None:
+    result = vtm_tool("build", "--prefix", str(tmp_path / "vtm"), BENCH_SHARED_DIR=str(tmp_path))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "vcgit.hhi.fraunhofer.de/jvet/VVCSoftware_VTM" in result.stderr and "VTM-23.13" in result.stderr
+    assert str(tmp_path / "third_party" / TARBALL) in result.stderr
+
+
+def test_tarball_sha256_mismatch_is_refused(tmp_path) -> None:
+    bad = tmp_path / TARBALL
+    bad.write_bytes(b"not the release")
+    result = vtm_tool("build", "--source", str(bad), "--prefix", str(tmp_path / "vtm"))
+    assert result.returncode == 2 and KNOWN_SHA256[TARBALL] in result.stderr
+    assert hashlib.sha256(b"not the release").hexdigest() in result.stderr
+    assert not (tmp_path / "vtm").exists()
+
+
+def test_sha256sums_beside_the_tarball_is_the_reference(tmp_path) -> None:
+    other = tmp_path / "vtm-custom.tar.gz"
+    other.write_bytes(b"x")
+    (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64}  vtm-custom.tar.gz\n")
+    result = vtm_tool("build", "--source", str(other), "--prefix", str(tmp_path / "vtm"))
+    assert result.returncode == 2 and "SHA256SUMS says " + "0" * 64 in result.stderr
+
+
+def test_missing_cmake_names_the_debian_package(tmp_path) -> None:
+    tree = fake_tree(tmp_path / "src")
+    result = vtm_tool("build", "--source", str(tree), "--prefix", str(tmp_path / "vtm"), path=bin_with(tmp_path))
+    assert result.returncode == 2 and "cmake not found" in result.stderr and "apt-get install cmake" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("cmake"), reason="needs cmake on PATH")
+def test_missing_compiler_names_the_debian_package(tmp_path) -> None:
+    tree = fake_tree(tmp_path / "src")
+    result = vtm_tool("build", "--source", str(tree), "--prefix", str(tmp_path / "vtm"), path=bin_with(tmp_path, "cmake"))
+    assert result.returncode == 2 and "no C++ compiler" in result.stderr and "build-essential" in result.stderr
+
+
+def test_already_built_rebuilds_nothing(tmp_path) -> None:
+    tree = fake_tree(tmp_path / "src")
+    prefix = tmp_path / "vtm"
+    (prefix / "bin").mkdir(parents=True)
+    for name in ("EncoderAppStatic", "DecoderAppStatic"):
+        (prefix / "bin" / name).write_text("built before")
+    (prefix / "BUILD.json").write_text(json.dumps({"source_sha256": source_sha256(tree)}))
+    before = {p: p.stat().st_mtime_ns for p in prefix.rglob("*")}
+    # An empty PATH: any attempt to configure or compile would fail.
+    result = vtm_tool("build", "--source", str(tree), "--prefix", str(prefix), path=bin_with(tmp_path))
+    assert result.returncode == 0 and "already built" in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in prefix.rglob("*")} == before
+
+
+@pytest.mark.skipif(not (shutil.which("cmake") and shutil.which("c++")), reason="needs cmake and a C++ compiler")
+@pytest.mark.timeout(300)
+def test_a_failed_self_check_leaves_the_previous_install_untouched(tmp_path) -> None:
+    """A real cmake build of two stand-in apps: layout and copy work, the self-check fails (they
+    are not VTM), and neither a half install nor a temporary folder is left behind."""
+    tree = fake_tree(tmp_path / "src", programs=True)
+    prefix = tmp_path / "cache" / "vtm"
+    prefix.mkdir(parents=True)
+    (prefix / "BUILD.json").write_text('{"source_sha256": "older"}')
+    result = vtm_tool("build", "--source", str(tree), "--prefix", str(prefix), "--jobs", "1")
+    assert result.returncode == 1, result.stderr
+    assert (tree / "bin" / "EncoderAppStatic").is_file() and (tree / "bin" / "DecoderAppStatic").is_file()
+    assert result.stderr.startswith("error: installed VTM round trip failed: EncoderAppStatic exited 0 but wrote no")
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["vtm"]
+    assert sorted(p.name for p in prefix.iterdir()) == ["BUILD.json"]
+    assert "-DCMAKE_BUILD_TYPE=Release" in (tree / "build" / "bench-build.log").read_text()
+
+
+def test_the_shipped_tarball_has_the_known_sha256() -> None:
+    shared = os.environ.get("BENCH_SHARED_DIR")
+    tarball = Path(shared or "") / "third_party" / TARBALL
+    if not shared or not tarball.is_file():
+        pytest.skip("BENCH_SHARED_DIR/third_party has no VTM tarball")
+    assert source_sha256(tarball) == KNOWN_SHA256[TARBALL]
