@@ -134,3 +134,72 @@ def test_the_shipped_tarball_has_the_known_sha256() -> None:
     if not shared or not tarball.is_file():
         pytest.skip("BENCH_SHARED_DIR/third_party has no VTM tarball")
     assert source_sha256(tarball) == KNOWN_SHA256[TARBALL]
+
+
+# ---------------------------------------------------------------------------------------------
+# The measured anchor: a real suite run (real VTM) on two tiny crops, converted
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_vtm_store(tmp_path_factory, kodak_image) -> Path:
+    """A real results store: the suite's ``vtm`` configuration on two 32×48 crops at QP 42 and 47."""
+    from PIL import Image
+
+    from bench.codecs import registry
+
+    reason = registry.availability(registry.load_configs()["vtm"])
+    if reason:
+        if os.environ.get("BENCH_REQUIRE_VTM") == "1":
+            pytest.fail(f"BENCH_REQUIRE_VTM=1 but {reason}")
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("vtm-anchor")
+    (root / "tiny").mkdir()
+    for i, (y, x) in enumerate(((200, 300), (40, 500))):
+        Image.fromarray(kodak_image[y:y + 32, x:x + 48].copy()).save(root / "tiny" / f"crop{i}.png")
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--codecs", "vtm", "--dataset", str(root / "tiny"),
+                           "--rates", "qp=42,qp=47", "--ladder", "none", "--jobs", "1", "--repeats", "1",
+                           "--out", str(root / "results"), "--quiet"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT)}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return root / "results"
+
+
+@pytest.mark.timeout(600)
+def test_anchor_from_a_real_store_keeps_every_image_and_the_provenance(tiny_vtm_store, tmp_path) -> None:
+    import numpy as np
+
+    from bench.anchors import load_anchor
+    from bench.store import read_measurements, read_runs
+
+    result = vtm_tool("anchor", "--from-results", str(tiny_vtm_store), "--dataset", "tiny",
+                      "--out", str(tmp_path), **{k: os.environ[k] for k in ("VTM_DIR",) if k in os.environ})
+    assert result.returncode == 0, result.stderr
+    a = load_anchor("tiny/vtm-23.13", root=tmp_path)
+    rows = read_measurements(tiny_vtm_store)
+    assert sorted(a.per_image) == ["crop0", "crop1"] and a.conditions["rate_points"] == ["qp=42", "qp=47"]
+    for image, cols in a.per_image.items():
+        for j, qp in enumerate(("qp=42", "qp=47")):
+            row = rows[(rows.image == image) & (rows.rate_label == qp)].iloc[0]
+            assert cols["bpp"][j] == row.bpp and cols["psnr_rgb"][j] == row.psnr_rgb
+    for col in a.points:
+        mean = np.mean([a.per_image[i][col] for i in a.per_image], axis=0)
+        assert np.allclose(a.points[col], mean, rtol=1e-12)
+    p = a.provenance
+    assert p["source"] == "measured" and p["suite_git_commit"] == read_runs(tiny_vtm_store)["git_commit"].iloc[0]
+    assert p["encoder_command"][:3] == ["{vtm_dir}/bin/EncoderAppStatic", "-c", "{vtm_dir}/cfg/encoder_intra_vtm.cfg"]
+    assert "{qp}" in p["encoder_command"] and "--InputChromaFormat=444" in p["encoder_command"]
+    assert len(p["vtm"]["cfg_sha256"]) == 64 and p["vtm_release"]["sha256"] == KNOWN_SHA256[TARBALL]
+    assert a.codec["implementation"].startswith("VTM Encoder Version 23.13")
+
+
+def test_anchor_refuses_an_incomplete_store(tiny_vtm_store, tmp_path) -> None:
+    import sqlite3
+
+    copy = tmp_path / "partial"
+    shutil.copytree(tiny_vtm_store, copy)
+    with sqlite3.connect(copy / "results.sqlite") as conn:
+        conn.execute("DELETE FROM measurements WHERE image = 'crop1' AND rate_label = 'qp=47'")
+    result = vtm_tool("anchor", "--from-results", str(copy), "--dataset", "tiny", "--out", str(tmp_path / "a"))
+    assert result.returncode == 2 and "1 (image, rate) cell(s) missing" in result.stderr and "('crop1', 'qp=47')" in result.stderr
+    assert not (tmp_path / "a").exists()

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.errors import BenchError, BuildError, UsageError
+from bench.errors import AnchorError, BenchError, BuildError, UsageError
 
 VERSION = "23.13"
 TARBALL = f"vtm-{VERSION}-src.tar.gz"
@@ -242,7 +242,7 @@ def build(source: Path | None, prefix: Path, jobs: int, say=print) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.tools.vtm build|anchor``; user errors: one line, exit 2; build failures: exit 1."""
+    """``python -m bench.tools.vtm build|anchor``; bad input: one line, exit 2; build or run failures: exit 1."""
     parser = argparse.ArgumentParser(prog="python -m bench.tools.vtm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_build = sub.add_parser("build", help=f"build VTM {VERSION} and install bin/ and cfg/")
@@ -257,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="results folder the suite runs into (default results/vtm-anchor; resumes)")
     p_anchor.add_argument("--out", type=Path, default=None, help="anchors folder (default: the project's anchors/)")
     p_anchor.add_argument("--jobs", type=int, default=2, help="suite worker processes (default 2)")
+    p_anchor.add_argument("--dataset", default="kodak", help="dataset of the anchor (default kodak)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -264,9 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from bench.tools.vtm_anchor import make_anchor
 
-            make_anchor(results=args.from_results or args.results, run_suite=args.from_results is None,
-                        out=args.out, jobs=args.jobs)
-    except UsageError as exc:
+            make_anchor(results=args.from_results or args.results, run_suite_first=args.from_results is None,
+                        out=args.out, jobs=args.jobs, dataset=args.dataset)
+    except (UsageError, AnchorError) as exc:  # bad input: a missing source, an incomplete store
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BenchError as exc:
