@@ -1,5 +1,5 @@
 """Sessions: ``nox -s bench`` (the embedded default benchmark), ``nox -s tests``, ``nox -s gate``,
-``nox -s report``, ``nox -s scaling``.
+``nox -s report``, ``nox -s scaling``, ``nox -s vtm``.
 
 Every session installs the package with its extras into its own virtual environment; results go
 to ``results/`` and reports to ``reports/`` under the project root.
@@ -50,6 +50,13 @@ def gate(session: nox.Session) -> None:
     """The regression gate against the committed baseline gate/baseline.json (exit 1 on a regression)."""
     _install(session)
     session.run("python", "-m", "bench.gate", "--baseline", "gate/baseline.json", *session.posargs, env=DATA_ENV)
+
+
+@nox.session(python=False)
+def vtm(session: nox.Session) -> None:
+    """Build VTM into the cache folder (python -m bench.tools.vtm build; arguments pass through,
+    e.g. ``nox -s vtm -- --source vtm-23.13-src.tar.gz``). Standard library only: no virtualenv."""
+    session.run("python3", "-m", "bench.tools.vtm", "build", *session.posargs)
 
 
 SCALING_CODECS = "mlicpp-untrained,msp-fast,msp-base,msp-best,mbt2018"

@@ -50,7 +50,7 @@ POINT_COLUMNS: dict[str, str] = {
 }
 QUALITY_COLUMNS: tuple[str, ...] = ("psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "ms_ssim_y")
 CODEC_KINDS = ("classical", "learned")
-SOURCE_KINDS = ("repository", "paper", "file")
+SOURCE_KINDS = ("repository", "paper", "file", "measured")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.+_-]*(/[a-z0-9][a-z0-9.+_-]*)+$")
 
 
@@ -73,6 +73,9 @@ class Anchor:
     points: dict[str, tuple[float, ...]]
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Optional per-image points (image id -> columns like ``points``), e.g. of a measured anchor,
+    #: so per-image BD values and their spread can be computed.
+    per_image: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -101,6 +104,15 @@ class Anchor:
         """The (bpp, quality) curve for BD computations."""
         return Curve(self.values("bpp"), self.values(quality), self.name)
 
+    def image_curve(self, image: str, quality: str = "psnr_rgb") -> Curve:
+        """The (bpp, quality) curve of one image of ``per_image``."""
+        if image not in self.per_image:
+            raise AnchorError(f"anchor {self.name!r} has no per-image points for {image!r}")
+        cols = self.per_image[image]
+        if quality not in cols:
+            raise AnchorError(f"anchor {self.name!r}: image {image!r} has no {quality!r}; it has {sorted(cols)}")
+        return Curve(cols["bpp"], cols[quality], f"{self.name}:{image}")
+
     def frame(self) -> Any:
         """Points as a pandas DataFrame (one row per rate point)."""
         import pandas as pd
@@ -122,6 +134,8 @@ class Anchor:
             d["notes"] = self.notes
         if self.extra:
             d["extra"] = self.extra
+        if self.per_image:
+            d["per_image"] = {img: {k: list(v) for k, v in cols.items()} for img, cols in self.per_image.items()}
         return d
 
     @classmethod
@@ -129,22 +143,26 @@ class Anchor:
         where = where or str(d.get("name", "anchor"))
         if d.get("schema") != SCHEMA:
             raise AnchorError(f"{where}: schema is {d.get('schema')!r}, expected {SCHEMA!r}")
-        known = {"schema", "name", "label", "dataset", "codec", "provenance", "conditions", "points", "notes", "extra"}
+        known = {"schema", "name", "label", "dataset", "codec", "provenance", "conditions", "points", "notes", "extra",
+                 "per_image"}
         unknown = set(d) - known
         if unknown:
             raise AnchorError(f"{where}: unknown top-level field(s) {sorted(unknown)}")
         missing = {"name", "label", "dataset", "codec", "provenance", "conditions", "points"} - set(d)
         if missing:
             raise AnchorError(f"{where}: missing field(s) {sorted(missing)}")
-        points = d["points"]
+        points, per_image = d["points"], d.get("per_image", {})
         if not isinstance(points, dict):
             raise AnchorError(f"{where}: 'points' must be an object of columns")
+        if not isinstance(per_image, dict) or not all(isinstance(c, dict) for c in per_image.values()):
+            raise AnchorError(f"{where}: 'per_image' must map image ids to objects of columns")
         try:
             return cls(
                 name=d["name"], label=d["label"], dataset=d["dataset"], codec=d["codec"],
                 provenance=d["provenance"], conditions=d["conditions"],
                 points={k: tuple(v) for k, v in points.items()}, notes=d.get("notes", ""),
                 extra=d.get("extra", {}),
+                per_image={img: {k: tuple(v) for k, v in cols.items()} for img, cols in per_image.items()},
             )
         except AnchorError as exc:
             raise AnchorError(f"{where}: {exc}") from None
@@ -163,24 +181,34 @@ def _validate(a: Anchor) -> None:
     src = a.provenance.get("source")
     if src not in SOURCE_KINDS:
         raise AnchorError(f"anchor {a.name!r}: provenance.source must be one of {SOURCE_KINDS}")
-    need = {"repository": ("repository", "commit", "files"), "paper": ("paper", "table"), "file": ("files",)}[src]
+    need = {"repository": ("repository", "commit", "files"), "paper": ("paper", "table"), "file": ("files",),
+            "measured": ("runs", "store")}[src]
     for key in need:
         if not a.provenance.get(key):
             raise AnchorError(f"anchor {a.name!r}: provenance.{key} is required for a {src} source")
-    unknown = set(a.points) - set(POINT_COLUMNS)
-    if unknown:
-        raise AnchorError(f"anchor {a.name!r}: unknown point column(s) {sorted(unknown)}; known: {sorted(POINT_COLUMNS)}")
-    if "bpp" not in a.points or not any(q in a.points for q in QUALITY_COLUMNS):
-        raise AnchorError(f"anchor {a.name!r}: points need 'bpp' and at least one quality column")
+    _validate_points(a.name, a.points, "")
     n = len(a.points["bpp"])
-    for col, values in a.points.items():
+    for image, cols in a.per_image.items():
+        _validate_points(a.name, cols, f"per_image[{image!r}].")
+        if len(cols["bpp"]) != n:
+            raise AnchorError(f"anchor {a.name!r}: per_image[{image!r}] has {len(cols['bpp'])} points, 'points' has {n}")
+
+
+def _validate_points(name: str, points: dict[str, tuple[float, ...]], where: str) -> None:
+    unknown = set(points) - set(POINT_COLUMNS)
+    if unknown:
+        raise AnchorError(f"anchor {name!r}: unknown {where}point column(s) {sorted(unknown)}; known: {sorted(POINT_COLUMNS)}")
+    if "bpp" not in points or not any(q in points for q in QUALITY_COLUMNS):
+        raise AnchorError(f"anchor {name!r}: {where}points need 'bpp' and at least one quality column")
+    n = len(points["bpp"])
+    for col, values in points.items():
         if len(values) != n:
-            raise AnchorError(f"anchor {a.name!r}: column {col!r} has {len(values)} values, 'bpp' has {n}")
+            raise AnchorError(f"anchor {name!r}: {where}column {col!r} has {len(values)} values, 'bpp' has {n}")
         for i, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise AnchorError(f"anchor {a.name!r}: {col}[{i}] = {v!r} is not a finite number")
-    if any(v <= 0 for v in a.points["bpp"]):
-        raise AnchorError(f"anchor {a.name!r}: bpp values must be > 0")
+                raise AnchorError(f"anchor {name!r}: {where}{col}[{i}] = {v!r} is not a finite number")
+    if any(v <= 0 for v in points["bpp"]):
+        raise AnchorError(f"anchor {name!r}: {where}bpp values must be > 0")
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +249,13 @@ def load_anchor(name: str, root: Path | str | None = None) -> Anchor:
     if anchor.name != name:
         raise AnchorError(f"{path}: file holds anchor {anchor.name!r}, expected {name!r}")
     return anchor
+
+
+def measured_anchors(root: Path | str | None = None) -> list[str]:
+    """Names of the anchors measured by this suite (``provenance.source == "measured"``): they are
+    not imported from the shared sources, so ``import`` keeps them and its equality check skips them."""
+    base = Path(root) if root is not None else anchors_dir()
+    return [n for n in list_anchors(root=base) if load_anchor(n, root=base).provenance.get("source") == "measured"]
 
 
 def save_anchor(anchor: Anchor, root: Path | str) -> Path:
@@ -673,13 +708,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = Path(shared) / "anchors"
     out = args.out or anchors_dir()
     anchors = build_anchors(source)
-    stale = set(list_anchors(root=out)) - {a.name for a in anchors} if out.is_dir() else set()
+    stale = set(list_anchors(root=out)) - {a.name for a in anchors} - set(measured_anchors(out)) if out.is_dir() else set()
     for a in anchors:
         save_anchor(a, out)
     for n in sorted(stale):
         (out / f"{n}.json").unlink()
     size = sum(p.stat().st_size for p in out.rglob("*.json"))
-    print(f"wrote {len(anchors)} anchors to {out} ({size / 1024:.0f} KiB); removed {len(stale)} stale", file=sys.stderr)
+    print(f"wrote {len(anchors)} anchors to {out} ({size / 1024:.0f} KiB); removed {len(stale)} stale; "
+          f"kept {len(measured_anchors(out))} measured", file=sys.stderr)
     return 0
 
 

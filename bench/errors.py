@@ -59,3 +59,7 @@ class ReportError(BenchError, ValueError):
 
 class GateError(BenchError, RuntimeError):
     """The gate cannot run or compare (the message says why); exit status 2."""
+
+
+class BuildError(BenchError, RuntimeError):
+    """Building a third-party tool failed (missing compiler, bad source, failed compile); the message says why."""

@@ -25,6 +25,7 @@ from bench.anchors import (
     list_anchors,
     load_anchor,
     main,
+    measured_anchors,
     merge_anchors,
     read_manifest,
     save_anchor,
@@ -64,7 +65,10 @@ def test_required_anchors_are_present() -> None:
 def test_every_committed_anchor_loads_with_provenance() -> None:
     names = list_anchors()
     assert len(names) > 150
-    for name in names:
+    for name in measured_anchors():  # made by this suite (python -m bench.tools.vtm anchor)
+        a = load_anchor(name)
+        assert a.provenance["runs"] and a.provenance["store"]["sha256"] and a.per_image
+    for name in sorted(set(names) - set(measured_anchors())):
         a = load_anchor(name)
         assert a.name == name and name.startswith(a.dataset + "/")
         assert a.provenance["repository"].startswith("github.com/") and len(a.provenance["commit"]) == 40
@@ -89,15 +93,18 @@ def test_committed_files_equal_a_fresh_import() -> None:
     # The data in anchors/ is exactly what the importers make of the shared sources (after the
     # MANIFEST sha256 checks), so it can always be regenerated and audited.
     fresh = {a.name: a.to_dict() for a in build_anchors(_shared_anchors())}
-    assert sorted(fresh) == list_anchors()
+    assert sorted(fresh) == sorted(set(list_anchors()) - set(measured_anchors()))
     for name, d in fresh.items():
         assert load_anchor(name).to_dict() == d, name
 
 
 def test_cli_import_writes_loadable_files(tmp_path: Path) -> None:
     src = _shared_anchors()
+    measured = measured_anchor()
+    save_anchor(measured, tmp_path)  # import must keep anchors measured by this suite
     assert main(["import", "--source", str(src), "--out", str(tmp_path)]) == 0
-    assert list_anchors(root=tmp_path) == list_anchors()
+    assert list_anchors(root=tmp_path) == sorted(set(list_anchors()) | {measured.name})
+    assert load_anchor(measured.name, root=tmp_path).to_dict() == measured.to_dict()
     assert load_anchor("kodak/mlicpp", root=tmp_path).to_dict() == load_anchor("kodak/mlicpp").to_dict()
 
 
@@ -321,3 +328,44 @@ def test_bd_table_takes_an_anchor_by_name() -> None:
     assert "rows are dataset 'kodak-subset', anchor is 'kodak'" in row["warnings"]
     with pytest.raises(AnchorError, match="has no 'psnr_y'"):
         bd_table(rows.assign(psnr_y=30.0), vtm, quality="psnr_y")
+
+
+# ---------------------------------------------------------------------------------------------
+# Measured anchors: provenance.source "measured" and per-image points
+# ---------------------------------------------------------------------------------------------
+
+
+def measured_anchor(**changes) -> Anchor:
+    fields = dict(
+        name="kodak/vtm-test", label="VTM (measured)", dataset="kodak",
+        codec={"name": "VTM", "version": "23.13", "kind": "classical"},
+        provenance={"source": "measured", "runs": [{"run_id": 1, "git_commit": "abc"}],
+                    "store": {"sha256": "0" * 64}},
+        conditions={}, points={"bpp": (0.2, 0.5), "psnr_rgb": (30.0, 34.0)},
+        per_image={"kodim01": {"bpp": (0.3, 0.7), "psnr_rgb": (28.0, 32.0)},
+                   "kodim02": {"bpp": (0.1, 0.3), "psnr_rgb": (32.0, 36.0)}},
+    )
+    fields.update(changes)
+    return Anchor(**fields)
+
+
+def test_measured_anchor_round_trips_with_per_image_points(tmp_path: Path) -> None:
+    a = measured_anchor()
+    save_anchor(a, tmp_path)
+    back = load_anchor("kodak/vtm-test", root=tmp_path)
+    assert back.to_dict() == a.to_dict() and back.per_image == a.per_image
+    assert back.image_curve("kodim02").rate == (0.1, 0.3)
+    assert measured_anchors(tmp_path) == ["kodak/vtm-test"]
+    with pytest.raises(AnchorError, match="no per-image points for 'kodim99'"):
+        back.image_curve("kodim99")
+
+
+def test_measured_anchor_is_validated() -> None:
+    with pytest.raises(AnchorError, match=r"provenance.runs is required for a measured source"):
+        measured_anchor(provenance={"source": "measured", "store": {"sha256": "x"}})
+    with pytest.raises(AnchorError, match=r"per_image\['kodim01'\] has 3 points, 'points' has 2"):
+        measured_anchor(per_image={"kodim01": {"bpp": (0.1, 0.2, 0.3), "psnr_rgb": (1.0, 2.0, 3.0)}})
+    with pytest.raises(AnchorError, match=r"per_image\['kodim01'\]\.psnr_rgb\[1\] = nan"):
+        measured_anchor(per_image={"kodim01": {"bpp": (0.1, 0.2), "psnr_rgb": (1.0, float("nan"))}})
+    with pytest.raises(AnchorError, match="'per_image' must map image ids"):
+        Anchor.from_dict({**measured_anchor().to_dict(), "per_image": [1, 2]})

@@ -22,7 +22,7 @@ import pytest
 
 from bench.analysis.bd import average_curve_bd, mean_of_per_image_bd
 from bench.analysis.scaling import fit_power_law
-from bench.anchors import load_anchor
+from bench.anchors import Anchor, load_anchor, save_anchor
 from bench.report import ReportError, ReportOptions, build_report
 from bench.store import read_measurements, read_runs
 
@@ -202,3 +202,26 @@ def test_bad_options_are_explained(store: Path, tmp_path: Path, options: ReportO
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     done = run("bench.report", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and "no results store" in done.stderr and "bench run" in done.stderr
+
+
+def test_default_anchor_is_the_measured_vtm_with_the_difference_stated(store: Path, tmp_path: Path, monkeypatch) -> None:
+    """Default Kodak anchor: kodak/vtm-23.13 when generated (with its BD-rate difference to
+    CompressAI's kodak/vtm stated), else kodak/vtm with a note."""
+    anchors = tmp_path / "anchors"
+    published = load_anchor("kodak/vtm")
+    save_anchor(published, anchors)
+    monkeypatch.setenv("BENCH_ANCHORS_DIR", str(anchors))
+    fallback = build_report(store, tmp_path / "a", ReportOptions())
+    md = fallback.markdown.read_text()
+    assert "default anchor `kodak/vtm-23.13` is not generated yet" in md and "Against `kodak/vtm`" in md
+    # A stand-in measured anchor needing 10 % more bits than kodak/vtm at every quality:
+    # kodak/vtm against it is exactly 1/1.1 - 1 = -9.09 %.
+    measured = Anchor("kodak/vtm-23.13", "VTM 23.13 (measured)", "kodak",
+                      {"name": "VTM", "version": "23.13", "kind": "classical"},
+                      {"source": "measured", "runs": [{"run_id": 1}], "store": {"sha256": "0" * 64}}, {},
+                      {"bpp": tuple(b * 1.1 for b in published.points["bpp"]), "psnr_rgb": published.points["psnr_rgb"]})
+    save_anchor(measured, anchors)
+    report = build_report(store, tmp_path / "b", ReportOptions())
+    md = report.markdown.read_text()
+    assert "Against `kodak/vtm-23.13`" in md and "not generated yet" not in md
+    assert "has a BD-rate of **-9.09 %** (PSNR-RGB, pchip" in md

@@ -7,7 +7,12 @@ cfg at one QP, decoded with ``DecoderAppStatic`` and converted back with roundin
 measured on the RGB result, so the colour conversion's loss is inside the numbers.
 
 Bitstream container: 4 bytes (width, height as big-endian uint16) + the VVC bitstream, all counted
-in the rate (the VVC stream carries the size too, but reading it needs an SPS parser).
+in the rate. The decoder writes a Y4M file, whose header carries the picture size and format VTM
+took from the stream's SPS; both are checked against the container header (a sample count alone
+would let swapped dimensions decode silently).
+
+By default VTM is looked up in the folder ``python -m bench.tools.vtm build`` installs into
+(:func:`bench.tools.vtm.default_prefix`); ``vtm_dir`` or ``$VTM_DIR`` override it.
 Timing includes process start-up and raw-file I/O. The version recorded is the banner the encoder
 prints (e.g. ``VTM Encoder Version 17.0``) plus the SHA-256 of the cfg file.
 """
@@ -19,6 +24,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -29,6 +35,7 @@ import numpy as np
 
 from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
 from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from bench.tools.vtm import default_prefix
 
 HEADER = struct.Struct(">HH")
 
@@ -36,7 +43,8 @@ HEADER = struct.Struct(">HH")
 def vtm_paths(config: CodecConfig) -> tuple[Path, Path, Path]:
     """Encoder, decoder and cfg paths from the configuration, ``$VTM_DIR`` or ``PATH``."""
     params = config.params
-    root = Path(os.path.expandvars(os.path.expanduser(str(params.get("vtm_dir") or os.environ.get("VTM_DIR", "")))))
+    given = str(params.get("vtm_dir") or os.environ.get("VTM_DIR", ""))
+    root = Path(os.path.expandvars(os.path.expanduser(given))) if given else default_prefix()
 
     def find(name: str) -> Path:
         for candidate in (root / "bin" / name, root / name):
@@ -53,11 +61,30 @@ def vtm_paths(config: CodecConfig) -> tuple[Path, Path, Path]:
     return encoder, decoder, cfg
 
 
-def run_tool(cmd: list[str], timeout: float) -> tuple[str, int]:
-    """Run ``cmd``; return its output and the child's peak RSS in bytes (``wait4``'s ru_maxrss)."""
-    with tempfile.TemporaryFile() as log:
+def failure_message(name: str, returncode: int, stdout: str, stderr: str) -> str:
+    """One line saying how a VTM tool failed: exit code or signal name, and VTM's own ERROR line.
+
+    VTM writes ``ERROR: ...`` to stderr and its memory/time summary to stdout, so the two are kept
+    apart: the ERROR line (else the end of stderr, else the end of stdout) is what is reported.
+    """
+    if returncode < 0:
         try:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            how = f"was killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"was killed by signal {-returncode}"
+    else:
+        how = f"failed with exit code {returncode}"
+    errors = [ln.strip() for ln in stderr.splitlines() if "ERROR" in ln]
+    detail = errors or [ln.strip() for ln in stderr.splitlines() if ln.strip()][-3:] or \
+        [ln.strip() for ln in stdout.splitlines() if ln.strip()][-3:]
+    return f"{name} {how}" + (f": {' | '.join(detail)}" if detail else "")
+
+
+def run_tool(cmd: list[str], timeout: float) -> tuple[str, int]:
+    """Run ``cmd``; return its stdout and the child's peak RSS in bytes (``wait4``'s ru_maxrss)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err)
         except OSError as exc:
             raise CodecError(f"cannot start {cmd[0]}: {exc}") from exc
         deadline = time.monotonic() + timeout
@@ -71,12 +98,25 @@ def run_tool(cmd: list[str], timeout: float) -> tuple[str, int]:
                 raise CodecError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s")
             time.sleep(0.005)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        log.seek(0)
-        output = log.read().decode(errors="replace")
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
-        tail = " | ".join(output.strip().splitlines()[-3:])
-        raise CodecError(f"{Path(cmd[0]).name} failed with exit code {proc.returncode}: {tail}")
-    return output, usage.ru_maxrss * 1024
+        raise CodecError(failure_message(Path(cmd[0]).name, proc.returncode, stdout, stderr))
+    return stdout, usage.ru_maxrss * 1024
+
+
+def cannot_execute(path: Path) -> str | None:
+    """Why ``path`` cannot be run as a program (no exec bit, not a valid executable), else None."""
+    if not os.access(path, os.X_OK):
+        return f"cannot execute {path}: no execute permission (chmod +x, or rebuild with python -m bench.tools.vtm build)"
+    try:
+        subprocess.run([str(path), "--help"], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return f"cannot execute {path}: '--help' did not finish within 30 s"
+    except OSError as exc:
+        return f"cannot execute {path}: {exc.strerror or exc}"
+    return None
 
 
 @functools.lru_cache(maxsize=8)
@@ -111,8 +151,12 @@ class VtmCodec(Codec):
         encoder, decoder, cfg = vtm_paths(config)
         missing = [str(p) for p in (encoder, decoder, cfg) if not p.is_file()]
         if missing:
-            return (f"VTM not found ({', '.join(missing)}); build VTM and set vtm_dir in codecs/vtm.toml "
-                    "or $VTM_DIR")
+            return (f"VTM not found ({', '.join(missing)}); build it with python -m bench.tools.vtm build, "
+                    "or set vtm_dir in codecs/vtm.toml or $VTM_DIR")
+        for binary in (encoder, decoder):
+            reason = cannot_execute(binary)
+            if reason:
+                return reason
         return None
 
     def library_version(self) -> str:
@@ -128,6 +172,7 @@ class VtmCodec(Codec):
                 "--ConformanceWindowMode=1", "--InputColourSpaceConvert=UNCHANGED"]
 
     def decoder_command(self, stream: Path, out: Path) -> list[str]:
+        """The decoder command line; ``out`` ends in ``.y4m`` so VTM writes the size it decoded."""
         return [str(self.decoder), "-b", str(stream), "-o", str(out), "-d", str(self.bit_depth)]
 
     def _write_raw(self, planes: np.ndarray, path: Path) -> None:
@@ -143,6 +188,8 @@ class VtmCodec(Codec):
             self._write_raw(rgb_to_ycbcr(image, self.bit_depth), raw)
             _, self.last_child_peak_rss = run_tool(
                 self.encoder_command(raw, stream, width, height, int(rate.params["qp"])), self.timeout)
+            if not stream.is_file():
+                raise CodecError(f"{self.encoder.name} exited 0 but wrote no bitstream {stream.name}")
             return HEADER.pack(width, height) + stream.read_bytes()
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -152,12 +199,29 @@ class VtmCodec(Codec):
         if width == 0 or height == 0:
             raise CodecError(f"VTM container header gives an empty size {width}×{height}")
         with tempfile.TemporaryDirectory(prefix="bench-vtm-") as tmp:
-            stream, out = Path(tmp, "in.bin"), Path(tmp, "out.yuv")
+            stream, out = Path(tmp, "in.bin"), Path(tmp, "out.y4m")
             stream.write_bytes(data[HEADER.size:])
             _, self.last_child_peak_rss = run_tool(self.decoder_command(stream, out), self.timeout)
-            dtype = np.uint8 if self.bit_depth == 8 else np.dtype("<u2")
-            raw = np.frombuffer(out.read_bytes() if out.is_file() else b"", dtype=dtype)
+            y4m = out.read_bytes() if out.is_file() else b""
+        planes = self._read_y4m(y4m, width, height)
+        return ycbcr_to_rgb(planes, self.bit_depth)
+
+    def _read_y4m(self, y4m: bytes, width: int, height: int) -> np.ndarray:
+        """The planes of the decoder's one-frame Y4M file, its size checked against the container's."""
+        head, _, rest = y4m.partition(b"\n")
+        fields = {f[:1]: f[1:] for f in head.decode("ascii", errors="replace").split()[1:]}
+        if not head.startswith(b"YUV4MPEG2 ") or not rest.startswith(b"FRAME\n"):
+            raise CodecError(f"VTM decoder wrote no Y4M frame ({len(y4m)} bytes)")
+        size = (fields.get("W"), fields.get("H"))
+        if size != (str(width), str(height)):
+            raise CodecError(f"VTM decoded a {size[0]}×{size[1]} picture but the container header says "
+                             f"{width}×{height}: corrupt or mismatched stream")
+        fmt = "444" if self.bit_depth == 8 else "444p10"
+        if fields.get("C") != fmt:
+            raise CodecError(f"VTM decoded format C{fields.get('C')}, expected C{fmt} (4:4:4, {self.bit_depth} bit)")
+        dtype = np.uint8 if self.bit_depth == 8 else np.dtype("<u2")
+        raw = np.frombuffer(rest[len(b"FRAME\n"):], dtype=dtype)
         expected = 3 * width * height
         if raw.size != expected:
             raise CodecError(f"VTM decoder wrote {raw.size} samples, expected {expected} for {width}×{height} 4:4:4")
-        return ycbcr_to_rgb(raw.reshape(3, height, width), self.bit_depth)
+        return raw.reshape(3, height, width)

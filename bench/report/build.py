@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import ReportError
-from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS, MEAN_OF_PER_IMAGE, BDError
+from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS, MEAN_OF_PER_IMAGE, BDError, bd_curves
 from bench.anchors import Anchor, AnchorError, list_anchors, load_anchor
 from bench.report import figures as figs
 from bench.report import provenance as prov
@@ -26,7 +26,10 @@ from bench.report import tables
 from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_fixed, fmt_number
 
-DEFAULT_ANCHOR = "kodak/vtm"
+#: The measured VTM 23.13 anchor (python -m bench.tools.vtm anchor); CompressAI's published
+#: ``kodak/vtm`` (VTM version unrecorded) is the fallback while it is not generated.
+DEFAULT_ANCHOR = "kodak/vtm-23.13"
+FALLBACK_ANCHOR = "kodak/vtm"
 #: Published curves drawn beside the measured ones by default (when the dataset has them):
 #: MLIC++, the learned state of the art this project implements.
 DEFAULT_PLOT_EXTRAS = ("mlicpp",)
@@ -49,7 +52,7 @@ AVERAGING_TEXT = {
 
 @dataclass(frozen=True)
 class ReportOptions:
-    anchor: str | None = None  # None: kodak/vtm (when the store has Kodak)
+    anchor: str | None = None  # None: kodak/vtm-23.13, else kodak/vtm (when the store has Kodak)
     method: str = "pchip"
     averaging: str = AVERAGE_CURVE
     plot_anchors: tuple[str, ...] = ()  # published curves drawn in addition to the BD anchor
@@ -102,14 +105,41 @@ def _describe_published(anchor: Anchor) -> str:
         text += f"; numbers from {p['repository']} at commit `{p.get('commit', '?')}`" + (f", {files}" if files else "")
     elif p.get("paper"):
         text += f"; numbers from {p['paper']}, {p.get('table', '')}"
+    elif p.get("source") == "measured":
+        text += (f"; measured by this suite (commit `{p.get('suite_git_commit')}`, store sha256 "
+                 f"`{p.get('store', {}).get('sha256', '?')[:12]}`; regenerate: `{p.get('regenerate', '')}`)")
     conditions = anchor.conditions
     if conditions.get("metric_reference"):
         text += f". Note: {conditions['metric_reference']}"
     return text
 
 
+def _default_anchor(notes: list[str]) -> str:
+    if DEFAULT_ANCHOR in list_anchors(DEFAULT_ANCHOR.split("/")[0]):
+        return DEFAULT_ANCHOR
+    notes.append(f"default anchor `{DEFAULT_ANCHOR}` is not generated yet (python -m bench.tools.vtm anchor): "
+                 f"using CompressAI's `{FALLBACK_ANCHOR}` instead")
+    return FALLBACK_ANCHOR
+
+
+def _anchor_difference(bd_anchor: _Anchor, method: str) -> str:
+    """How far CompressAI's ``kodak/vtm`` lies from the measured ``kodak/vtm-23.13`` (BD-rate, PSNR-RGB)."""
+    if bd_anchor.name not in (DEFAULT_ANCHOR, FALLBACK_ANCHOR):
+        return ""
+    try:
+        measured, published = load_anchor(DEFAULT_ANCHOR), load_anchor(FALLBACK_ANCHOR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = bd_curves(measured.curve("psnr_rgb"), published.curve("psnr_rgb"), "rate", method)
+    except (AnchorError, BDError) as exc:
+        return f"\n\nThe two VTM anchors could not be compared: {exc}."
+    return (f"\n\nThe two Kodak VTM anchors differ: CompressAI's `{FALLBACK_ANCHOR}` (VTM version unrecorded, PSNR "
+            f"against the colour-converted input) has a BD-rate of **{result.value:+.2f} %** (PSNR-RGB, {method}, "
+            f"overlap {result.overlap:.2f}) against the measured `{DEFAULT_ANCHOR}`.")
+
+
 def _resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -> _Anchor | None:
-    name = options.anchor or DEFAULT_ANCHOR
+    name = options.anchor or _default_anchor(notes)
     if name.startswith(MEASURED_PREFIX):
         codec = name[len(MEASURED_PREFIX):]
         datasets = data.datasets()
@@ -251,7 +281,8 @@ def _bd_section(doc: Document, data: ReportData, bd_anchor: _Anchor | None, opti
     if bd_anchor is None:
         doc.text("No BD-rate table: no anchor for the datasets in this store (see the notes above).")
         return None
-    doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution).\n\n"
+    doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution)."
+             f"{_anchor_difference(bd_anchor, options.method)}\n\n"
              f"Method **{options.method}**: {METHOD_TEXT[options.method]}. Averaging **{options.averaging}**: "
              f"{AVERAGING_TEXT[options.averaging]}. BD-rate in percent (negative = saving); BD-PSNR / BD-MS-SSIM in "
              "dB (positive = better); overlap = shared fraction of the shorter curve's quality range. A codec whose "

@@ -1,11 +1,19 @@
-"""VTM: colour conversion, the exact command line, and a real round trip where VTM is installed."""
+"""VTM: colour conversion, the exact command line, failure reports, and real round trips.
+
+The real-VTM tests find VTM like the suite does (``codecs/vtm.toml``: the default install folder
+of ``python -m bench.tools.vtm build``, or ``$VTM_DIR``). They skip when it is missing, unless
+``BENCH_REQUIRE_VTM=1`` (set by CI), where a missing VTM fails them.
+"""
+
+import os
+import stat
 
 import numpy as np
 import pytest
 
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig, CodecError, RatePoint
-from bench.codecs.vtm import VtmCodec
+from bench.codecs.vtm import HEADER, VtmCodec
 from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from bench.metrics import psnr_rgb
 
@@ -82,13 +90,81 @@ def test_missing_decoder_binary_is_a_codec_error(tmp_path):
         codec.decode(b"\x00\x10\x00\x10" + b"\x00" * 32)
 
 
+def test_unavailable_reason_points_at_the_build_command(tmp_path):
+    assert "python -m bench.tools.vtm build" in VtmCodec.check_available(config(tmp_path))
+
+
+def fake_install(tmp_path, decoder_text: bytes, mode: int = 0o755):
+    """A VTM folder whose decoder is ``decoder_text`` (a real file run as a real subprocess)."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "encoder_intra_vtm.cfg").write_text("# cfg\n")
+    encoder = tmp_path / "bin" / "EncoderAppStatic"
+    encoder.write_text("#!/bin/sh\necho VTM Encoder Version 0.0\n")
+    encoder.chmod(0o755)
+    decoder = tmp_path / "bin" / "DecoderAppStatic"
+    decoder.write_bytes(decoder_text)
+    decoder.chmod(mode)
+    return config(tmp_path)
+
+
+def test_a_decoder_without_exec_permission_is_unavailable(tmp_path):
+    cfg = fake_install(tmp_path, b"#!/bin/sh\nexit 0\n", mode=0o644)
+    reason = VtmCodec.check_available(cfg)
+    assert reason and "cannot execute" in reason and "DecoderAppStatic" in reason and "permission" in reason
+
+
+def test_a_junk_decoder_with_exec_bit_is_unavailable(tmp_path):
+    cfg = fake_install(tmp_path, b"\x7fELF junk, not a program")
+    reason = VtmCodec.check_available(cfg)
+    assert reason and "cannot execute" in reason and "DecoderAppStatic" in reason
+
+
+def test_runnable_binaries_are_available(tmp_path):
+    assert VtmCodec.check_available(fake_install(tmp_path, b"#!/bin/sh\nexit 1\n")) is None
+
+
+def test_a_decoder_killed_by_a_signal_is_named(tmp_path):
+    cfg = fake_install(tmp_path, b"#!/bin/sh\necho decoding >&2\nkill -SEGV $$\n")
+    with pytest.raises(CodecError, match=r"DecoderAppStatic was killed by signal SIGSEGV: decoding"):
+        VtmCodec(cfg).decode(b"\x00\x10\x00\x10" + b"\x00" * 32)
+
+
+def test_an_encoder_that_writes_no_stream_is_a_codec_error(tmp_path):
+    cfg = fake_install(tmp_path, b"#!/bin/sh\nexit 0\n")
+    with pytest.raises(CodecError, match="EncoderAppStatic exited 0 but wrote no bitstream"):
+        VtmCodec(cfg).encode(np.zeros((8, 8, 3), np.uint8), RatePoint("qp=32", {"qp": 32}))
+
+
 @pytest.fixture
 def installed_vtm():
     configs = registry.load_configs()
     reason = registry.availability(configs["vtm"])
     if reason:
+        if os.environ.get("BENCH_REQUIRE_VTM") == "1":
+            pytest.fail(f"BENCH_REQUIRE_VTM=1 but {reason}")
         pytest.skip(reason)
     return registry.create(configs["vtm"])
+
+
+@pytest.mark.timeout(300)
+def test_real_corrupt_stream_reports_vtm_error_line(installed_vtm, kodak_crop):
+    data = installed_vtm.encode(np.ascontiguousarray(kodak_crop[:64, :64]), RatePoint("qp=42", {"qp": 42}))
+    with pytest.raises(CodecError) as info:
+        installed_vtm.decode(data[: len(data) // 2])
+    message = str(info.value)
+    assert message.startswith("DecoderAppStatic failed with exit code 1: ERROR: ") and "Memory Usage" not in message
+
+
+@pytest.mark.timeout(300)
+def test_real_swapped_header_dimensions_are_detected(installed_vtm, kodak_crop):
+    image = np.ascontiguousarray(kodak_crop[:16, :32])  # 32 wide, 16 high
+    data = installed_vtm.encode(image, RatePoint("qp=42", {"qp": 42}))
+    assert HEADER.unpack_from(data) == (32, 16)
+    assert installed_vtm.decode(data).shape == image.shape
+    swapped = HEADER.pack(16, 32) + data[HEADER.size:]
+    with pytest.raises(CodecError, match=r"decoded a 32×16 picture but the container header says 16×32"):
+        installed_vtm.decode(swapped)
 
 
 @pytest.mark.timeout(900)
