@@ -271,13 +271,10 @@ def summary_table(rows: list[dict]):
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    """``bench run`` while holding the store's lock: a second run on the same --out exits 2 at once."""
-    try:
-        with lock_store(args.out, command_line(argv)):
-            return _run_locked(args, argv)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """``bench run`` while holding the store's lock: a second run on the same --out fails at once
+    (a ``StoreError``, which ``main`` prints as one line with exit 2)."""
+    with lock_store(args.out, command_line(argv)):
+        return _run_locked(args, argv)
 
 
 def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
