@@ -221,7 +221,8 @@ def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | 
     manifest = {
         "started_at": now(), "command": " ".join([Path(sys.executable).name, "-m", "bench.gate", *sys.argv[1:]]),
         "git_commit": git_commit(), "host": platform.node(), "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
-        "machine": MachineClass.here().to_dict(), "threads": 1, "jobs": benchmark.jobs, "python": platform.python_version(),
+        "machine": MachineClass.here().to_dict(), "threads": 1, "jobs": benchmark.jobs,
+        "python": platform.python_version(),
         "packages": {p: _version(p) for p in PACKAGES}, "gate": asdict(benchmark),
         "protocol": {"warmup": benchmark.warmup, "repeats": benchmark.repeats},
         "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "rates": [(r.label, r.params) for r in c.rates]}

@@ -104,7 +104,8 @@ class _Checker:
         value = parent[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            self.fail(name, f"expected {' or '.join(_KINDS.get(k, k.__name__) for k in kinds)}, found {_type_name(value)}")
+            wanted = " or ".join(_KINDS.get(k, k.__name__) for k in kinds)
+            self.fail(name, f"expected {wanted}, found {_type_name(value)}")
         return value
 
     def integer(self, parent: dict[str, Any], where: str, key: str, least: int, required: bool = True) -> None:
@@ -178,7 +179,8 @@ def validate_baseline(doc: Any, path: Path) -> dict[str, Any]:
             c.fail(f"{where}.dec_time_ratio", f"expected a finite positive number, found {ratio!r}")
         cells = c.get(entry, where, "cell_ratios", dict)
         for key, value in cells.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value > 0):
                 c.fail(f"{where}.cell_ratios.{key}", f"expected a finite positive number, found {value!r}")
         for key in ("version", "config_hash"):
             c.get(entry, where, key, str, required=False)

@@ -128,5 +128,6 @@ def test_report_and_export_of_a_read_only_copy(tmp_path, data_dir, restore_permi
     assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 12
     assert len(json.loads((tmp_path / "json" / "jpeg-444.json").read_text())["results"]["bpp"]) == 6
     assert sorted(p.name for p in ro.iterdir()) == ["results.sqlite"]
-    again = cli("bench", "run", "--codecs", "jpeg-444", "--images", "1", "--ladder", "none", "--out", str(ro), "--quiet")
+    again = cli("bench", "run", "--codecs", "jpeg-444", "--images", "1", "--ladder", "none", "--out", str(ro),
+                "--quiet")
     assert again.returncode != 0 and f"folder {ro} is not writable" in again.stderr  # one line once the CLI catches it
