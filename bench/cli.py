@@ -327,14 +327,23 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from bench import export
+    from bench.errors import StoreError, UsageError
 
-    if args.csv:
-        n = export.to_csv(args.results, args.csv)
-        print(f"{n} rows → {args.csv}")
-    if args.compressai_json:
-        paths = export.to_compressai_json(args.results, args.compressai_json, dataset=args.dataset)
-        for path in paths:
-            print(path)
+    if not (args.csv or args.compressai_json):
+        print("error: bench export: nothing to do; give --csv FILE and/or --compressai-json FOLDER", file=sys.stderr)
+        return 2
+    try:
+        if args.csv:
+            n = export.to_csv(args.results, args.csv, force=args.force)
+            print(f"{n} rows → {args.csv}")
+        if args.compressai_json:
+            paths = export.to_compressai_json(args.results, args.compressai_json, dataset=args.dataset,
+                                              force=args.force)
+            for path in paths:
+                print(path)
+    except (UsageError, StoreError, FileNotFoundError, OSError) as exc:
+        print(f"error: bench export: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -374,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--csv", default=None, help="write every measurement row to this CSV file")
     exp.add_argument("--compressai-json", default=None, help="write one CompressAI-style JSON per codec into this folder")
     exp.add_argument("--dataset", default=None, help="dataset whose native cells are averaged (default: the first)")
+    exp.add_argument("--force", action="store_true", help="overwrite existing export files (never the results store)")
     return parser
 
 

@@ -3,51 +3,144 @@
 CompressAI's plotting scripts read ``{"name", "description", "results": {"psnr-rgb", "ms-ssim-rgb",
 "bpp", "encoding_time", "decoding_time"}}`` with one entry per rate point, averaged over images.
 We write one such file per codec, from the native-resolution, successful cells of one dataset.
+
+The JSON is strict (no ``NaN``/``Infinity``, which ``json.loads`` elsewhere rejects): a value that
+is not a finite number is written as ``null`` — a lossless rate point (PSNR infinite) has
+``"psnr-rgb": null``, a metric that was not measured has ``null`` too. Exports never overwrite an
+existing file unless ``force`` is given, never the results store itself, and are written
+atomically (a temporary file in the same folder, then renamed), so an interrupted export leaves
+either the old file or the new one. File names come from codec names through
+:func:`safe_file_name`, so a name can never place a file outside the export folder.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import IO, Any
 
-from bench.store import read_measurements
+from bench.errors import UsageError
+from bench.store import db_path, read_measurements
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def to_csv(results: str | Path, out: str | Path) -> int:
+def safe_file_name(name: str) -> str:
+    """``name`` as a plain file name: every character outside ``[A-Za-z0-9._-]`` becomes ``_``, runs
+    of dots become ``_`` and leading dots are dropped, so the result has no path separator, is never
+    ``.``/``..`` and is never hidden. Raises :class:`UsageError` when nothing usable is left."""
+    safe = re.sub(r"\.{2,}", "_", _UNSAFE.sub("_", name)).lstrip(".")
+    if not safe or set(safe) <= {"_", "-"}:
+        raise UsageError(f"{name!r} gives no usable file name (use letters, digits, '.', '_' or '-')")
+    return safe
+
+
+def _finite_or_none(values: list[Any]) -> list[float | None]:
+    """Finite numbers as floats; NaN, ±inf and missing values as ``None`` (JSON ``null``)."""
+    out: list[float | None] = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            f = math.nan
+        out.append(f if math.isfinite(f) else None)
+    return out
+
+
+def _protected(results: str | Path) -> set[Path]:
+    store = db_path(results).resolve()
+    return {store, *(store.with_name(store.name + s) for s in ("-wal", "-shm", "-journal"))}
+
+
+def _new_file_mode() -> int:
+    """The mode an ordinary new file gets here (0666 less the umask); ``mkstemp`` would leave 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomically(path: Path, write: Callable[[IO[str]], None], force: bool = False,
+                     protected: Collection[Path] = ()) -> None:
+    """Write ``path`` through ``write(handle)`` into a temporary file beside it, then rename it over.
+
+    Refuses (:class:`UsageError`) when ``path`` is in ``protected`` (always) or exists without
+    ``force``, so nothing is lost by accident; the folder is created when missing.
+    """
+    path = Path(path)
+    if path.resolve() in protected:
+        raise UsageError(f"{path} is the results store itself; export to another file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name")
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_csv(results: str | Path, out: str | Path, force: bool = False) -> int:
     """Every measurement row (errors included) to ``out``; returns the row count."""
     frame = read_measurements(results, status=None)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    write_atomically(Path(out), lambda fh: frame.to_csv(fh, index=False), force, _protected(results))
     return len(frame)
 
 
-def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | None = None) -> list[Path]:
+def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | None = None,
+                       force: bool = False) -> list[Path]:
+    """One CompressAI results JSON per codec into ``folder``; returns the files written.
+
+    Every target is checked before the first is written, so a refusal writes nothing.
+    """
     frame = read_measurements(results)
     frame = frame[frame["resolution"] == "native"]
     if frame.empty:
-        raise ValueError(f"{results}: no successful native-resolution cells to export")
+        raise UsageError(f"{results}: no successful native-resolution cells to export")
     dataset = dataset or sorted(frame["dataset"].unique())[0]
+    if dataset not in set(frame["dataset"]):
+        raise UsageError(f"{results}: no native-resolution cells of dataset {dataset!r} "
+                         f"(there are: {', '.join(sorted(frame['dataset'].unique()))})")
     frame = frame[frame["dataset"] == dataset]
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    docs: dict[Path, dict[str, Any]] = {}
+    names: dict[Path, str] = {}
     for codec, group in frame.groupby("codec"):
+        path = folder / f"{safe_file_name(str(codec))}.json"
+        if path in names:
+            raise UsageError(f"codecs {names[path]!r} and {codec!r} would both be exported to {path}; rename one")
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; pass --force to overwrite it")
+        names[path] = str(codec)
         mean = group.groupby("rate_label", sort=False)[
             ["bpp", "psnr_rgb", "ms_ssim", "enc_time_s", "dec_time_s"]].mean().sort_values("bpp")
         images = group["image"].nunique()
-        doc = {
+        docs[path] = {
             "name": codec,
             "description": f"lic-bench: {codec} ({group['codec_version'].iloc[0]}) on {dataset}, "
-                           f"mean over {images} images; times are medians per image, in seconds",
+                           f"mean over {images} images; times are medians per image, in seconds; "
+                           "null where a value is not a finite number (psnr-rgb: lossless)",
             "results": {
-                "psnr-rgb": mean["psnr_rgb"].tolist(),
-                "ms-ssim-rgb": [None if v != v else v for v in mean["ms_ssim"].tolist()],
-                "bpp": mean["bpp"].tolist(),
-                "encoding_time": mean["enc_time_s"].tolist(),
-                "decoding_time": mean["dec_time_s"].tolist(),
+                "psnr-rgb": _finite_or_none(mean["psnr_rgb"].tolist()),
+                "ms-ssim-rgb": _finite_or_none(mean["ms_ssim"].tolist()),
+                "bpp": _finite_or_none(mean["bpp"].tolist()),
+                "encoding_time": _finite_or_none(mean["enc_time_s"].tolist()),
+                "decoding_time": _finite_or_none(mean["dec_time_s"].tolist()),
             },
         }
-        path = folder / f"{codec}.json"
-        path.write_text(json.dumps(doc, indent=2))
-        written.append(path)
-    return written
+    protected = _protected(results)
+    for path, doc in docs.items():
+        write_atomically(path, lambda fh, doc=doc: json.dump(doc, fh, indent=2, allow_nan=False), force, protected)
+    return list(docs)

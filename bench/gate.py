@@ -35,10 +35,21 @@ decode time
     gate's time without steadying it — cold, unchanged runs agreed within ±6 % for every codec
     (with one warm-up call, within ±8 %), where one long-lived worker had strayed by up to ±30 %.
 
-A codec in the baseline that is missing or has error cells fails too. Exit status: 0 when nothing
-regressed, 1 when something did (the table says what and by how much), 2 when the gate cannot
-run (no baseline, no Kodak, bad options). ``--update-baseline`` rewrites the baseline from this
-run, deliberately, and says so.
+A codec with error cells fails too. Exit status: 0 when every codec passed; 1 when something
+regressed (the table says what and by how much); 2 when the gate cannot judge — no baseline or
+one of the wrong shape (see :mod:`bench.gate_baseline`), no Kodak, bad options, a codec missing
+from the baseline or from the run, decode times from another machine class than the baseline's
+(without ``--timing-across-machines``), or any unexpected error (never 1, which means "regressed").
+A regression outranks "cannot judge": when both occur the status is 1. ``--update-baseline``
+rewrites the baseline from this run, deliberately, and says so.
+
+machine class
+    Decode-time ratios are judged only against a baseline recorded on the same machine class
+    (CPU model, logical CPU count, architecture; :class:`bench.gate_baseline.MachineClass`).
+    On another class the rates are still judged (BD-rate is machine-independent) but the times
+    are not, and the gate exits 2 naming both classes. ``--timing-across-machines`` judges them
+    anyway: the ratios are normalised by the yardstick, so the comparison is indicative, and the
+    printout says it is cross-machine. ``nox -s gate`` (CI) passes it.
 
 The comparison (:func:`summarise`, :func:`compare`) is pure; only :func:`run_benchmark` runs codecs.
 """
@@ -53,6 +64,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,12 +75,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.errors import ConfigError, GateError
+from bench.errors import BenchError, ConfigError, GateError
 from bench.analysis.bd import BDError, average_curve, bd
 from bench.codecs.base import CodecConfig, RatePoint
+from bench.gate_baseline import SCHEMA, MachineClass, read_baseline, validate_baseline  # noqa: F401 (re-exported)
 from bench.store import db_path, read_measurements, read_runs
 
-SCHEMA = "lic-bench/gate-baseline/1"
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "gate" / "baseline.json"
 YARDSTICK = "gate-yardstick"
 GATE_DATASET = "kodak"
@@ -215,7 +227,8 @@ def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | 
     manifest = {
         "started_at": now(), "command": " ".join([Path(sys.executable).name, "-m", "bench.gate", *sys.argv[1:]]),
         "git_commit": git_commit(), "host": platform.node(), "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
-        "threads": 1, "jobs": benchmark.jobs, "python": platform.python_version(),
+        "machine": MachineClass.here().to_dict(), "threads": 1, "jobs": benchmark.jobs,
+        "python": platform.python_version(),
         "packages": {p: _version(p) for p in PACKAGES}, "gate": asdict(benchmark),
         "protocol": {"warmup": benchmark.warmup, "repeats": benchmark.repeats},
         "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "rates": [(r.label, r.params) for r in c.rates]}
@@ -251,6 +264,7 @@ class CodecSummary:
     version: str = ""
     config_hash: str = ""
     errors: list[str] = field(default_factory=list)
+    unmeasured: str = ""  # why the run holds no judgeable cells of this codec (not an error of the codec)
 
 
 def cell_key(rate_label: str, image: str) -> str:
@@ -289,8 +303,10 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
         ok = group[group["status"] == "ok"]
         errors = [f"{r.rate_label}/{r.image}: {r.error}" for r in group[group["status"] != "ok"].itertuples()]
         missing = set(benchmark.images) - set(ok["image"])
-        if missing and not errors:
-            errors.append(f"no measurement for image(s) {sorted(missing)}")
+        if missing and not errors:  # cells absent, not failed: the store is incomplete
+            out[codec] = CodecSummary([], [], [], math.nan, {}, len(ok),
+                                      unmeasured=f"no measurement in this run for image(s) {sorted(missing)}")
+            continue
         first = ok[ok["round"] == ok["round"].min()] if len(ok) else ok  # rounds code identical bytes
         if len(ok) and ok.groupby(["rate_label", "image"])["bytes"].nunique().max() > 1:
             errors.append("the rounds produced different bitstreams: the encoder is not deterministic")
@@ -319,7 +335,7 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
 @dataclass
 class Verdict:
     codec: str
-    status: str  # 'pass', 'FAIL', 'new'
+    status: str  # PASS, FAIL or UNJUDGED (see the module docstring: exit 0, 1, 2)
     bd_rate_pct: float = math.nan
     ratio_base: float = math.nan
     ratio_now: float = math.nan
@@ -336,22 +352,36 @@ def time_change(base_cells: dict[str, float], now_cells: dict[str, float]) -> tu
     return float(np.median([now_cells[k] / base_cells[k] for k in common])) - 1.0, len(common)
 
 
+PASS, FAIL, UNJUDGED = "pass", "FAIL", "UNJUDGED"
+
+
+def exit_status(verdicts: list[Verdict]) -> int:
+    """0 when every codec passed, 1 when any regressed, else 2 (something could not be judged)."""
+    if any(v.status == FAIL for v in verdicts):
+        return 1
+    return 0 if verdicts and all(v.status == PASS for v in verdicts) else 2
+
+
 def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_threshold: float = 0.5,
-            time_threshold: float = 0.25) -> list[Verdict]:
-    """Judge every codec of the baseline (and name new ones). Pure: no I/O."""
+            time_threshold: float = 0.25, judge_time: bool = True) -> list[Verdict]:
+    """Judge every codec of the baseline, and mark codecs of the run that it lacks UNJUDGED. Pure: no I/O.
+
+    With ``judge_time`` False (another machine class), decode times are reported but not judged: a
+    codec whose rates pass is UNJUDGED, not passed.
+    """
     if bd_threshold < 0 or time_threshold < 0:
         raise GateError("thresholds must be ≥ 0")
     verdicts = []
     base_codecs: dict[str, Any] = baseline["codecs"]
     for codec, base in base_codecs.items():
-        v = Verdict(codec, "pass", ratio_base=float(base["dec_time_ratio"]))
+        v = Verdict(codec, PASS, ratio_base=float(base["dec_time_ratio"]))
         verdicts.append(v)
         now = current.get(codec)
-        if now is None:
-            v.status, v.reasons = "FAIL", ["not measured in this run"]
+        if now is None or now.unmeasured:
+            v.status, v.reasons = UNJUDGED, [now.unmeasured if now else "not measured in this run"]
             continue
         if now.errors:
-            v.status, v.reasons = "FAIL", [f"{len(now.errors)} error(s): {now.errors[0]}"]
+            v.status, v.reasons = FAIL, [f"{len(now.errors)} error(s): {now.errors[0]}"]
             continue
         v.ratio_now = now.dec_time_ratio
         try:
@@ -359,10 +389,10 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
                 warnings.simplefilter("ignore")  # low overlap is judged by the number itself
                 v.bd_rate_pct = bd(base["bpp"], base["psnr_rgb"], now.bpp, now.psnr_rgb, "rate", "pchip").value
         except BDError as exc:
-            v.status = "FAIL"
+            v.status = FAIL
             v.reasons.append(f"RD curve cannot be compared with the baseline: {exc}")
         if v.bd_rate_pct > bd_threshold:
-            v.status = "FAIL"
+            v.status = FAIL
             v.reasons.append(f"BD-rate {v.bd_rate_pct:+.2f} % vs baseline (threshold +{bd_threshold:.2f} %)")
         elif v.bd_rate_pct < -bd_threshold:
             v.notes.append(f"RD improved ({v.bd_rate_pct:+.2f} %): update the baseline to keep the gain")
@@ -370,11 +400,15 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
         if n == 0:  # the rate points changed: fall back to the median ratios
             v.time_change = v.ratio_now / v.ratio_base - 1.0 if v.ratio_base > 0 else math.nan
             v.notes.append("no cell in common with the baseline (rate points changed): compared median ratios")
-        if not math.isfinite(v.time_change):
-            v.status = "FAIL"
+        if not judge_time:
+            if v.status == PASS:
+                v.status = UNJUDGED
+            v.reasons.append("decode time not judged: the run is from another machine class than the baseline")
+        elif not math.isfinite(v.time_change):
+            v.status = FAIL
             v.reasons.append("decode-time ratio cannot be computed")
         elif v.time_change > time_threshold:
-            v.status = "FAIL"
+            v.status = FAIL
             v.reasons.append(f"decode {v.time_change:+.0%} slower relative to the yardstick (median over {n or 'all'} "
                              f"cells; threshold +{time_threshold:.0%})")
         if base.get("version") and now.version and base["version"] != now.version:
@@ -382,8 +416,8 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
         if base.get("config_hash") and now.config_hash and base["config_hash"] != now.config_hash:
             v.notes.append("configuration changed since the baseline")
     for codec in sorted(set(current) - set(base_codecs)):
-        verdicts.append(Verdict(codec, "new", ratio_now=current[codec].dec_time_ratio,
-                                notes=["not in the baseline (run --update-baseline to add it)"]))
+        verdicts.append(Verdict(codec, UNJUDGED, ratio_now=current[codec].dec_time_ratio,
+                                reasons=["not in the baseline (run --update-baseline to add it)"]))
     return verdicts
 
 
@@ -404,21 +438,6 @@ def format_table(verdicts: list[Verdict]) -> str:
 
 # --- the baseline file ---------------------------------------------------------------------------
 
-def read_baseline(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise GateError(f"no baseline at {path}; create one with --update-baseline")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise GateError(f"{path}: not valid JSON ({exc})") from None
-    if doc.get("schema") != SCHEMA:
-        raise GateError(f"{path}: schema {doc.get('schema')!r}, expected {SCHEMA!r}")
-    for key in ("benchmark", "codecs"):
-        if key not in doc:
-            raise GateError(f"{path}: missing {key!r}")
-    return doc
-
-
 def baseline_document(benchmark: GateBenchmark, summary: dict[str, CodecSummary], frame: pd.DataFrame,
                       manifest: dict[str, Any]) -> dict[str, Any]:
     """The baseline JSON: the benchmark definition and, per codec, its curve and decode-time ratios."""
@@ -426,13 +445,15 @@ def baseline_document(benchmark: GateBenchmark, summary: dict[str, CodecSummary]
     if bad:
         raise GateError(f"refusing to write a baseline from a run with errors: {bad}")
     yard = yardstick_times(_gate_rows(frame, benchmark))
+    machine = MachineClass.of(manifest)
     return {
         "schema": SCHEMA,
         "note": "Written by `python -m bench.gate --update-baseline`. Decode times are ratios to the yardstick "
                 "timed in the same process (per cell: '<rate label>|<image>', median over the rounds), never "
                 "absolute seconds; yardstick.dec_time_s (seconds, per image) is for information only.",
         "created_at": manifest.get("started_at"), "git_commit": manifest.get("git_commit"),
-        "cpu": manifest.get("cpu"), "packages": manifest.get("packages"),
+        "cpu": manifest.get("cpu"), "machine": machine.to_dict() if machine.known() else None,
+        "packages": manifest.get("packages"),
         "benchmark": asdict(benchmark),
         "yardstick": {"codec": YARDSTICK, "definition": yardstick_config().description,
                       "dec_time_s": {k: round(float(v), 7) for k, v in yard.groupby(level="image").median().items()}},
@@ -466,6 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codecs-dir", default=None, help="codec configurations to run (default codecs/)")
     p.add_argument("--keep", type=Path, default=None, help="write the gate's store here instead of a temporary folder")
     p.add_argument("--json", type=Path, default=None, help="also write the verdicts to this JSON file")
+    p.add_argument("--timing-across-machines", action="store_true",
+                   help="judge decode times even when the run's machine class (CPU model, logical CPUs, "
+                        "architecture) differs from the baseline's: indicative only, the ratios are "
+                        "yardstick-normalised (rates are always judged)")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes, all on the one pinned CPU (default: the baseline's, 1)")
     bench_opts = p.add_argument_group("benchmark definition (only with --update-baseline; else the baseline's)")
@@ -507,45 +532,81 @@ def _benchmark_from(args: argparse.Namespace, baseline: dict[str, Any] | None) -
     return GateBenchmark(**{**asdict(base), **updates})
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        baseline = read_baseline(args.baseline) if (args.baseline.is_file() or not args.update_baseline) else None
-        benchmark = _benchmark_from(args, baseline)
-        if args.results is not None:
-            if not db_path(args.results).is_file():
-                raise GateError(f"no results store at {db_path(args.results)}")
-            results = args.results
-        else:
-            target = args.keep or Path(tempfile.mkdtemp(prefix="bench-gate-"))
-            if args.keep and db_path(args.keep).is_file():
-                raise GateError(f"{args.keep} already holds a store; --keep needs a new folder")
-            results = run_benchmark(benchmark, target, args.codecs_dir)
-        frame = read_measurements(results, status=None)
-        summary = summarise(frame, benchmark)
-        if args.update_baseline:
-            doc = baseline_document(benchmark, summary, frame, _latest_manifest(results))
-            args.baseline.parent.mkdir(parents=True, exist_ok=True)
-            args.baseline.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-            print(f"BASELINE REWRITTEN (deliberately, --update-baseline): {args.baseline} — {len(summary)} codecs, "
-                  f"{benchmark.crop} crops of {', '.join(benchmark.images)}; commit it with the change that "
-                  "justifies it")
-            for codec, s in summary.items():
-                print(f"  {codec}: {len(s.bpp)} rate points, median decode-time ratio {s.dec_time_ratio:.3f}")
-            return 0
-        verdicts = compare(baseline, summary, args.bd_threshold, args.time_threshold)
-    except GateError as exc:
-        print(f"gate error: {exc}", file=sys.stderr)
-        return 2
-    failed = [v for v in verdicts if v.status == "FAIL"]
+def _machine_check(baseline: dict[str, Any], results: Path, across: bool) -> tuple[bool, str]:
+    """Whether decode times may be judged, and a line saying how they were (or why not)."""
+    base, run = MachineClass.of(baseline), MachineClass.of(_latest_manifest(results))
+    if base.matches(run):
+        return True, ""
+    which = f"baseline: {base}; this run: {run}"
+    if across:
+        return True, (f"decode times compared ACROSS MACHINE CLASSES ({which}): the ratios are normalised by the "
+                      "yardstick, so this comparison is indicative only")
+    return False, (f"decode times NOT judged: the machine class differs ({which}); timings compare only within "
+                   "a machine class — pass --timing-across-machines to compare them anyway (indicative only)")
+
+
+def _update_baseline(args: argparse.Namespace, benchmark: GateBenchmark, summary: dict[str, CodecSummary],
+                     frame: pd.DataFrame, results: Path) -> None:
+    from bench.export import write_atomically
+
+    text = json.dumps(baseline_document(benchmark, summary, frame, _latest_manifest(results)), indent=1) + "\n"
+    doc = validate_baseline(json.loads(text), args.baseline)  # never write a baseline the gate would refuse
+    write_atomically(args.baseline, lambda fh: fh.write(text), force=True)
+    print(f"BASELINE REWRITTEN (deliberately, --update-baseline): {args.baseline} — {len(summary)} codecs, "
+          f"{benchmark.crop} crops of {', '.join(benchmark.images)}, machine class {MachineClass.of(doc)}; "
+          "commit it with the change that justifies it")
+    for codec, s in summary.items():
+        print(f"  {codec}: {len(s.bpp)} rate points, median decode-time ratio {s.dec_time_ratio:.3f}")
+
+
+def _judge(args: argparse.Namespace, t0: float) -> int:
+    baseline = read_baseline(args.baseline) if (args.baseline.is_file() or not args.update_baseline) else None
+    benchmark = _benchmark_from(args, baseline)
+    if args.results is not None:
+        if not db_path(args.results).is_file():
+            raise GateError(f"no results store at {db_path(args.results)}")
+        results = args.results
+    else:
+        target = args.keep or Path(tempfile.mkdtemp(prefix="bench-gate-"))
+        if args.keep and db_path(args.keep).is_file():
+            raise GateError(f"{args.keep} already holds a store; --keep needs a new folder")
+        results = run_benchmark(benchmark, target, args.codecs_dir)
+    frame = read_measurements(results, status=None)
+    summary = summarise(frame, benchmark)
+    if args.update_baseline:
+        _update_baseline(args, benchmark, summary, frame, results)
+        return 0
+    judge_time, machine_note = _machine_check(baseline, results, args.timing_across_machines)
+    verdicts = compare(baseline, summary, args.bd_threshold, args.time_threshold, judge_time)
+    status = exit_status(verdicts)
     if args.json:
         args.json.write_text(json.dumps([asdict(v) for v in verdicts], indent=1, default=str) + "\n", encoding="utf-8")
     print(format_table(verdicts))
-    print(f"\ngate: {'FAILED — ' + ', '.join(v.codec for v in failed) + ' regressed' if failed else 'passed'} "
-          f"(BD-rate threshold +{args.bd_threshold:.2f} %, decode-time threshold +{args.time_threshold:.0%}; "
-          f"baseline {args.baseline}; {time.perf_counter() - t0:.0f} s)")
-    return 1 if failed else 0
+    if machine_note:
+        print(f"\n{machine_note}", file=sys.stdout if judge_time else sys.stderr)
+    failed = [v.codec for v in verdicts if v.status == FAIL]
+    unjudged = [v.codec for v in verdicts if v.status == UNJUDGED]
+    verdict = {0: "passed", 1: f"FAILED — {', '.join(failed)} regressed",
+               2: f"CANNOT JUDGE {', '.join(unjudged)} (see the table)"}[status]
+    if status == 1 and unjudged:
+        verdict += f"; cannot judge {', '.join(unjudged)}"
+    print(f"\ngate: {verdict} (BD-rate threshold +{args.bd_threshold:.2f} %, decode-time threshold "
+          f"+{args.time_threshold:.0%}; baseline {args.baseline}; {time.perf_counter() - t0:.0f} s)")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The gate's command line; returns 0 (passed), 1 (regressed) or 2 (cannot judge)."""
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        return _judge(args, t0)
+    except (BenchError, OSError) as exc:  # GateError, StoreError, a path that cannot be written ...
+        print(f"gate error: {exc}", file=sys.stderr)
+    except Exception:  # noqa: BLE001 — a bug must never read as "regressed" (exit 1)
+        traceback.print_exc()
+        print("gate error: unexpected failure (above); exit status 2, cannot judge", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

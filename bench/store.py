@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench.errors import StoreError
 
 DB_NAME = "results.sqlite"
 
@@ -102,16 +106,85 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _writable(path: Path) -> bool:
+    """Whether ``path`` may be written: some write permission bit is set *and* this process may
+    write it (``os.access`` also sees read-only mounts). The bits count even for root, so a store
+    marked read-only (``chmod a-w``) is treated as read-only media by everyone."""
+    try:
+        return bool(path.stat().st_mode & 0o222) and os.access(path, os.W_OK)
+    except OSError:
+        return False
+
+
+def _unwritable_reason(path: Path) -> str | None:
+    """Why the store file ``path`` cannot be written, or None when it can (as far as we can tell)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return f"folder {folder} does not exist"
+    if not _writable(folder):
+        return f"folder {folder} is not writable (SQLite creates its journal files beside the store)"
+    if path.exists() and not _writable(path):
+        return f"{path} is read-only"
+    return None
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open the store file ``path`` for reading only.
+
+    When the file or its folder cannot be written (read-only media, a copy marked read-only),
+    the file is opened ``immutable``: SQLite then reads it as it is and needs no ``-wal``/``-shm``
+    files beside it, which it could not create there (a WAL store otherwise fails with "unable to
+    open database file"). Raises ``FileNotFoundError`` without a store and :class:`StoreError` when
+    the file cannot be read as a store; both name the path.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no results store at {path}")
+    immutable = not (_writable(path) and _writable(path.parent))
+    uri = f"file:{urllib.parse.quote(path.resolve().as_posix())}?mode=ro" + ("&immutable=1" if immutable else "")
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: fail here, not later
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot read the results store ({exc})") from None
+    return conn
+
+
+def _read_table(results_dir: str | Path, query: str, params: tuple = ()):
+    """One query on the store, read-only, as a DataFrame; errors name the store."""
+    import pandas as pd
+
+    path = db_path(results_dir)
+    conn = connect_readonly(path)
+    try:
+        return pd.read_sql_query(query, conn, params=params or None)
+    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+        raise StoreError(f"{path}: cannot read the results store ({exc.__cause__ or exc})") from None
+    finally:
+        conn.close()
+
+
 class Store:
     """A results database. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, results_dir: str | Path):
         self.path = db_path(results_dir)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60)
-        self.conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        self.conn.execute("PRAGMA synchronous=FULL")  # a committed cell survives power loss
-        self._create()
+        where = f"{self.path}: cannot open the results store for writing"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{where}: cannot create folder {self.path.parent} ({exc.strerror})") from None
+        reason = _unwritable_reason(self.path)  # a store marked read-only is never written, even by root
+        if reason:
+            raise StoreError(f"{where}: {reason}; reports and exports can still read it")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60)
+            self.conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            self.conn.execute("PRAGMA synchronous=FULL")  # a committed cell survives power loss
+            self._create()
+        except sqlite3.Error as exc:
+            if getattr(self, "conn", None) is not None:
+                self.conn.close()
+            raise StoreError(f"{where} ({exc})") from None
 
     def _create(self) -> None:
         for table, columns in (("runs", RUNS_COLUMNS), ("measurements", MEASUREMENT_COLUMNS)):
@@ -183,20 +256,13 @@ def open_store(results_dir: str | Path) -> Iterator[Store]:
 
 
 def read_measurements(results_dir: str | Path, status: str | None = "ok"):
-    """The ``measurements`` table as a pandas DataFrame (``status=None`` for every row)."""
-    import pandas as pd
+    """The ``measurements`` table as a pandas DataFrame (``status=None`` for every row).
 
-    path = db_path(results_dir)
-    if not path.is_file():
-        raise FileNotFoundError(f"no results store at {path}")
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        query = "SELECT * FROM measurements" + (" WHERE status = ?" if status else "")
-        return pd.read_sql_query(query, conn, params=(status,) if status else None)
+    Read-only, also from read-only media (see :func:`connect_readonly`)."""
+    query = "SELECT * FROM measurements" + (" WHERE status = ?" if status else "")
+    return _read_table(results_dir, query, (status,) if status else ())
 
 
 def read_runs(results_dir: str | Path):
-    """The ``runs`` table as a pandas DataFrame."""
-    import pandas as pd
-
-    with sqlite3.connect(f"file:{db_path(results_dir)}?mode=ro", uri=True) as conn:
-        return pd.read_sql_query("SELECT * FROM runs", conn)
+    """The ``runs`` table as a pandas DataFrame (read-only, like :func:`read_measurements`)."""
+    return _read_table(results_dir, "SELECT * FROM runs")

@@ -171,8 +171,8 @@ def test_compare_thresholds_and_missing_codecs() -> None:
     assert verdicts["a"].status == "pass" and verdicts["a"].bd_rate_pct == pytest.approx(0.4, abs=1e-9)
     assert verdicts["a"].time_change == pytest.approx(0.2)
     assert verdicts["b"].status == "FAIL" and len(verdicts["b"].reasons) == 2
-    assert verdicts["gone"].status == "FAIL" and verdicts["gone"].reasons == ["not measured in this run"]
-    assert verdicts["new"].status == "new"
+    assert verdicts["gone"].status == "UNJUDGED" and verdicts["gone"].reasons == ["not measured in this run"]
+    assert verdicts["new"].status == "UNJUDGED"  # cannot judge a codec the baseline lacks
 
 
 def test_time_change_is_the_median_over_common_cells() -> None:

@@ -1,8 +1,18 @@
+import json
+import os
+import shutil
 import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from bench.store import MEASUREMENT_COLUMNS, Store, read_measurements
+from bench.errors import StoreError
+from bench.store import MEASUREMENT_COLUMNS, Store, read_measurements, read_runs
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def row(key, status="ok", **extra):
@@ -54,3 +64,70 @@ def test_old_database_gains_new_columns(tmp_path):
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no results store"):
         read_measurements(tmp_path / "nothing")
+
+
+# --- read-only copies (a store on read-only media) ------------------------------------------------
+
+
+def read_only_copy(store_file: Path, folder: Path) -> Path:
+    """Only ``results.sqlite`` (no -wal/-shm), in a folder, both marked read-only (``chmod a-w``).
+
+    Run as root, the permission bits do not stop writes, but the store still treats the copy as
+    read-only media (it reads the bits too), so the same path is tested either way."""
+    folder.mkdir()
+    shutil.copyfile(store_file, folder / "results.sqlite")
+    (folder / "results.sqlite").chmod(0o444)
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.fixture
+def restore_permissions(tmp_path):
+    yield
+    for path in tmp_path.rglob("*"):  # let pytest clean up
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_read_only_copy_is_read_without_journal_files(tmp_path, restore_permissions):
+    with Store(tmp_path / "src") as store:
+        store.start_run({"command": "test"})
+        store.add_measurement(row("a", bpp=0.5))
+        store.add_measurement(row("b", status="error", error="boom"))
+    ro = read_only_copy(tmp_path / "src" / "results.sqlite", tmp_path / "ro")
+    assert list(read_measurements(ro).cell_key) == ["a"]
+    assert len(read_measurements(ro, status=None)) == 2 and len(read_runs(ro)) == 1
+    assert sorted(p.name for p in ro.iterdir()) == ["results.sqlite"]  # no -wal/-shm created (or tried)
+    with pytest.raises(StoreError, match=f"{ro / 'results.sqlite'}: cannot open the results store for writing: "
+                                         f"folder {ro} is not writable"):
+        Store(ro)
+
+
+def test_unreadable_store_names_the_path(tmp_path):
+    (tmp_path / "results.sqlite").write_bytes(b"not a database, just bytes" * 100)
+    with pytest.raises(StoreError, match=f"{tmp_path / 'results.sqlite'}: cannot read the results store"):
+        read_measurements(tmp_path)
+
+
+def test_report_and_export_of_a_read_only_copy(tmp_path, data_dir, restore_permissions):
+    env = {**os.environ, "BENCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(PROJECT)}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, cwd=PROJECT,
+                              timeout=600)
+
+    done = cli("bench", "run", "--codecs", "jpeg-444", "--images", "2", "--ladder", "none", "--repeats", "1",
+               "--warmup", "0", "--out", str(tmp_path / "src"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    ro = read_only_copy(tmp_path / "src" / "results.sqlite", tmp_path / "ro")
+    report = cli("bench.report", str(ro), "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    assert "jpeg-444" in (tmp_path / "report" / "report.md").read_text()
+    export = cli("bench", "export", str(ro), "--csv", str(tmp_path / "all.csv"), "--compressai-json",
+                 str(tmp_path / "json"))
+    assert export.returncode == 0, export.stderr
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 12
+    assert len(json.loads((tmp_path / "json" / "jpeg-444.json").read_text())["results"]["bpp"]) == 6
+    assert sorted(p.name for p in ro.iterdir()) == ["results.sqlite"]
+    again = cli("bench", "run", "--codecs", "jpeg-444", "--images", "1", "--ladder", "none", "--out", str(ro),
+                "--quiet")
+    assert again.returncode != 0 and f"folder {ro} is not writable" in again.stderr  # one line once the CLI catches it

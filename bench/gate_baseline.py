@@ -1,0 +1,207 @@
+"""The gate's baseline file: its schema, an explicit validator, and the machine class it was recorded on.
+
+A baseline that the gate cannot use — not JSON, the wrong shape, a key missing or of the wrong
+type, no codec at all — is refused with :class:`GateError` (exit status 2, "cannot judge") and a
+message naming the file and the key, never judged as a pass (an empty ``codecs`` used to pass
+vacuously) or as a regression (a crash used to exit 1).
+
+**Machine class.** Decode-time ratios are only comparable between runs on the same kind of
+machine: the CPU model string, the number of logical CPUs and the architecture
+(``platform.machine()``). Baselines written before the class was recorded carry only ``cpu``
+(``"<model> (<n> logical CPUs)"``); it is read as a class whose architecture is unknown, and an
+unknown part matches anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BDError, GateError
+
+SCHEMA = "lic-bench/gate-baseline/1"
+_OLD_CPU = re.compile(r"^(?P<model>.*) \((?P<n>\d+) logical CPUs\)$")
+
+
+@dataclass(frozen=True)
+class MachineClass:
+    """The kind of machine a run's timings belong to; ``None`` parts are unknown (old records)."""
+
+    cpu_model: str | None
+    logical_cpus: int | None
+    arch: str | None
+
+    @classmethod
+    def here(cls) -> MachineClass:
+        from bench.device import cpu_model
+
+        return cls(cpu_model(), os.cpu_count(), platform.machine() or None)
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> MachineClass:
+        """From a baseline or a run manifest: its ``machine`` entry, else its old ``cpu`` string."""
+        machine = record.get("machine")
+        if isinstance(machine, dict):
+            return cls(machine.get("cpu_model"), machine.get("logical_cpus"), machine.get("arch"))
+        cpu = record.get("cpu")
+        if isinstance(cpu, str) and (m := _OLD_CPU.match(cpu)):
+            return cls(m["model"], int(m["n"]), None)
+        return cls(cpu if isinstance(cpu, str) else None, None, None)
+
+    def known(self) -> bool:
+        """Model and CPU count are known (the architecture may not be)."""
+        return self.cpu_model is not None and self.logical_cpus is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def matches(self, other: MachineClass) -> bool:
+        """Same class: model and CPU count known and equal; the architecture equal where both know it."""
+        if not (self.known() and other.known()):
+            return False
+        return (self.cpu_model, self.logical_cpus) == (other.cpu_model, other.logical_cpus) and (
+            self.arch is None or other.arch is None or self.arch == other.arch)
+
+    def __str__(self) -> str:
+        return (f"{self.cpu_model or 'unknown CPU'}, "
+                f"{self.logical_cpus if self.logical_cpus is not None else '?'} logical CPUs, "
+                f"{self.arch or 'arch not recorded'}")
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+          float: "a number", type(None): "null"}
+
+
+def _type_name(value: Any) -> str:
+    return _KINDS.get(type(value), f"a {type(value).__name__}")
+
+
+class _Checker:
+    """Raises GateError naming the file and the key of the first problem."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> None:
+        raise GateError(f"{self.path}: {key}: {problem}; fix the file or rewrite it with --update-baseline")
+
+    def get(self, parent: dict[str, Any], where: str, key: str, kind: type | tuple[type, ...],
+            required: bool = True) -> Any:
+        name = f"{where}.{key}" if where else key
+        if key not in parent:
+            if required:
+                self.fail(name, "missing")
+            return None
+        value = parent[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            wanted = " or ".join(_KINDS.get(k, k.__name__) for k in kinds)
+            self.fail(name, f"expected {wanted}, found {_type_name(value)}")
+        return value
+
+    def integer(self, parent: dict[str, Any], where: str, key: str, least: int, required: bool = True) -> None:
+        value = self.get(parent, where, key, int, required)
+        if value is not None and value < least:
+            self.fail(f"{where}.{key}", f"{value} is below {least}")
+
+    def names(self, parent: dict[str, Any], where: str, key: str) -> list[str]:
+        values = self.get(parent, where, key, list)
+        if not values:
+            self.fail(f"{where}.{key}", "empty: nothing to judge")
+        for i, v in enumerate(values):
+            if not isinstance(v, str) or not v:
+                self.fail(f"{where}.{key}[{i}]", f"expected a non-empty string, found {_type_name(v)}")
+        if len(set(values)) != len(values):
+            self.fail(f"{where}.{key}", "names repeat")
+        return values
+
+    def numbers(self, parent: dict[str, Any], where: str, key: str, positive: bool = False) -> list[float]:
+        values = self.get(parent, where, key, list)
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
+                self.fail(f"{where}.{key}[{i}]", f"expected a finite {'positive ' if positive else ''}number, "
+                                                 f"found {v!r}")
+        return values
+
+
+def validate_baseline(doc: Any, path: Path) -> dict[str, Any]:
+    """Check every key the gate reads; returns ``doc`` or raises :class:`GateError` naming the key."""
+    from bench.analysis.bd import bd
+
+    c = _Checker(path)
+    if not isinstance(doc, dict):
+        c.fail("(top level)", f"expected an object, found {_type_name(doc)}")
+    if doc.get("schema") != SCHEMA:
+        c.fail("schema", f"{doc.get('schema')!r}, expected {SCHEMA!r}")
+    bench = c.get(doc, "", "benchmark", dict)
+    gated = c.names(bench, "benchmark", "codecs")
+    c.names(bench, "benchmark", "images")
+    crop = c.get(bench, "benchmark", "crop", str)
+    if not re.fullmatch(r"[1-9]\d*x[1-9]\d*", crop):
+        c.fail("benchmark.crop", f"{crop!r} is not WxH")
+    for key, least, required in (("warmup", 0, True), ("repeats", 1, True), ("rounds", 1, False), ("jobs", 1, False)):
+        c.integer(bench, "benchmark", key, least, required)
+    codecs = c.get(doc, "", "codecs", dict)
+    if not codecs:
+        c.fail("codecs", "empty: a baseline without codecs would pass vacuously")
+    for missing in [name for name in gated if name not in codecs]:
+        c.fail(f"codecs.{missing}", "missing, but benchmark.codecs lists it")
+    for name, entry in codecs.items():
+        where = f"codecs.{name}"
+        if name not in gated:
+            c.fail(where, "not in benchmark.codecs")
+        if not isinstance(entry, dict):
+            c.fail(where, f"expected an object, found {_type_name(entry)}")
+        bpp = c.numbers(entry, where, "bpp", positive=True)
+        psnr = c.numbers(entry, where, "psnr_rgb")
+        if len(bpp) != len(psnr):
+            c.fail(f"{where}.psnr_rgb", f"{len(psnr)} values for {len(bpp)} bpp values")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                bd(bpp, psnr, bpp, psnr, "rate", "pchip")  # the curve must be comparable at all
+        except BDError as exc:
+            c.fail(f"{where}.bpp/psnr_rgb", f"not a usable RD curve ({exc})")
+        labels = c.get(entry, where, "rate_label", list, required=False)
+        if labels is not None and (len(labels) != len(bpp) or not all(isinstance(v, str) for v in labels)):
+            c.fail(f"{where}.rate_label", f"expected {len(bpp)} strings")
+        ratio = c.get(entry, where, "dec_time_ratio", (int, float))
+        if not (math.isfinite(ratio) and ratio > 0):
+            c.fail(f"{where}.dec_time_ratio", f"expected a finite positive number, found {ratio!r}")
+        cells = c.get(entry, where, "cell_ratios", dict)
+        for key, value in cells.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value > 0):
+                c.fail(f"{where}.cell_ratios.{key}", f"expected a finite positive number, found {value!r}")
+        for key in ("version", "config_hash"):
+            c.get(entry, where, key, str, required=False)
+    machine = c.get(doc, "", "machine", (dict, type(None)), required=False)
+    if machine is not None:
+        c.get(machine, "machine", "cpu_model", str)
+        c.integer(machine, "machine", "logical_cpus", 1)
+        c.get(machine, "machine", "arch", (str, type(None)), required=False)
+    else:
+        c.get(doc, "", "cpu", (str, type(None)), required=False)
+    return doc
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    """The baseline at ``path``, validated (see :func:`validate_baseline`)."""
+    if not path.is_file():
+        raise GateError(f"no baseline at {path}; create one with --update-baseline")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GateError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise GateError(f"{path}: cannot be read ({exc.strerror})") from None
+    return validate_baseline(doc, path)

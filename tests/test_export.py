@@ -1,0 +1,110 @@
+"""``bench export`` on real stores (real SQLite through the Store API): nothing is overwritten by
+accident, file names cannot escape the export folder, and the JSON is strict."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main as cli_main
+from bench.errors import UsageError
+from bench.export import safe_file_name
+from bench.store import Store, read_measurements
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def make_store(folder: Path, codec: str = "jpeg-444", psnr: tuple[float, ...] = (30.0, 35.0, 40.0)) -> Path:
+    """A store with one codec over three rate points and two images."""
+    with Store(folder) as store:
+        run_id = store.start_run({"command": "test"})
+        for i, value in enumerate(psnr):
+            for image in ("a", "b"):
+                store.add_measurement({
+                    "cell_key": f"{codec}|q{i}|{image}", "run_id": run_id, "status": "ok", "codec": codec,
+                    "codec_version": "1.0", "rate_label": f"q{i}", "dataset": "kodak", "image": image,
+                    "resolution": "native", "bpp": 0.5 * (i + 1), "psnr_rgb": value, "ms_ssim": float("nan"),
+                    "enc_time_s": 0.01, "dec_time_s": 0.005})
+    return folder
+
+
+def strict_json(path: Path) -> dict:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{path} holds {name}, which is not JSON")
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def test_export_never_overwrites_the_store(tmp_path: Path) -> None:
+    results = make_store(tmp_path / "R")
+    store = results / "results.sqlite"
+    before = store.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    for extra in ([], ["--force"]):
+        done = subprocess.run([sys.executable, "-m", "bench", "export", str(results), "--csv", str(store), *extra],
+                              capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and "is the results store itself" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert store.read_bytes() == before and len(read_measurements(results)) == 6
+
+
+def test_export_refuses_an_existing_file_unless_forced_and_writes_atomically(tmp_path: Path, capsys) -> None:
+    results = make_store(tmp_path / "R")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "all.csv").write_text("precious\n")
+    assert cli_main(["export", str(results), "--csv", str(out / "all.csv")]) == 2
+    assert "all.csv already exists; pass --force" in capsys.readouterr().err
+    assert (out / "all.csv").read_text() == "precious\n"
+    assert cli_main(["export", str(results), "--csv", str(out / "all.csv"), "--force"]) == 0
+    assert len((out / "all.csv").read_text().splitlines()) == 1 + 6
+    assert sorted(p.name for p in out.iterdir()) == ["all.csv"]  # no temporary file left behind
+    # JSON: every target is checked before the first is written.
+    assert cli_main(["export", str(results), "--compressai-json", str(out)]) == 0
+    first = (out / "jpeg-444.json").read_text()
+    assert cli_main(["export", str(results), "--compressai-json", str(out)]) == 2
+    assert "jpeg-444.json already exists" in capsys.readouterr().err
+    assert (out / "jpeg-444.json").read_text() == first
+
+
+def test_codec_name_cannot_escape_the_export_folder(tmp_path: Path) -> None:
+    results = make_store(tmp_path / "R", codec="../../x")
+    folder = tmp_path / "deep" / "a" / "json"
+    assert cli_main(["export", str(results), "--compressai-json", str(folder)]) == 0
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json"))
+    assert written == ["deep/a/json/____x.json"]
+    assert strict_json(folder / "____x.json")["name"] == "../../x"  # the name itself is kept, as data
+
+
+@pytest.mark.parametrize("name, safe", [("jpeg-444", "jpeg-444"), ("mlic++ q/2", "mlic___q_2"), ("a\\b", "a_b"),
+                                        (".hidden", "hidden"), ("v1..2", "v1_2"), ("ünï", "_n_")])
+def test_safe_file_name(name: str, safe: str) -> None:
+    assert safe_file_name(name) == safe
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "/", "../..", "///"])
+def test_safe_file_name_refuses_names_with_nothing_usable(name: str) -> None:
+    with pytest.raises(UsageError, match="no usable file name"):
+        safe_file_name(name)
+
+
+def test_export_without_flags_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    results = make_store(tmp_path / "R")
+    assert cli_main(["export", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--csv" in err and "--compressai-json" in err
+
+
+def test_compressai_json_is_strict_and_a_lossless_point_is_null(tmp_path: Path) -> None:
+    results = make_store(tmp_path / "R", psnr=(30.0, 35.0, math.inf))  # the last rate point is lossless
+    assert cli_main(["export", str(results), "--compressai-json", str(tmp_path / "json")]) == 0
+    doc = strict_json(tmp_path / "json" / "jpeg-444.json")
+    assert doc["results"]["psnr-rgb"] == [30.0, 35.0, None]
+    assert doc["results"]["ms-ssim-rgb"] == [None, None, None]  # not measured
+    assert doc["results"]["bpp"] == [0.5, 1.0, 1.5]
