@@ -3,10 +3,13 @@
 Each layer raises these and may import this module; none imports another layer for its errors.
 ``BenchError`` is the common base, so a caller can catch "a lic-bench error" in one clause; the
 second base keeps each type catchable as the builtin it used to be (``ValueError`` for bad input,
-``RuntimeError`` for failures at run time).
+``RuntimeError`` for failures at run time). :func:`describe` is the one line a command's ``main``
+prints for any of them (and for an ``OSError``) before it exits with status 2.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class BenchError(Exception):
@@ -59,3 +62,34 @@ class ReportError(BenchError, ValueError):
 
 class GateError(BenchError, RuntimeError):
     """The gate cannot run or compare (the message says why); exit status 2."""
+
+
+class DatasetError(BenchError, FileNotFoundError):
+    """A named image set is not there (no folder, no images); the message says where it looked and what to do."""
+
+
+def describe(exc: BaseException) -> str:
+    """The one line a command prints for an error the user can act on (a lic-bench error or an OS error).
+
+    An ``OSError`` (disk full, read-only file system, no permission) names the path and the cause
+    and says what to do; every message is folded onto one line.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, BenchError) and exc.strerror:
+        path = f"{exc.filename}" + (f" → {exc.filename2}" if exc.filename2 else "") if exc.filename else "(no path)"
+        hint = _OS_HINTS.get(exc.errno or 0, "check the path and try again")
+        text = f"{path}: {exc.strerror} ({errno.errorcode.get(exc.errno or 0, exc.errno)}); {hint}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere (e.g. another --out)",
+    errno.EDQUOT: "the disk quota is exhausted: free space or write elsewhere (e.g. another --out)",
+    errno.EFBIG: "the file size limit was reached: write elsewhere or raise the limit (ulimit -f)",
+    errno.EROFS: "the file system is read-only: write elsewhere (e.g. another --out)",
+    errno.EACCES: "no permission: write elsewhere (e.g. another --out) or fix the permissions",
+    errno.EPERM: "not permitted: write elsewhere (e.g. another --out) or fix the permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.ENOENT: "no such file or folder: check the path",
+}
