@@ -68,18 +68,21 @@ class DatasetError(BenchError, FileNotFoundError):
     """A named image set is not there (no folder, no images); the message says where it looked and what to do."""
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, where: object = None) -> str:
     """The one line a command prints for an error the user can act on (a lic-bench error or an OS error).
 
-    An ``OSError`` (disk full, read-only file system, no permission) names the path and the cause
-    and says what to do; every message is folded onto one line.
+    An ``OSError`` (disk full, read-only file system, no permission) names the path — its own, or
+    ``where`` when the error carries none (a failed write reports no file name) — and the cause,
+    and says what to do. Every message is folded onto one line.
     """
     if isinstance(exc, OSError) and not isinstance(exc, BenchError) and exc.strerror:
-        path = f"{exc.filename}" + (f" → {exc.filename2}" if exc.filename2 else "") if exc.filename else "(no path)"
+        path = exc.filename if exc.filename is not None else where
+        path = f"{path}" + (f" → {exc.filename2}" if exc.filename2 else "") if path is not None else "(path unknown)"
         hint = _OS_HINTS.get(exc.errno or 0, "check the path and try again")
         text = f"{path}: {exc.strerror} ({errno.errorcode.get(exc.errno or 0, exc.errno)}); {hint}"
     else:
         text = str(exc) or type(exc).__name__
+        text = f"{where}: {text}" if where is not None and not isinstance(exc, BenchError) else text
     return " ".join(text.split())
 
 
@@ -92,4 +95,5 @@ _OS_HINTS = {
     errno.EPERM: "not permitted: write elsewhere (e.g. another --out) or fix the permissions",
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
     errno.ENOENT: "no such file or folder: check the path",
+    errno.EPIPE: "the program reading the output stopped early (e.g. `| head`)",
 }
