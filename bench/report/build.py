@@ -10,7 +10,7 @@ Out folder layout::
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_fixed, fmt_number
 
 DEFAULT_ANCHOR = "kodak/vtm"
+#: The BD anchor when no published one fits the data (and no --anchor was given): a measured codec
+#: that every default run has. Without it, the first trained codec of the store (by name).
+FALLBACK_MEASURED = "jpeg-420"
 #: Published curves drawn beside the measured ones by default (when the dataset has them):
 #: MLIC++, the learned state of the art this project implements.
 DEFAULT_PLOT_EXTRAS = ("mlicpp",)
@@ -134,9 +137,29 @@ def _resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) 
                    f"{data.datasets() or 'no dataset'}")
         if options.anchor or options.dataset:
             raise ReportError(message + "; pick another --anchor (python -m bench.anchors list) or --dataset")
-        notes.append(message + ": no BD-rate table (pass --anchor for another dataset)")
-        return None
+        return _fallback_anchor(data, options, message, notes)
     return _Anchor(name, dataset, anchor, anchor, _describe_published(anchor))
+
+
+def _fallback_anchor(data: ReportData, options: ReportOptions, why: str, notes: list[str]) -> _Anchor | None:
+    """No published anchor fits (and none was asked for): BD against a measured codec, and say so."""
+    trained = data.rd_rows[data.rd_rows["resolution"] == "native"]
+    codecs = sorted(trained["codec"].unique())
+    codec = FALLBACK_MEASURED if FALLBACK_MEASURED in codecs else codecs[0] if codecs else None
+    if codec is None:
+        notes.append(why + ": no BD-rate table (no trained codec at native size to compare against)")
+        return None
+    datasets = sorted(trained.loc[trained["codec"] == codec, "dataset"].unique())
+    dataset = "kodak" if "kodak" in datasets else datasets[0]
+    try:
+        anchor = _resolve_anchor(data, replace(options, anchor=MEASURED_PREFIX + codec, dataset=dataset), notes)
+    except ReportError as exc:
+        notes.append(f"{why}: no BD-rate table ({exc})")
+        return None
+    notes.append(f"{why}: BD-rate against the measured codec {codec!r} instead, since no published anchor fits "
+                 f"these data (pass --anchor to choose another)")
+    anchor.description += " — used because no published anchor fits these data (see the notes; `--anchor` chooses)"
+    return anchor
 
 
 def _plot_anchors(dataset: str, bd_anchor: _Anchor | None, extra: tuple[str, ...], notes: list[str]) -> list[Anchor]:

@@ -27,7 +27,7 @@ class FaultyJpeg(JpegCodec):
         if fault == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         if fault == "raise":
-            raise CodecError("injected encoder failure")
+            raise CodecError(str(rate.params.get("message", "injected encoder failure")))
         if fault == "slow":
             time.sleep(float(rate.params.get("seconds", 0.5)))
         return super().encode(image, clean)
