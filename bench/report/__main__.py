@@ -9,7 +9,8 @@ from pathlib import Path
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
 from bench.errors import BenchError, describe
-from bench.report.build import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions, build_report
+from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
+from bench.report.build import build_report
 
 
 def build_parser() -> argparse.ArgumentParser:
