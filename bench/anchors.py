@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import AnchorError
+from bench.errors import AnchorError, BenchError, describe
 from bench.analysis.bd import Curve
 
 SCHEMA = "lic-bench/anchor/1"
@@ -99,6 +99,17 @@ class Anchor:
         if column == "ms_ssim" and "ms_ssim_db" in self.points:
             return 1.0 - 10.0 ** (-np.asarray(self.points["ms_ssim_db"], dtype=float) / 10.0)
         raise AnchorError(f"anchor {self.name!r} has no {column!r}; it has {sorted(self.points)}")
+
+    def source(self) -> str:
+        """Where the numbers come from, in a few words: ``repository@commit`` (7 hex digits) or the paper."""
+        prov = self.provenance or {}
+        if prov.get("repository"):
+            repo = str(prov["repository"]).rstrip("/").split("/")[-1]
+            commit = str(prov.get("commit", ""))[:7]
+            return f"{repo}@{commit}" if commit else repo
+        if prov.get("paper"):
+            return str(prov["paper"]).split(" ")[0]
+        return ""
 
     def curve(self, quality: str = "psnr_rgb") -> Curve:
         """The (bpp, quality) curve for BD computations."""
@@ -692,14 +703,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_imp.add_argument("--source", type=Path, default=None,
                        help="shared anchors folder (default: $BENCH_SHARED_DIR/anchors)")
     p_imp.add_argument("--out", type=Path, default=None, help="output folder (default: the project's anchors/)")
-    p_list = sub.add_parser("list", help="list anchor names")
+    p_list = sub.add_parser("list", help="list anchors: name, dataset, codec version, points, source")
     p_list.add_argument("--dataset", default=None)
     args = parser.parse_args(argv)
 
-    if args.command == "list":
-        for n in list_anchors(args.dataset):
-            print(n)
-        return 0
+    try:
+        return _list(args.dataset) if args.command == "list" else _import(args, parser)
+    except (BenchError, OSError) as exc:  # a user error, or the disk: one line, no traceback
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _list(dataset: str | None) -> int:
+    """One line per anchor: name, dataset, codec and version, points, qualities, source (aligned columns)."""
+    rows = [("name", "dataset", "codec", "version", "points", "qualities", "source")]
+    for name in list_anchors(dataset):
+        a = load_anchor(name)
+        rows.append((a.name, a.dataset, str(a.codec.get("name", a.label)), str(a.codec.get("version", "unrecorded")),
+                     str(len(a.points["bpp"])), ",".join(q for q in QUALITY_COLUMNS if q in a.points),
+                     a.source() or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     source = args.source
     if source is None:
         shared = os.environ.get("BENCH_SHARED_DIR")

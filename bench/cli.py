@@ -13,6 +13,7 @@ import importlib.metadata as md
 import logging
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,13 @@ from pathlib import Path
 from bench import datasets
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig
-from bench.errors import BenchError, UsageError
+from bench.errors import BenchError, DatasetError, UsageError, describe
 from bench.images import ImageError, file_sha256, load_image
 from bench.measure import Protocol
 from bench.runner import Cell, Runner, Settings, now
 from bench.store import Store
 from bench.storelock import lock_store
+from bench.summary import summary_tables
 
 log = logging.getLogger("bench")
 
@@ -173,9 +175,48 @@ def _sha_or_unreadable(path: Path) -> str:
         return "unreadable"
 
 
+def check_run_args(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot work before anything runs (:class:`UsageError`: one line, exit 2)."""
+    for option, value, least, what in (
+            ("--jobs", args.jobs, 1, "worker processes"), ("--threads", args.threads, 1, "threads per worker"),
+            ("--images", args.images, 0, "images to use; 0: ladder cells only"),
+            ("--ladder-per-size", args.ladder_per_size, 1, "images per ladder size"),
+            ("--warmup", args.warmup, 0, "untimed calls"), ("--repeats", args.repeats, 1, "timed calls")):
+        if value is not None and value < least:
+            raise UsageError(f"{option} {value}: must be at least {least} ({what})")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout}: must be a positive number of seconds")
+    if args.rates is not None and not _labels(args.rates):
+        raise UsageError(f"--rates {args.rates!r}: no rate label given (python -m bench list shows each ladder)")
+    _ladder_sizes(args.ladder)
+
+
+def _labels(text: str) -> list[str]:
+    return [label.strip() for label in text.split(",") if label.strip()]
+
+
+def _ladder_sizes(text: str) -> list[tuple[int, int]]:
+    """``--ladder``: 'default', 'none' or WxH,WxH; a bad size is a :class:`UsageError` naming it."""
+    if text in ("default", "none"):
+        return list(datasets.DEFAULT_LADDER) if text == "default" else []
+    try:
+        return [datasets.parse_size(s) for s in text.split(",")]
+    except UsageError as exc:
+        raise UsageError(f"--ladder: {exc}; use 'default', 'none' or sizes like 256x256,768x512") from None
+
+
+def _rates(config: CodecConfig, labels: list[str]) -> list:
+    try:
+        return [config.rate(label) for label in labels]
+    except KeyError as exc:
+        raise UsageError(f"--rates: {exc.args[0]}; give labels every chosen codec has, or run the codecs "
+                         "separately") from None
+
+
 def plan(args: argparse.Namespace, configs: list[CodecConfig]) -> tuple[list[Cell], list[str]]:
     """Every cell of the run, in order, plus notes for the user."""
     notes: list[str] = []
+    rates_of = {c.name: _rates(c, _labels(args.rates)) if args.rates else list(c.rates) for c in configs}
     dataset = datasets.resolve(args.dataset) if args.dataset else datasets.default_dataset()
     if dataset.name == "samples":
         notes.append(f"no Kodak under {datasets.data_dir()}: using {dataset.note}")
@@ -194,13 +235,12 @@ def plan(args: argparse.Namespace, configs: list[CodecConfig]) -> tuple[list[Cel
     if args.ladder != "none":
         try:
             ladder_set = datasets.resolve(args.ladder_set)
-        except FileNotFoundError as exc:
+        except DatasetError as exc:
             notes.append(f"{exc}; resolution ladder built from {dataset.name} instead")
             ladder_set = dataset
         images, errors = datasets.load_all(ladder_set)
         notes += [f"ladder: {reason}" for reason in errors.values()]
-        sizes = datasets.DEFAULT_LADDER if args.ladder == "default" else [
-            datasets.parse_size(s) for s in args.ladder.split(",")]
+        sizes = _ladder_sizes(args.ladder)
         ladder_entries, skipped = datasets.ladder(images, sizes, args.ladder_per_size)
         if skipped:
             notes.append(f"ladder sizes skipped (no image large enough, no upscaling): {', '.join(skipped)}")
@@ -208,7 +248,7 @@ def plan(args: argparse.Namespace, configs: list[CodecConfig]) -> tuple[list[Cel
     cells: list[Cell] = []
     for config in configs:
         device = _resolve_device(config, args.device)
-        rates = [config.rate(r) for r in args.rates.split(",")] if args.rates else list(config.rates)
+        rates = rates_of[config.name]
         cells += _image_cells(config, rates, dataset.name, native, ["native"], device)
         if ladder_entries and config.rates:
             mid = [config.rates[len(config.rates) // 2]] if args.ladder_rates == "mid" else rates
@@ -248,28 +288,6 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
     }
 
 
-def summary_table(rows: list[dict]):
-    from rich.table import Table
-
-    table = Table(title="summary of this run (native-resolution cells where there are any)")
-    for col in ("codec", "cells", "errors", "mean bpp", "mean PSNR-RGB", "median enc s", "median dec s"):
-        table.add_column(col, justify="right" if col != "codec" else "left")
-    by_codec: dict[str, list[dict]] = {}
-    for row in rows:
-        by_codec.setdefault(row["codec"], []).append(row)
-    import statistics as st
-
-    for codec, items in by_codec.items():
-        ok = [r for r in items if r["status"] == "ok" and r["resolution"] == "native"] or [
-            r for r in items if r["status"] == "ok"]  # a ladder-only run: summarise its crops
-        fmt = lambda vals, f: f.format(st.mean(vals)) if vals else "-"  # noqa: E731
-        med = lambda vals: f"{st.median(vals):.4f}" if vals else "-"  # noqa: E731
-        table.add_row(codec, str(len(items)), str(sum(r["status"] != "ok" for r in items)),
-                      fmt([r["bpp"] for r in ok], "{:.3f}"), fmt([r["psnr_rgb"] for r in ok], "{:.2f}"),
-                      med([r["enc_time_s"] for r in ok]), med([r["dec_time_s"] for r in ok]))
-    return table
-
-
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     """``bench run`` while holding the store's lock: a second run on the same --out fails at once
     (a ``StoreError``, which ``main`` prints as one line with exit 2)."""
@@ -281,15 +299,13 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    check_run_args(args)
     console = Console(stderr=True)
     configs, notes = select_codecs(args)
-    for note in notes:
-        console.print(f"[yellow]{note}[/yellow]")
     if not configs:
-        console.print("[red]no codec available to run[/red]")
-        return 2
-    cells, plan_notes = plan(args, configs)
-    for note in plan_notes:
+        raise UsageError("no codec available to run: " + "; ".join(notes) if notes else "no codec selected")
+    cells, plan_notes = plan(args, configs)  # a user error here is the only line printed
+    for note in notes + plan_notes:
         console.print(f"[yellow]{note}[/yellow]")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     settings = Settings(Protocol(args.warmup, args.repeats), threads, args.cross_decode, args.timeout)
@@ -317,7 +333,8 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
 
             result = runner.run(todo, run_id, on_result=advance)
         store.finish_run(run_id, now())
-    console.print(summary_table(result.rows))
+    for table in summary_tables(result.rows):
+        console.print(table)
     console.print(f"run {run_id}: {result.done} cells in {result.wall_s:.1f} s, {result.errors} errors; "
                   f"results in {store.path}")
     return 0
@@ -326,24 +343,18 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
 # --- export --------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """CSV and/or CompressAI results-JSON; errors (existing file, unreadable store) reach ``main``."""
     from bench import export
-    from bench.errors import StoreError, UsageError
 
     if not (args.csv or args.compressai_json):
-        print("error: bench export: nothing to do; give --csv FILE and/or --compressai-json FOLDER", file=sys.stderr)
-        return 2
-    try:
-        if args.csv:
-            n = export.to_csv(args.results, args.csv, force=args.force)
-            print(f"{n} rows → {args.csv}")
-        if args.compressai_json:
-            paths = export.to_compressai_json(args.results, args.compressai_json, dataset=args.dataset,
-                                              force=args.force)
-            for path in paths:
-                print(path)
-    except (UsageError, StoreError, FileNotFoundError, OSError) as exc:
-        print(f"error: bench export: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError("bench export: nothing to do; give --csv FILE and/or --compressai-json FOLDER")
+    if args.csv:
+        n = export.to_csv(args.results, args.csv, force=args.force)
+        print(f"{n} rows → {args.csv}")
+    if args.compressai_json:
+        for path in export.to_compressai_json(args.results, args.compressai_json, dataset=args.dataset,
+                                              force=args.force):
+            print(path)
     return 0
 
 
@@ -397,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args, argv)
         return cmd_export(args)
-    except BenchError as exc:  # a user or configuration error: one line, exit 2
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (BenchError, OSError) as exc:  # a user error, or the disk: one line, no traceback
+        print(f"error: {describe(exc, getattr(args, 'out', None))}", file=sys.stderr)
+    except sqlite3.Error as exc:  # the results store could not be written (e.g. disk full)
+        where = getattr(args, "out", None) or getattr(args, "results", None)
+        print(f"error: results store {where}: {describe(exc)} (check free space and permissions, or use another "
+              "--out)", file=sys.stderr)
+    return 2

@@ -8,7 +8,12 @@ Sets resolve under ``$BENCH_DATA_DIR`` (default ``./data``):
   ``imagecompression-info-subset/`` and ``highres/`` that exist;
 - ``samples`` — colour photographs bundled with scikit-image, the fallback when no dataset is
   present (nothing to download);
-- any folder path — a custom set of its PNG/JPEG/PPM/TIFF/WebP files.
+- any folder path — a custom set of its PNG/JPEG/PPM/TIFF/WebP/BMP/GIF files.
+
+An image's id in the results store is its file name without the extension, so the ids of one set
+must be unique: a set holding ``a.png`` and ``a.bmp`` (or, for ``highres``, the same name in two
+of its folders) is refused with both paths named, rather than one id silently standing for two
+pictures (or ids that change when a file is added, which would orphan stored results).
 
 The resolution ladder (:func:`ladder`) takes centre crops: for each target W×H it uses the first
 ``per_size`` images of the ladder set — largest first, ties by name — that are at least W wide and
@@ -32,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import BenchError, DatasetError, UsageError, describe
 from bench.images import ImageError, LoadedImage, centre_crop, load_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".tif", ".tiff", ".webp", ".bmp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 HIGHRES_FOLDERS = ("clic-pro-valid-subset", "tecnick-subset", "imagecompression-info-subset", "highres")
 SAMPLE_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field")
 KODAK_URL = "https://r0k.us/graphics/kodak/kodak/"
@@ -69,6 +75,17 @@ def _images_in(folder: Path) -> tuple[Path, ...]:
     return tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
 
 
+def _unique_ids(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """``paths`` unchanged if their ids (file stems) are unique; else :class:`UsageError` naming both files."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen:
+            raise UsageError(f"{seen[path.stem]} and {path} would both be image {path.stem!r}: image ids are file "
+                             "names without the extension and must be unique in a set; rename or remove one")
+        seen[path.stem] = path
+    return paths
+
+
 def _samples() -> Dataset:
     import skimage
 
@@ -82,7 +99,11 @@ def _samples() -> Dataset:
 
 
 def resolve(name: str, root: Path | None = None) -> Dataset:
-    """Find the image files of a named set (or a folder). Raises FileNotFoundError if absent."""
+    """Find the image files of a named set (or a folder).
+
+    Raises :class:`DatasetError` (a ``FileNotFoundError``) if absent and :class:`UsageError` when two
+    files would share an image id.
+    """
     root = root or data_dir()
     if name == "samples":
         return _samples()
@@ -91,29 +112,30 @@ def resolve(name: str, root: Path | None = None) -> Dataset:
         expected = kodak_pixel_hashes()
         paths = tuple(folder / f for f in sorted(expected) if (folder / f).is_file())
         if not paths:
-            raise FileNotFoundError(f"Kodak not found in {folder} (python -m bench.datasets fetch kodak)")
+            raise DatasetError(f"Kodak not found in {folder} (get it with: python -m bench.datasets fetch kodak)")
         if len(paths) != len(expected):
             log.warning("Kodak in %s is incomplete: %d of %d images", folder, len(paths), len(expected))
         return Dataset("kodak", paths, str(folder))
     if name == "highres":
         paths = tuple(p for sub in HIGHRES_FOLDERS if (root / sub).is_dir() for p in _images_in(root / sub))
         if not paths:
-            raise FileNotFoundError(f"no high-resolution images under {root} (looked in {', '.join(HIGHRES_FOLDERS)})")
-        return Dataset("highres", paths, str(root))
+            raise DatasetError(f"no high-resolution images under {root} (looked in {', '.join(HIGHRES_FOLDERS)}); "
+                               "set BENCH_DATA_DIR to the folder that holds them")
+        return Dataset("highres", _unique_ids(paths), str(root))
     folder = Path(name)
     if folder.is_dir():
         paths = _images_in(folder)
         if not paths:
-            raise FileNotFoundError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return Dataset(folder.name, paths, str(folder))
-    raise FileNotFoundError(f"unknown dataset {name!r}: use kodak, highres, samples or a folder path")
+            raise DatasetError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return Dataset(folder.name, _unique_ids(paths), str(folder))
+    raise DatasetError(f"unknown dataset {name!r}: use kodak, highres, samples or a folder path")
 
 
 def default_dataset() -> Dataset:
     """Kodak if present under ``$BENCH_DATA_DIR``, else the bundled samples (and say so)."""
     try:
         return resolve("kodak")
-    except FileNotFoundError as exc:
+    except DatasetError as exc:
         log.warning("%s — falling back to scikit-image's bundled photographs", exc)
         return resolve("samples")
 
@@ -157,9 +179,9 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError as exc:
-        raise ValueError(f"resolution {text!r} is not WxH, e.g. 768x512") from exc
+        raise UsageError(f"resolution {text!r} is not WxH, e.g. 768x512") from None
     if w < 8 or h < 8:
-        raise ValueError(f"resolution {text!r} is too small")
+        raise UsageError(f"resolution {text!r} is too small (each side must be ≥ 8)")
     return w, h
 
 
@@ -228,19 +250,28 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("name")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if args.command == "fetch":
-        try:
-            folder = fetch_kodak(args.root, args.base_url)
-        except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"Kodak verified in {folder}")
-        return 0
-    dataset = resolve(args.name)
-    images, errors = load_all(dataset)
+    try:
+        return _fetch(args) if args.command == "fetch" else _show(args.name)
+    except (BenchError, OSError) as exc:  # a user error or the disk: one line, no traceback
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    try:
+        folder = fetch_kodak(args.root, args.base_url)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Kodak verified in {folder}")
+    return 0
+
+
+def _show(name: str) -> int:
+    images, errors = load_all(resolve(name))
     for im in images:
         print(f"{im.name}\t{im.width}x{im.height}\t{'; '.join(im.conversions) or '-'}")
-    for path, reason in errors.items():
+    for reason in errors.values():
         print(f"UNUSABLE\t{reason}")
     return 0
 

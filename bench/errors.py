@@ -3,10 +3,13 @@
 Each layer raises these and may import this module; none imports another layer for its errors.
 ``BenchError`` is the common base, so a caller can catch "a lic-bench error" in one clause; the
 second base keeps each type catchable as the builtin it used to be (``ValueError`` for bad input,
-``RuntimeError`` for failures at run time).
+``RuntimeError`` for failures at run time). :func:`describe` is the one line a command's ``main``
+prints for any of them (and for an ``OSError``) before it exits with status 2.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class BenchError(Exception):
@@ -63,3 +66,38 @@ class GateError(BenchError, RuntimeError):
 
 class BuildError(BenchError, RuntimeError):
     """Building a third-party tool failed (missing compiler, bad source, failed compile); the message says why."""
+
+
+class DatasetError(BenchError, FileNotFoundError):
+    """A named image set is not there (no folder, no images); the message says where it looked and what to do."""
+
+
+def describe(exc: BaseException, where: object = None) -> str:
+    """The one line a command prints for an error the user can act on (a lic-bench error or an OS error).
+
+    An ``OSError`` (disk full, read-only file system, no permission) names the path — its own, or
+    ``where`` when the error carries none (a failed write reports no file name) — and the cause,
+    and says what to do. Every message is folded onto one line.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, BenchError) and exc.strerror:
+        path = exc.filename if exc.filename is not None else where
+        path = f"{path}" + (f" → {exc.filename2}" if exc.filename2 else "") if path is not None else "(path unknown)"
+        hint = _OS_HINTS.get(exc.errno or 0, "check the path and try again")
+        text = f"{path}: {exc.strerror} ({errno.errorcode.get(exc.errno or 0, exc.errno)}); {hint}"
+    else:
+        text = str(exc) or type(exc).__name__
+        text = f"{where}: {text}" if where is not None and not isinstance(exc, BenchError) else text
+    return " ".join(text.split())
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere (e.g. another --out)",
+    errno.EDQUOT: "the disk quota is exhausted: free space or write elsewhere (e.g. another --out)",
+    errno.EFBIG: "the file size limit was reached: write elsewhere or raise the limit (ulimit -f)",
+    errno.EROFS: "the file system is read-only: write elsewhere (e.g. another --out)",
+    errno.EACCES: "no permission: write elsewhere (e.g. another --out) or fix the permissions",
+    errno.EPERM: "not permitted: write elsewhere (e.g. another --out) or fix the permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.EPIPE: "the program reading the output stopped early (e.g. `| head`)",
+}

@@ -2,7 +2,15 @@
 
 Every codec receives an H×W×3 uint8 RGB array. Anything else on disk is either converted by an
 explicit, logged rule (grayscale → RGB by channel replication, 16-bit → 8-bit by rounding,
-fully opaque alpha dropped) or rejected with a message that says what is wrong with the file.
+fully opaque alpha dropped, palette → RGB, EXIF orientation applied) or rejected with a message
+that says what is wrong with the file.
+
+EXIF orientation (tags 2–8, common in camera and phone JPEGs) is applied with
+``PIL.ImageOps.exif_transpose``: the picture the user sees in every viewer is the one coded, and a
+rotation or flip is lossless, so nothing is invented. Refusing would make most phone photographs
+unusable for no gain. Animated or multi-frame files (animated GIF, APNG, animated WebP,
+multi-page TIFF) are refused with their frame count: which frame is "the image" is the user's
+choice, not ours. A static GIF is a palette image and is converted like one.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from bench.errors import ImageError
 
 log = logging.getLogger(__name__)
@@ -21,6 +29,10 @@ log = logging.getLogger(__name__)
 MIN_SIDE = 8
 #: Larger images are refused (a 16K×16K image needs ~0.8 GB per copy); raise it deliberately.
 MAX_PIXELS = 100_000_000
+EXIF_ORIENTATION = 0x0112
+#: EXIF orientation → the transform that shows the picture upright (what ``exif_transpose`` does).
+ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180°", 4: "mirrored top-bottom", 5: "transposed",
+                6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° counter-clockwise"}
 
 
 
@@ -80,6 +92,19 @@ def _to_rgb8(im: Image.Image, path: Path, conversions: list[str]) -> np.ndarray:
     raise ImageError(f"{path}: unsupported image mode {mode}")
 
 
+def _oriented(im: Image.Image, orientation: object, conversions: list[str]) -> Image.Image:
+    """``im`` as displayed: its EXIF orientation applied (and recorded), or unchanged when there is none."""
+    if orientation == 1:
+        return im
+    if orientation not in ORIENTATIONS:
+        conversions.append(f"EXIF orientation tag {orientation!r} is not 1–8: ignored, pixels used as stored")
+        return im
+    turned = ImageOps.exif_transpose(im)
+    conversions.append(f"EXIF orientation {orientation} applied ({ORIENTATIONS[orientation]}): "
+                       f"{im.width}×{im.height} stored → {turned.width}×{turned.height} coded")
+    return turned
+
+
 def _png_bit_depth(path: Path) -> int:
     """Bit depth from the PNG IHDR chunk (byte 24 of the file)."""
     with open(path, "rb") as fh:
@@ -121,10 +146,19 @@ def load_image(path: str | Path, name: str | None = None, max_pixels: int = MAX_
                                  f"the limit of {max_pixels / 1e6:.0f} MP")
             if min(width, height) < MIN_SIDE:
                 raise ImageError(f"{path}: {width}×{height} is too small (each side must be ≥ {MIN_SIDE} px)")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                raise ImageError(f"{path}: {im.format} with {frames} frames (animated or multi-page); save the one "
+                                 "frame you want as a single-frame PNG")
+            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
             deep_png = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
+            if deep_png and orientation != 1:
+                raise ImageError(f"{path}: 16-bit PNG with EXIF orientation {orientation} is not supported; "
+                                 "rotate it and save it without the orientation tag")
             wide = _rgb48_to_rgb8(path, conversions) if deep_png else None
             im.load()
-            pixels = wide if wide is not None else _to_rgb8(im, path, conversions)
+            pixels = wide if wide is not None else _to_rgb8(_oriented(im, orientation, conversions), path,
+                                                            conversions)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:

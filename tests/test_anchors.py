@@ -369,3 +369,23 @@ def test_measured_anchor_is_validated() -> None:
         measured_anchor(per_image={"kodim01": {"bpp": (0.1, 0.2), "psnr_rgb": (1.0, float("nan"))}})
     with pytest.raises(AnchorError, match="'per_image' must map image ids"):
         Anchor.from_dict({**measured_anchor().to_dict(), "per_image": [1, 2]})
+
+
+def test_list_shows_dataset_version_points_and_source(capsys):
+    assert main(["list", "--dataset", "kodak"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "dataset", "codec", "version", "points", "qualities", "source"]
+    assert len(lines) == 1 + len(list_anchors("kodak"))
+    for name in ("kodak/vtm", "kodak/jpeg"):
+        anchor = load_anchor(name)
+        (line,) = [ln for ln in lines if ln.split()[0] == name]
+        assert f"  {anchor.dataset}  " in line and f"  {anchor.codec.get('version', 'unrecorded')}  " in line
+        assert f"  {len(anchor.points['bpp'])}  " in line
+        assert line.endswith(anchor.source()) and anchor.source().startswith("CompressAI@")
+
+
+def test_list_without_anchors_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_ANCHORS_DIR", str(tmp_path / "none"))
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: anchors folder ") and "does not exist" in err

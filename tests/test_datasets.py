@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from bench import datasets
+from bench.errors import UsageError
 from bench.images import load_image
 
 
@@ -106,3 +107,54 @@ def test_ladder_rule(data_dir):
 def test_unknown_dataset():
     with pytest.raises(FileNotFoundError, match="unknown dataset"):
         datasets.resolve("no-such-set")
+
+
+def _write_images(folder, *names):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def test_same_stem_files_are_refused_naming_both(tmp_path):
+    """a.png and a.bmp would both be image 'a': refused, not merged into one id."""
+    folder = _write_images(tmp_path / "mixed", "a.png", "a.bmp", "b.png")
+    with pytest.raises(UsageError) as caught:
+        datasets.resolve(str(folder))
+    message = str(caught.value)
+    assert str(folder / "a.bmp") in message and str(folder / "a.png") in message and "'a'" in message
+
+
+def test_same_stem_in_two_highres_folders_is_refused(tmp_path):
+    _write_images(tmp_path / "tecnick-subset", "x.png")
+    _write_images(tmp_path / "highres", "x.png")
+    with pytest.raises(UsageError, match="would both be image 'x'"):
+        datasets.resolve("highres", tmp_path)
+
+
+def test_gif_files_belong_to_a_folder_set(tmp_path):
+    folder = _write_images(tmp_path / "set", "a.png", "b.gif")
+    assert [p.name for p in datasets.resolve(str(folder)).paths] == ["a.png", "b.gif"]
+
+
+def test_bad_ladder_size_is_a_usage_error():
+    with pytest.raises(UsageError, match="'foo' is not WxH"):
+        datasets.parse_size("foo")
+
+
+def test_show_of_an_absent_set_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path))
+    assert datasets.main(["show", "kodak"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: Kodak not found in ") and "fetch kodak" in err
+
+
+def test_show_of_a_colliding_folder_is_one_line_exit_2(tmp_path, capsys):
+    folder = _write_images(tmp_path / "mixed", "a.png", "a.bmp")
+    assert datasets.main(["show", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a.bmp" in err and "a.png" in err

@@ -114,3 +114,55 @@ def test_centre_crop_rule_and_no_upscaling():
     assert np.array_equal(crop, a[3:7, 3:8])
     with pytest.raises(ImageError, match="no upscaling"):
         centre_crop(a, 13, 4)
+
+
+def _frames(n, shape=(24, 40, 3)):
+    rng = np.random.default_rng(5)
+    return [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name, fmt", [("anim.gif", "GIF"), ("anim.png", "PNG"), ("anim.webp", "WEBP")])
+def test_animated_image_is_refused_with_its_frame_count(tmp_path, name, fmt):
+    first, *rest = _frames(3)
+    path = tmp_path / name
+    first.save(path, save_all=True, append_images=rest, **({"lossless": True} if fmt == "WEBP" else {}))
+    assert Image.open(path).n_frames == 3  # a real animation, as Pillow itself reads it
+    with pytest.raises(ImageError, match=rf"anim\.{name.split('.')[1]}: {fmt} with 3 frames"):
+        load_image(path)
+
+
+def test_static_gif_is_converted_from_its_palette_and_logged(tmp_path, caplog):
+    (frame,) = _frames(1)
+    path = tmp_path / "still.gif"
+    frame.quantize(16).save(path)
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    with caplog.at_level(logging.WARNING):
+        loaded = load_image(path)
+    assert np.array_equal(loaded.pixels, expected)
+    assert loaded.conversions == ["palette → RGB"] and "still.gif: palette → RGB" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_exif_orientation_6_is_applied_and_logged(tmp_path, caplog, suffix):
+    (frame,) = _frames(1)  # stored 40 wide × 24 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = tmp_path / f"phone{suffix}"
+    frame.save(path, exif=exif, **({"quality": 95} if suffix == ".jpg" else {}))
+    stored = np.asarray(Image.open(path).convert("RGB"))  # Pillow does not apply the tag on open
+    with caplog.at_level(logging.WARNING):
+        loaded = load_image(path)
+    assert stored.shape == (24, 40, 3) and loaded.pixels.shape == (40, 24, 3)
+    assert np.array_equal(loaded.pixels, np.rot90(stored, k=-1))  # k=-1: clockwise
+    assert loaded.conversions == ["EXIF orientation 6 applied (rotated 90° clockwise): 40×24 stored → 24×40 coded"]
+    assert "EXIF orientation 6 applied" in caplog.text
+
+
+def test_no_or_upright_exif_orientation_changes_nothing(tmp_path):
+    (frame,) = _frames(1)
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    path = tmp_path / "upright.png"
+    frame.save(path, exif=exif)
+    loaded = load_image(path)
+    assert np.array_equal(loaded.pixels, np.asarray(frame)) and loaded.conversions == []

@@ -225,3 +225,81 @@ def test_default_anchor_is_the_measured_vtm_with_the_difference_stated(store: Pa
     md = report.markdown.read_text()
     assert "Against `kodak/vtm-23.13`" in md and "not generated yet" not in md
     assert "has a BD-rate of **-9.09 %** (PSNR-RGB, pchip" in md
+
+
+# --- a store with no published anchor, and text that tries to inject HTML ------------------------
+
+SCRIPT = "<script>alert('description')</script>"
+IMG = "<img src=x onerror=alert('error')>"
+
+
+@pytest.fixture(scope="module")
+def plain_store(tmp_path_factory) -> Path:
+    """2 photo crops (dataset 'tiny': no published anchor) × jpeg-420, webp and a JPEG whose description and
+    error message carry HTML. Needs no Kodak."""
+    from tests.test_cli import write_photos
+
+    root = tmp_path_factory.mktemp("plain")
+    photos = write_photos(root / "tiny")
+    codecs = root / "codecs"
+    codecs.mkdir()
+    for name in ("jpeg-420", "webp"):
+        (codecs / f"{name}.toml").write_text((PROJECT / "codecs" / f"{name}.toml").read_text())
+    (codecs / "hostile.toml").write_text(
+        f'adapter = "tests.support.faulty_codecs:FaultyJpeg"\ndescription = "{SCRIPT}"\n'
+        '[[rates]]\nlabel = "q25"\nquality = 25\n[[rates]]\nlabel = "q50"\nquality = 50\n'
+        f'[[rates]]\nlabel = "q75"\nquality = 75\nfault = "raise"\nmessage = "{IMG}"\n')
+    out = root / "results"
+    done = run("bench", "--codecs-dir", str(codecs), "run", "--codecs", "jpeg-420,webp,hostile",
+               "--dataset", str(photos), "--ladder", "none", "--repeats", "1", "--jobs", "1", "--out", str(out),
+               "--quiet")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain_report(plain_store: Path, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("plain-report")
+    done = run("bench.report", str(plain_store), "--out", str(out))  # defaults: no --anchor
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+def test_default_report_without_published_anchor_uses_jpeg420(plain_report, plain_store: Path) -> None:
+    out, done = plain_report
+    md = (out / "report.md").read_text()
+    assert "no published anchor fits these data" in md and "no published anchor fits these data" in done.stderr
+    assert "Against the measured codec `jpeg-420`" in md and "No BD-rate table" not in md
+    assert (out / "figures" / "tradeoff.png").is_file() and "No BD-rate table, so no trade-off plot" not in md
+    table = pd.read_csv(out / "data" / "bd_rate.csv")
+    assert set(table["anchor"]) == {"codec:jpeg-420"}
+    rows = read_measurements(plain_store)
+    native = rows[(rows["resolution"] == "native") & (rows["codec"] != "hostile")]
+    expected = average_curve_bd(native[native["codec"] == "webp"], native[native["codec"] == "jpeg-420"],
+                                "psnr_rgb", kind="rate", method="pchip")
+    got = table.loc[table["codec"] == "webp", "bd_rate_psnr_pct"].iloc[0]
+    assert math.isclose(got, expected.value, rel_tol=1e-9, abs_tol=1e-9)
+    assert table.loc[table["codec"] == "jpeg-420", "bd_rate_psnr_pct"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_markdown_and_html_carry_no_raw_html_from_the_data(plain_report) -> None:
+    out, _ = plain_report
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for text in (md, page):
+        assert "<script" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert('description')&lt;/script&gt;" in md  # the description, shown, not run
+    assert "&lt;img src=x onerror=alert('error')&gt;" in md  # the error message of the hostile codec
+    assert "&lt;script&gt;alert('description')&lt;/script&gt;" in page
+    assert "\n| codec | device |" in md and "\n## BD-rate\n" in md  # Markdown structure is intact
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_full_disk_while_writing_the_report_is_one_line(plain_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").symlink_to("/dev/full")  # every write to it fails with ENOSPC
+    done = run("bench.report", str(plain_store), "--out", str(out))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {out}: No space left on device (ENOSPC)")

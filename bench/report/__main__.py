@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
-from bench.report.build import DEFAULT_ANCHOR, MEASURED_PREFIX, ReportError, ReportOptions, build_report
+from bench.errors import BenchError, describe
+from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
+from bench.report.build import build_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="results directory or .sqlite file (default results/default)")
     parser.add_argument("--anchor", default=None,
                         help=f"BD anchor: a published curve (python -m bench.anchors list; default {DEFAULT_ANCHOR} "
-                             f"for Kodak) or {MEASURED_PREFIX}NAME for a measured codec of the store")
+                             f"for Kodak) or {MEASURED_PREFIX}NAME for a measured codec of the store (default when "
+                             f"no published curve fits the data: {MEASURED_PREFIX}{FALLBACK_MEASURED})")
     parser.add_argument("--dataset", default=None, help="dataset compared with the anchor (default: the anchor's)")
     parser.add_argument("--method", default="pchip", choices=METHODS, help="BD interpolation (default pchip)")
     parser.add_argument("--averaging", default=AVERAGE_CURVE, choices=AVERAGINGS,
@@ -36,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
                             plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()))
     try:
         report = build_report(args.results, out, options)
-    except (ReportError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (BenchError, OSError, ValueError) as exc:  # a user error, or the disk: one line, no traceback
+        print(f"error: {describe(exc, out)}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # a results store that cannot be read
+        print(f"error: results store {args.results}: {describe(exc)}", file=sys.stderr)
         return 2
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)

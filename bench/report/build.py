@@ -13,27 +13,18 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from bench.analysis.bd import AVERAGE_CURVE, MEAN_OF_PER_IMAGE
 from bench.errors import ReportError
-from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS, MEAN_OF_PER_IMAGE, BDError, bd_curves
-from bench.anchors import Anchor, AnchorError, list_anchors, load_anchor
 from bench.report import figures as figs
 from bench.report import provenance as prov
 from bench.report import tables
+from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, check_options, plot_anchors,
+                                    resolve_anchor)
 from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_fixed, fmt_number
-
-#: The measured VTM 23.13 anchor (python -m bench.tools.vtm anchor); CompressAI's published
-#: ``kodak/vtm`` (VTM version unrecorded) is the fallback while it is not generated.
-DEFAULT_ANCHOR = "kodak/vtm-23.13"
-FALLBACK_ANCHOR = "kodak/vtm"
-#: Published curves drawn beside the measured ones by default (when the dataset has them):
-#: MLIC++, the learned state of the art this project implements.
-DEFAULT_PLOT_EXTRAS = ("mlicpp",)
-MEASURED_PREFIX = "codec:"
 
 METHOD_TEXT = {
     "pchip": "piecewise cubic Hermite interpolation of log-rate over quality, integrated exactly (JVET common "
@@ -48,15 +39,7 @@ AVERAGING_TEXT = {
                        "curve on the same image",
 }
 
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    anchor: str | None = None  # None: kodak/vtm-23.13, else kodak/vtm (when the store has Kodak)
-    method: str = "pchip"
-    averaging: str = AVERAGE_CURVE
-    plot_anchors: tuple[str, ...] = ()  # published curves drawn in addition to the BD anchor
-    dataset: str | None = None  # dataset compared with the anchor (default: the anchor's)
+__all__ = ["Report", "ReportError", "ReportOptions", "build_report"]
 
 
 @dataclass
@@ -69,121 +52,6 @@ class Report:
     bd: pd.DataFrame | None = None
     fits: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Anchor:
-    """The BD anchor, published or measured, and how to name it."""
-
-    name: str
-    dataset: str
-    target: Any  # bench.anchors.Anchor or per-image rows
-    published: Anchor | None
-    description: str
-
-
-def _check_options(options: ReportOptions) -> None:
-    if options.method not in METHODS:
-        raise ReportError(f"unknown BD method {options.method!r}; choose one of {', '.join(METHODS)}")
-    if options.averaging not in AVERAGINGS:
-        raise ReportError(f"unknown averaging {options.averaging!r}; choose one of {', '.join(AVERAGINGS)}")
-    measured = (options.anchor or "").startswith(MEASURED_PREFIX)
-    if options.averaging == MEAN_OF_PER_IMAGE and not measured:
-        raise ReportError("averaging 'mean-of-per-image' needs per-image anchor rows: use a measured codec as the "
-                          f"anchor (--anchor {MEASURED_PREFIX}NAME); a published curve is already a dataset average")
-
-
-def _describe_published(anchor: Anchor) -> str:
-    codec = anchor.codec
-    version = codec.get("version", "unrecorded")
-    text = f"`{anchor.name}` — {codec.get('name', anchor.label)}, version **{version}**"
-    if codec.get("version_note"):
-        text += f" ({codec['version_note']})"
-    p = anchor.provenance
-    files = ", ".join(f"`{f.get('path')}`" for f in p.get("files", []) if f.get("path"))
-    if p.get("repository"):
-        text += f"; numbers from {p['repository']} at commit `{p.get('commit', '?')}`" + (f", {files}" if files else "")
-    elif p.get("paper"):
-        text += f"; numbers from {p['paper']}, {p.get('table', '')}"
-    elif p.get("source") == "measured":
-        text += (f"; measured by this suite (commit `{p.get('suite_git_commit')}`, store sha256 "
-                 f"`{p.get('store', {}).get('sha256', '?')[:12]}`; regenerate: `{p.get('regenerate', '')}`)")
-    conditions = anchor.conditions
-    if conditions.get("metric_reference"):
-        text += f". Note: {conditions['metric_reference']}"
-    return text
-
-
-def _default_anchor(notes: list[str]) -> str:
-    if DEFAULT_ANCHOR in list_anchors(DEFAULT_ANCHOR.split("/")[0]):
-        return DEFAULT_ANCHOR
-    notes.append(f"default anchor `{DEFAULT_ANCHOR}` is not generated yet (python -m bench.tools.vtm anchor): "
-                 f"using CompressAI's `{FALLBACK_ANCHOR}` instead")
-    return FALLBACK_ANCHOR
-
-
-def _anchor_difference(bd_anchor: _Anchor, method: str) -> str:
-    """How far CompressAI's ``kodak/vtm`` lies from the measured ``kodak/vtm-23.13`` (BD-rate, PSNR-RGB)."""
-    if bd_anchor.name not in (DEFAULT_ANCHOR, FALLBACK_ANCHOR):
-        return ""
-    try:
-        measured, published = load_anchor(DEFAULT_ANCHOR), load_anchor(FALLBACK_ANCHOR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = bd_curves(measured.curve("psnr_rgb"), published.curve("psnr_rgb"), "rate", method)
-    except (AnchorError, BDError) as exc:
-        return f"\n\nThe two VTM anchors could not be compared: {exc}."
-    return (f"\n\nThe two Kodak VTM anchors differ: CompressAI's `{FALLBACK_ANCHOR}` (VTM version unrecorded, PSNR "
-            f"against the colour-converted input) has a BD-rate of **{result.value:+.2f} %** (PSNR-RGB, {method}, "
-            f"overlap {result.overlap:.2f}) against the measured `{DEFAULT_ANCHOR}`.")
-
-
-def _resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -> _Anchor | None:
-    name = options.anchor or _default_anchor(notes)
-    if name.startswith(MEASURED_PREFIX):
-        codec = name[len(MEASURED_PREFIX):]
-        datasets = data.datasets()
-        dataset = options.dataset or ("kodak" if "kodak" in datasets else datasets[0] if datasets else None)
-        if dataset not in datasets:
-            raise ReportError(f"dataset {dataset!r} has no native-resolution rows; the store has {datasets}")
-        rows = data.rd_rows[data.rd_rows["dataset"] == dataset]
-        try:
-            target = tables.measured_anchor(rows, codec)
-        except BDError as exc:
-            raise ReportError(str(exc)) from None
-        version = "; ".join(sorted(target["codec_version"].dropna().astype(str).unique())) or "unknown"
-        return _Anchor(name, dataset, target, None,
-                       f"the measured codec `{codec}` of this store (version **{version}**), per image")
-    try:
-        anchor = load_anchor(name)
-    except AnchorError as exc:
-        raise ReportError(str(exc)) from None
-    dataset = options.dataset or anchor.dataset
-    if dataset not in data.datasets():
-        message = (f"anchor {name!r} is for dataset {dataset!r}, but the store's native-resolution rows are of "
-                   f"{data.datasets() or 'no dataset'}")
-        if options.anchor or options.dataset:
-            raise ReportError(message + "; pick another --anchor (python -m bench.anchors list) or --dataset")
-        notes.append(message + ": no BD-rate table (pass --anchor for another dataset)")
-        return None
-    return _Anchor(name, dataset, anchor, anchor, _describe_published(anchor))
-
-
-def _plot_anchors(dataset: str, bd_anchor: _Anchor | None, extra: tuple[str, ...], notes: list[str]) -> list[Anchor]:
-    chosen: list[Anchor] = []
-    if bd_anchor is not None and bd_anchor.published is not None and bd_anchor.dataset == dataset:
-        chosen.append(bd_anchor.published)
-    names = [n for n in extra if n.startswith(dataset + "/")]
-    available = set(list_anchors(dataset)) if dataset else set()
-    names += [f"{dataset}/{n}" for n in DEFAULT_PLOT_EXTRAS if f"{dataset}/{n}" in available]
-    for name in dict.fromkeys(names):
-        if any(a.name == name for a in chosen):
-            continue
-        try:
-            chosen.append(load_anchor(name))
-        except AnchorError as exc:
-            notes.append(f"plot anchor {name!r} skipped: {exc}")
-    return chosen
 
 
 def _csv(frame: pd.DataFrame, out: Path, name: str, written: list[Path]) -> str:
@@ -248,7 +116,7 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
         doc.text("\n".join(f"- {n}" for n in notes))
 
 
-def _rd_section(doc: Document, data: ReportData, bd_anchor: _Anchor | None, options: ReportOptions,
+def _rd_section(doc: Document, data: ReportData, bd_anchor: BDAnchor | None, options: ReportOptions,
                 notes: list[str], palette: dict, out: Path, written: list[Path]) -> None:
     doc.heading(2, "Rate-distortion")
     doc.text("Dataset-average curves of every trained codec at native resolution (solid, markers) with published "
@@ -257,7 +125,7 @@ def _rd_section(doc: Document, data: ReportData, bd_anchor: _Anchor | None, opti
     rd = data.rd_rows
     curves = {q: tables.rd_curves(rd, q) for q in tables.QUALITIES}
     for dataset in data.datasets():
-        anchors = _plot_anchors(dataset, bd_anchor, options.plot_anchors, notes)
+        anchors = plot_anchors(dataset, bd_anchor, options.plot_anchors, notes)
         points = {q: tables.anchor_points(anchors, q) for q in tables.QUALITIES}
         doc.heading(3, f"{dataset}")
         csv = []
@@ -275,14 +143,14 @@ def _rd_section(doc: Document, data: ReportData, bd_anchor: _Anchor | None, opti
                      "(the others miss a rate point)")
 
 
-def _bd_section(doc: Document, data: ReportData, bd_anchor: _Anchor | None, options: ReportOptions,
+def _bd_section(doc: Document, data: ReportData, bd_anchor: BDAnchor | None, options: ReportOptions,
                 out: Path, written: list[Path]) -> pd.DataFrame | None:
     doc.heading(2, "BD-rate")
     if bd_anchor is None:
         doc.text("No BD-rate table: no anchor for the datasets in this store (see the notes above).")
         return None
     doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution)."
-             f"{_anchor_difference(bd_anchor, options.method)}\n\n"
+             f"{anchor_difference(bd_anchor, options.method)}\n\n"
              f"Method **{options.method}**: {METHOD_TEXT[options.method]}. Averaging **{options.averaging}**: "
              f"{AVERAGING_TEXT[options.averaging]}. BD-rate in percent (negative = saving); BD-PSNR / BD-MS-SSIM in "
              "dB (positive = better); overlap = shared fraction of the shorter curve's quality range. A codec whose "
@@ -397,7 +265,7 @@ def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path,
     return fits
 
 
-def _tradeoff_section(doc: Document, data: ReportData, bd: pd.DataFrame | None, bd_anchor: _Anchor | None,
+def _tradeoff_section(doc: Document, data: ReportData, bd: pd.DataFrame | None, bd_anchor: BDAnchor | None,
                       palette: dict, out: Path, written: list[Path]) -> None:
     doc.heading(2, "Decode time vs BD-rate")
     if bd is None or bd_anchor is None:
@@ -420,10 +288,10 @@ def _slug(text: str) -> str:
 
 def build_report(results_dir: str | Path, out: str | Path, options: ReportOptions = ReportOptions()) -> Report:
     """Write the report for ``results_dir`` into ``out`` and return what was written."""
-    _check_options(options)
+    check_options(options)
     data = load(results_dir)
     notes = list(data.notes)
-    bd_anchor = _resolve_anchor(data, options, notes)
+    bd_anchor = resolve_anchor(data, options, notes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -3,6 +3,12 @@
 Markdown links its figures as files (``figures/*.png``); the HTML page embeds the same PNGs as
 base64 ``data:`` URIs and carries its CSS inline, so the page alone shows everything. The HTML is
 rendered from the Markdown with markdown-it-py (CommonMark + tables), so both say the same.
+
+Codec names, descriptions, error messages and paths come from the user's files, so neither output
+may carry raw HTML: the page is rendered with HTML disabled (markdown-it escapes it), and the
+Markdown file has every ``&``, ``<`` and ``>`` written as an entity. A Markdown viewer shows those
+as the characters, except inside a code span, where the entity shows literally; no text of our
+own contains them, so only such odd names are affected, and no ``<script>`` can run.
 """
 
 from __future__ import annotations
@@ -108,8 +114,12 @@ class Document:
     def figure(self, ref: FigureRef) -> None:
         self.blocks.append(ref)
 
-    def markdown(self, root: Path | None = None) -> str:
-        """The Markdown text; with ``root``, figures are embedded as base64 PNG data URIs."""
+    def markdown(self, root: Path | None = None, escape_html: bool = True) -> str:
+        """The Markdown text; with ``root``, figures are embedded as base64 PNG data URIs.
+
+        ``escape_html`` (the file written to disk) turns ``&``, ``<``, ``>`` into entities so no
+        raw HTML reaches a Markdown viewer; :meth:`html` renders the unescaped text with HTML off.
+        """
         parts = [f"# {self.title}"]
         for block in self.blocks:
             if isinstance(block, FigureRef):
@@ -120,12 +130,13 @@ class Document:
                 parts.append(f"![{block.alt}]({target})\n\n{' · '.join(links)}")
             else:
                 parts.append(block)
-        return "\n\n".join(parts) + "\n"
+        text = "\n\n".join(parts) + "\n"
+        return html.escape(text, quote=False) if escape_html else text
 
     def html(self, root: Path) -> str:
         """A self-contained HTML page: inline CSS, figures embedded (no external assets)."""
         renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-        body = renderer.render(self.markdown(root))
+        body = renderer.render(self.markdown(root, escape_html=False))
         return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                 f"<title>{html.escape(self.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"

@@ -79,14 +79,7 @@ def rd_curves(rows: pd.DataFrame, quality: str) -> pd.DataFrame:
 
 def anchor_short_name(anchor: Any) -> str:
     """``label [source@commit]`` — the anchor and where its numbers come from, in a few words."""
-    prov = getattr(anchor, "provenance", {}) or {}
-    where = ""
-    if prov.get("repository"):
-        repo = str(prov["repository"]).rstrip("/").split("/")[-1]
-        commit = str(prov.get("commit", ""))[:7]
-        where = f"{repo}@{commit}" if commit else repo
-    elif prov.get("paper"):
-        where = str(prov["paper"]).split(" ")[0]
+    where = anchor.source()
     return f"{anchor.label} [{where}]" if where else anchor.label
 
 

@@ -16,7 +16,7 @@ from bench.codecs.base import CodecConfig, CodecError, Param, RatePoint
 from bench.codecs.pillow_codecs import JpegCodec
 
 #: Rate-point keys that steer the fault, never passed to the encoder.
-FAULT_PARAMS = ("fault", "seconds", "marker")
+FAULT_PARAMS = ("fault", "seconds", "marker", "message")
 
 
 class FaultyJpeg(JpegCodec):
@@ -24,7 +24,8 @@ class FaultyJpeg(JpegCodec):
 
     adapter = "faulty-jpeg"
     rate_params = {**JpegCodec.rate_params, "fault": Param(str, choices=("hang", "kill", "raise", "oom", "slow")),
-                   "seconds": Param(float, 0), "marker": Param(str)}
+                   "seconds": Param(float, 0), "marker": Param(str),
+                   "message": Param(str)}
 
     def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
         fault = rate.params.get("fault")
@@ -36,7 +37,7 @@ class FaultyJpeg(JpegCodec):
         if fault == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         if fault == "raise":
-            raise CodecError("injected encoder failure")
+            raise CodecError(str(rate.params.get("message", "injected encoder failure")))
         if fault == "oom":  # a real failed allocation, wrapped as adapters wrap model errors
             try:
                 np.empty(1 << 62, dtype=np.uint8)

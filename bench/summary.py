@@ -1,0 +1,88 @@
+"""The tables that close a run: what ran, and numbers that can be compared across codecs.
+
+A mean of bpp or PSNR over a codec's whole ladder depends on where the ladder's points lie, not
+only on how good the codec is, so it compares nothing. The run therefore prints:
+
+- per codec: native and ladder (centre-crop) cells counted separately, error cells, the BD-rate
+  (PSNR-RGB, pchip, dataset-average curves) against ``jpeg-420`` when this run measured it at
+  native size, and the median encode / decode time of its native cells;
+- per codec and rate point: the median bpp and PSNR-RGB over the images (native cells; ladder
+  cells when the run had none), i.e. points that can be read off next to another codec's.
+
+Only the rows of this run are summarised; the report reads the whole store.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+#: The BD anchor of the summary: always in the default run, fast, and known to every reader.
+SUMMARY_ANCHOR = "jpeg-420"
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def bd_against_anchor(ok_native: pd.DataFrame, anchor: str = SUMMARY_ANCHOR) -> dict[str, str]:
+    """``{codec: BD-rate text}`` against ``anchor``'s native rows of this run (empty when it has none)."""
+    from bench.analysis.bd import bd_table
+
+    anchor_rows = ok_native[ok_native["codec"] == anchor]
+    if anchor_rows.empty or ok_native["dataset"].nunique() != 1:
+        return {}
+    table = bd_table(ok_native, anchor_rows, "psnr_rgb", "pchip", group_by=("codec",), anchor_name=anchor)
+    return {r["codec"]: f"{r['bd_rate_pct']:+.1f} %" if r["status"] == "ok" else f"n/a ({r['status']})"
+            for _, r in table.iterrows()}
+
+
+def summary_tables(rows: list[dict[str, Any]]):
+    """The two rich tables printed at the end of ``bench run`` (see the module docstring)."""
+    from rich.table import Table
+
+    frame = pd.DataFrame(rows)
+    for column in ("bpp", "psnr_rgb", "enc_time_s", "dec_time_s", "trained"):
+        if column not in frame:
+            frame[column] = float("nan")
+    ok = frame[frame["status"] == "ok"]
+    native = ok[ok["resolution"] == "native"]
+    bd = bd_against_anchor(native)
+
+    title = "this run, per codec (times: median over native cells"
+    title += f"; BD-rate: PSNR-RGB, pchip, dataset-average curves against {SUMMARY_ANCHOR})" if bd else ")"
+    per_codec = Table(title=title)
+    columns = ["codec", "native cells", "ladder cells", "errors"]
+    columns += [f"BD-rate vs {SUMMARY_ANCHOR}"] if bd else []
+    columns += ["median enc s", "median dec s"]
+    for col in columns:
+        per_codec.add_column(col, justify="left" if col == "codec" else "right")
+    for codec, items in frame.groupby("codec", sort=False):
+        is_native = items["resolution"] == "native"
+        mine = native[native["codec"] == codec]
+        cells = [codec, str(int(is_native.sum())), str(int((~is_native).sum())),
+                 str(int((items["status"] != "ok").sum()))]
+        cells += [bd.get(codec, "-")] if bd else []
+        cells += [_fmt(mine["enc_time_s"].median(), ".4f"), _fmt(mine["dec_time_s"].median(), ".4f")]
+        per_codec.add_row(*cells)
+
+    points = native if len(native) else ok  # a ladder-only run: its crops, per size
+    per_rate = Table(title="per rate point: medians over the images" +
+                     (" (native size)" if len(native) else " (ladder crops)"))
+    shown = ("codec", "rate") + (() if len(native) else ("resolution",)) + ("images", "median bpp", "median PSNR-RGB")
+    for col in shown:
+        per_rate.add_column(col, justify="left" if col in ("codec", "rate", "resolution") else "right")
+    if len(points):
+        medians = (points.groupby(["codec", "resolution", "rate_label"], sort=False)
+                   .agg(images=("image", "nunique"), bpp=("bpp", "median"), psnr=("psnr_rgb", "median"))
+                   .reset_index())
+        order = {codec: i for i, codec in enumerate(frame["codec"].unique())}
+        medians = medians.sort_values(["codec", "resolution", "bpp"], key=lambda s: s.map(order) if s.name == "codec"
+                                      else s, kind="stable")
+        for _, r in medians.iterrows():
+            where = () if len(native) else (r["resolution"],)
+            per_rate.add_row(r["codec"], str(r["rate_label"]), *where, str(r["images"]),
+                             _fmt(r["bpp"], ".3f"), _fmt(r["psnr"], ".2f"))
+    return per_codec, per_rate
