@@ -290,7 +290,9 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     """``bench run`` while holding the store's lock: a second run on the same --out fails at once
-    (a ``StoreError``, which ``main`` prints as one line with exit 2)."""
+    (a ``StoreError``, which ``main`` prints as one line with exit 2). Bad options are refused
+    before the lock, so nothing is created for them."""
+    check_run_args(args)
     with lock_store(args.out, command_line(argv)):
         return _run_locked(args, argv)
 
@@ -299,7 +301,6 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    check_run_args(args)
     console = Console(stderr=True)
     configs, notes = select_codecs(args)
     if not configs:

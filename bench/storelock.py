@@ -46,11 +46,9 @@ def lock_store(results_dir: str | Path, command: str = "") -> Iterator[Path]:
     names that process's PID and start time. Yields the lock file's path.
     """
     path = lock_path(results_dir)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by worker processes
-    except OSError as exc:
-        raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from exc
+    # an OSError here (a file in the way, read-only, disk full) names its path; the CLI prints it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by worker processes
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
