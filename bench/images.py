@@ -15,7 +15,6 @@ choice, not ours. A static GIF is a palette image and is converted like one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from bench.errors import ImageError
+from bench.hashing import file_sha256  # noqa: F401 — part of this module's API
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ class LoadedImage:
     @property
     def width(self) -> int:
         return self.pixels.shape[1]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _to_rgb8(im: Image.Image, path: Path, conversions: list[str]) -> np.ndarray:

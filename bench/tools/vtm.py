@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.errors import AnchorError, BenchError, BuildError, UsageError
+from bench.hashing import file_sha256
 
 VERSION = "23.13"
 TARBALL = f"vtm-{VERSION}-src.tar.gz"
@@ -47,14 +48,6 @@ def default_prefix() -> Path:
     """``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/lic-bench/vtm-<VERSION>``: where VTM is installed and found."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "lic-bench" / f"vtm-{VERSION}"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_source(given: Path | None) -> Path:
@@ -88,7 +81,7 @@ def expected_sha256(tarball: Path) -> tuple[str, str] | None:
 def source_sha256(source: Path) -> str:
     """The tarball's sha256 (checked against the expected one), or ``tree:<sha256>`` of a directory's sources."""
     if source.is_file():
-        actual = sha256_file(source)
+        actual = file_sha256(source)
         expected = expected_sha256(source)
         if expected and expected[0] != actual:
             raise UsageError(f"{source}: sha256 is {actual}, but {expected[1]} says {expected[0]}; the file is "
@@ -101,7 +94,7 @@ def source_sha256(source: Path) -> str:
         root = source / part
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in files:
-            digest.update(f"{path.relative_to(source).as_posix()}\0{sha256_file(path)}\n".encode())
+            digest.update(f"{path.relative_to(source).as_posix()}\0{file_sha256(path)}\n".encode())
     return "tree:" + digest.hexdigest()
 
 

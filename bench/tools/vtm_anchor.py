@@ -17,7 +17,8 @@ from typing import Any
 
 from bench.anchors import Anchor, anchors_dir, save_anchor
 from bench.errors import AnchorError, BuildError
-from bench.tools.vtm import KNOWN_SHA256, TAG, TARBALL, UPSTREAM, VERSION, sha256_file
+from bench.hashing import file_sha256
+from bench.tools.vtm import KNOWN_SHA256, TAG, TARBALL, UPSTREAM, VERSION
 
 COLUMNS = ("bpp", "psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "enc_time_s", "dec_time_s")
 RUN_FIELDS = ("run_id", "started_at", "finished_at", "command", "git_commit", "host", "cpu", "threads", "jobs")
@@ -61,7 +62,7 @@ def _vtm_build(params: dict[str, Any], versions: list[str]) -> dict[str, Any]:
     encoder, _, cfg = vtm_paths(CodecConfig("vtm", "vtm", dict(params)))
     record: dict[str, Any] = {"vtm_dir": str(encoder.parent.parent)}
     if cfg.is_file():
-        record["cfg_sha256"] = sha256_file(cfg)
+        record["cfg_sha256"] = file_sha256(cfg)
         if not all(f"sha256:{record['cfg_sha256'][:12]}" in v for v in versions):
             raise AnchorError(f"the cfg {cfg} (sha256 {record['cfg_sha256'][:12]}…) is not the one the store's rows "
                               f"record ({'; '.join(versions)}): point VTM_DIR at the VTM the run used")
@@ -103,7 +104,7 @@ def anchor_from_results(results: Path, dataset: str = "kodak", codec: str = "vtm
     commits = sorted({str(c) for c in runs["git_commit"]})
     provenance: dict[str, Any] = {
         "source": "measured", "format": "lic-bench results store (bench.tools.vtm_anchor)",
-        "store": {"path": str(db_path(results)), "sha256": sha256_file(db_path(results)), "rows": len(rows)},
+        "store": {"path": str(db_path(results)), "sha256": file_sha256(db_path(results)), "rows": len(rows)},
         "runs": [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
                  for r in runs[list(RUN_FIELDS)].to_dict("records")],
         "suite_git_commit": commits[0] if len(commits) == 1 else commits,
