@@ -1,77 +1,103 @@
 """Sessions: ``nox -s bench`` (the embedded default benchmark), ``nox -s tests``, ``nox -s gate``,
 ``nox -s report``, ``nox -s scaling``, ``nox -s vtm``.
 
-Every session installs the package with its extras into its own virtual environment; results go
+All sessions need the same packages (the package with its ``heif`` and ``test`` extras, PyTorch
+included), so they share ONE environment, ``.nox/lic-bench``, instead of nox's one per session:
+the first session creates and installs it (about 6 GB, most of it PyTorch and its CUDA libraries;
+a few minutes), the others reuse it. It is installed again only when ``pyproject.toml`` changes;
+``rm -rf .nox/lic-bench`` rebuilds it from scratch. (nox has no option to point several sessions
+at one virtualenv, so the sessions run without nox's own and call this one's Python.) Results go
 to ``results/`` and reports to ``reports/`` under the project root.
 """
 
+from __future__ import annotations
+
+import hashlib
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests"]
-nox.options.reuse_existing_virtualenvs = True
 
+ROOT = Path(__file__).resolve().parent
+ENV = ROOT / ".nox" / "lic-bench"
 EXTRAS = ".[heif,test]"
 DATA_ENV = {"BENCH_DATA_DIR": os.environ.get("BENCH_DATA_DIR", "data")}
 
 
-def _install(session: nox.Session) -> None:
-    session.install("-e", EXTRAS)
+def _python(session: nox.Session) -> str:
+    """The shared environment's Python: created when missing, (re)installed when pyproject.toml
+    or the extras changed since its last install (a stamp file in the environment says which)."""
+    python = ENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    stamp = ENV / ".lic-bench-installed"
+    wanted = f"{EXTRAS} {hashlib.sha256((ROOT / 'pyproject.toml').read_bytes()).hexdigest()}"
+    if not python.exists():
+        # virtualenv comes with nox and, unlike venv, needs no ensurepip (missing on some Linux Pythons).
+        maker = "virtualenv" if importlib.util.find_spec("virtualenv") else "venv"
+        session.run(sys.executable, "-m", maker, str(ENV), external=True)
+    if not stamp.is_file() or stamp.read_text() != wanted:
+        session.run(str(python), "-m", "pip", "install", "-e", EXTRAS, external=True)
+        stamp.write_text(wanted)
+    else:
+        session.log(f"reusing {ENV} (pyproject.toml unchanged since its install)")
+    return str(python)
 
 
-@nox.session
+@nox.session(python=False)
 def bench(session: nox.Session) -> None:
     """The default benchmark: Kodak (or bundled photos) × every available classical codec ×
     its ladder, plus the resolution ladder, into results/default."""
-    _install(session)
+    python = _python(session)
     args = session.posargs or ["--repeats", "2"]
-    session.run("python", "-m", "bench", "list", env=DATA_ENV)
-    session.run("python", "-m", "bench", "run", "--out", "results/default", *args, env=DATA_ENV)
+    session.run(python, "-m", "bench", "list", env=DATA_ENV, external=True)
+    session.run(python, "-m", "bench", "run", "--out", "results/default", *args, env=DATA_ENV, external=True)
 
 
-@nox.session
+@nox.session(python=False)
 def tests(session: nox.Session) -> None:
-    """The test suite (set BENCH_DATA_DIR / BENCH_SHARED_DIR to run the data-dependent tests)."""
-    _install(session)
-    session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs)
+    """The test suite without the slow tests (BENCH_DATA_DIR / BENCH_SHARED_DIR add the data-dependent ones)."""
+    python = _python(session)
+    session.run(python, "-m", "pytest", "-q", "-m", "not slow", *session.posargs, external=True)
 
 
-@nox.session
+@nox.session(python=False)
 def report(session: nox.Session) -> None:
     """The report of results/default (run ``nox -s bench`` first) → reports/default/report.html and .md."""
-    _install(session)
+    python = _python(session)
     args = session.posargs or ["results/default", "--out", "reports/default"]
-    session.run("python", "-m", "bench.report", *args)
+    session.run(python, "-m", "bench.report", *args, external=True)
 
 
-@nox.session
+@nox.session(python=False)
 def gate(session: nox.Session) -> None:
     """The regression gate against the committed baseline gate/baseline.json (exit 1 on a regression,
     2 when it cannot judge). CI machines differ from the baseline's, so decode times are compared
     across machine classes (yardstick-normalised ratios: indicative; the printout says so)."""
-    _install(session)
-    session.run("python", "-m", "bench.gate", "--baseline", "gate/baseline.json", "--timing-across-machines",
-                *session.posargs, env=DATA_ENV)
+    python = _python(session)
+    session.run(python, "-m", "bench.gate", "--baseline", "gate/baseline.json", "--timing-across-machines",
+                *session.posargs, env=DATA_ENV, external=True)
 
 
 @nox.session(python=False)
 def vtm(session: nox.Session) -> None:
     """Build VTM into the cache folder (python -m bench.tools.vtm build; arguments pass through,
     e.g. ``nox -s vtm -- --source vtm-23.13-src.tar.gz``). Standard library only: no virtualenv."""
-    session.run("python3", "-m", "bench.tools.vtm", "build", *session.posargs)
+    session.run("python3", "-m", "bench.tools.vtm", "build", *session.posargs, external=True)
 
 
 SCALING_CODECS = "mlicpp-untrained,msp-fast,msp-base,msp-best,mbt2018"
 
 
-@nox.session
+@nox.session(python=False)
 def scaling(session: nox.Session) -> None:
     """Complexity scaling of the learned codecs over the resolution ladder (untrained weights
     are fine for timing), into results/scaling, then its report into reports/scaling."""
-    _install(session)
+    python = _python(session)
     args = session.posargs or [
         "--codecs", SCALING_CODECS, "--images", "0", "--ladder", "256x256,512x512,768x512,1024x1024,2048x1365",
         "--ladder-per-size", "1", "--jobs", "1", "--threads", "2", "--repeats", "1", "--timeout", "3600"]
-    session.run("python", "-m", "bench", "run", "--out", "results/scaling", *args, env=DATA_ENV)
-    session.run("python", "-m", "bench.report", "results/scaling", "--out", "reports/scaling")
+    session.run(python, "-m", "bench", "run", "--out", "results/scaling", *args, env=DATA_ENV, external=True)
+    session.run(python, "-m", "bench.report", "results/scaling", "--out", "reports/scaling", external=True)

@@ -83,7 +83,7 @@ from bench.store import db_path, read_measurements, read_runs
 
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "gate" / "baseline.json"
 YARDSTICK = "gate-yardstick"
-GATE_DATASET = "kodak"
+GATE_DATASET = "kodak"  # the dataset label of the gate cells (also for images from --dataset)
 TIME = "dec_cpu_s"  # CPU time of the decode call: other load time-slicing the CPU does not inflate it
 REPLICA = "@"  # rate label of a cell in round k: '<label>@k'
 
@@ -117,18 +117,19 @@ def yardstick_config() -> CodecConfig:
                        description="gate yardstick: WebP q75 decode of the same crops (libwebp via Pillow)")
 
 
-def _gate_images(names: tuple[str, ...]) -> list[tuple[str, Path, str]]:
+def _gate_images(names: tuple[str, ...], folder: Path | None = None) -> list[tuple[str, Path, str]]:
+    """The gate images by name: from Kodak, or from ``folder`` (``--dataset``, e.g. the tests' images)."""
     from bench import datasets
     from bench.images import file_sha256
 
     try:
-        kodak = datasets.resolve("kodak")
+        found = datasets.resolve(str(folder) if folder else "kodak")
     except FileNotFoundError as exc:
-        raise GateError(f"the gate runs on Kodak: {exc} (set BENCH_DATA_DIR)") from None
-    by_name = {p.stem: p for p in kodak.paths}
+        raise GateError(str(exc) if folder else f"the gate runs on Kodak: {exc} (set BENCH_DATA_DIR)") from None
+    by_name = {p.stem: p for p in found.paths}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise GateError(f"Kodak images {missing} not found in {datasets.data_dir() / 'kodak'}")
+        raise GateError(f"images {missing} not found in {found.note}")
     return [(n, by_name[n], file_sha256(by_name[n])) for n in names]
 
 
@@ -199,7 +200,7 @@ def one_cpu() -> Iterator[str]:
 
 
 def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | None = None,
-                  quiet: bool = False) -> Path:
+                  quiet: bool = False, dataset: Path | None = None) -> Path:
     """Run the gate benchmark into the store at ``out`` through the runner; returns ``out``."""
     from bench.cli import PACKAGES, _version, git_commit
     from bench.codecs import registry
@@ -222,7 +223,7 @@ def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | 
     unavailable = {c.name: r for c in configs if (r := registry.availability(c))}
     if unavailable:
         raise GateError("gate codecs unavailable here: " + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
-    cells = plan_cells(benchmark, configs, _gate_images(benchmark.images))
+    cells = plan_cells(benchmark, configs, _gate_images(benchmark.images, dataset))
     settings = Settings(Protocol(benchmark.warmup, benchmark.repeats), threads=1, cross_decode=False, timeout_s=300)
     manifest = {
         "started_at": now(), "command": " ".join([Path(sys.executable).name, "-m", "bench.gate", *sys.argv[1:]]),
@@ -485,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-threshold", type=float, default=0.25,
                    help="fail when the decode-time ratio grows by more than this fraction (0.25 = 25 %%)")
     p.add_argument("--codecs-dir", default=None, help="codec configurations to run (default codecs/)")
+    p.add_argument("--dataset", type=Path, default=None,
+                   help="take the gate images from this folder instead of Kodak (trials and tests)")
     p.add_argument("--keep", type=Path, default=None, help="write the gate's store here instead of a temporary folder")
     p.add_argument("--json", type=Path, default=None, help="also write the verdicts to this JSON file")
     p.add_argument("--timing-across-machines", action="store_true",
@@ -570,7 +573,7 @@ def _judge(args: argparse.Namespace, t0: float) -> int:
         target = args.keep or Path(tempfile.mkdtemp(prefix="bench-gate-"))
         if args.keep and db_path(args.keep).is_file():
             raise GateError(f"{args.keep} already holds a store; --keep needs a new folder")
-        results = run_benchmark(benchmark, target, args.codecs_dir)
+        results = run_benchmark(benchmark, target, args.codecs_dir, dataset=args.dataset)
     frame = read_measurements(results, status=None)
     summary = summarise(frame, benchmark)
     if args.update_baseline:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -32,11 +31,10 @@ from bench.anchors import (
 )
 
 
-def _shared_anchors() -> Path:
-    shared = os.environ.get("BENCH_SHARED_DIR")
-    if not shared:
-        pytest.skip("BENCH_SHARED_DIR is not set: the anchor sources live in $BENCH_SHARED_DIR/anchors")
-    return Path(shared) / "anchors"
+@pytest.fixture(scope="module")
+def shared_anchors(shared_dir: Path) -> Path:
+    """The anchor sources: ``$BENCH_SHARED_DIR/anchors``."""
+    return shared_dir / "anchors"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,17 +87,17 @@ def test_load_unknown_name_suggests_close_ones() -> None:
         load_anchor("../etc/passwd")
 
 
-def test_committed_files_equal_a_fresh_import() -> None:
+def test_committed_files_equal_a_fresh_import(shared_anchors: Path) -> None:
     # The data in anchors/ is exactly what the importers make of the shared sources (after the
     # MANIFEST sha256 checks), so it can always be regenerated and audited.
-    fresh = {a.name: a.to_dict() for a in build_anchors(_shared_anchors())}
+    fresh = {a.name: a.to_dict() for a in build_anchors(shared_anchors)}
     assert sorted(fresh) == sorted(set(list_anchors()) - set(measured_anchors()))
     for name, d in fresh.items():
         assert load_anchor(name).to_dict() == d, name
 
 
-def test_cli_import_writes_loadable_files(tmp_path: Path) -> None:
-    src = _shared_anchors()
+def test_cli_import_writes_loadable_files(tmp_path: Path, shared_anchors: Path) -> None:
+    src = shared_anchors
     measured = measured_anchor()
     save_anchor(measured, tmp_path)  # import must keep anchors measured by this suite
     assert main(["import", "--source", str(src), "--out", str(tmp_path)]) == 0
@@ -113,8 +111,8 @@ def test_cli_import_writes_loadable_files(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_import_compressai_json_copies_all_columns() -> None:
-    path = _shared_anchors() / "compressai" / "kodak" / "vtm.json"
+def test_import_compressai_json_copies_all_columns(shared_anchors: Path) -> None:
+    path = shared_anchors / "compressai" / "kodak" / "vtm.json"
     raw = json.loads(path.read_text())["results"]
     a = import_compressai_json(path)
     assert a.name == "kodak/vtm" and a.dataset == "kodak" and a.codec["kind"] == "classical"
@@ -125,8 +123,8 @@ def test_import_compressai_json_copies_all_columns() -> None:
     assert "9.1" in a.codec["version_note"]
 
 
-def test_import_compressai_model_and_paper_files() -> None:
-    src = _shared_anchors() / "compressai"
+def test_import_compressai_model_and_paper_files(shared_anchors: Path) -> None:
+    src = shared_anchors / "compressai"
     m = import_compressai_json(src / "8bit-decoded" / "kodak" / "compressai-mbt2018-mean_ms-ssim_ans_cuda.json")
     assert m.name == "kodak/mbt2018-mean-ms-ssim-8bit"
     assert m.codec["optimized_for"] == "ms-ssim" and m.conditions["reconstruction"] == "rounded to 8 bit"
@@ -154,8 +152,8 @@ def test_import_compressai_rejects_bad_files(tmp_path: Path) -> None:
         import_compressai_json(bad)
 
 
-def test_manifest_hash_is_checked(tmp_path: Path) -> None:
-    src = _shared_anchors() / "compressai"
+def test_manifest_hash_is_checked(tmp_path: Path, shared_anchors: Path) -> None:
+    src = shared_anchors / "compressai"
     manifest = read_manifest(src / "MANIFEST.tsv")
     repo_path = "results/image/kodak/jpeg.json"
     ok = import_compressai_json(src / "kodak" / "jpeg.json", manifest=manifest, repo_path=repo_path)
@@ -168,8 +166,8 @@ def test_manifest_hash_is_checked(tmp_path: Path) -> None:
         import_compressai_json(changed, manifest=manifest, repo_path=repo_path)
 
 
-def test_import_tfc_text_matches_the_file() -> None:
-    path = _shared_anchors() / "tensorflow-compression" / "tecnick" / "MS-SSIM_sRGB_Y" / "jpeg420.txt"
+def test_import_tfc_text_matches_the_file(shared_anchors: Path) -> None:
+    path = shared_anchors / "tensorflow-compression" / "tecnick" / "MS-SSIM_sRGB_Y" / "jpeg420.txt"
     data = np.loadtxt(path, delimiter=",", comments="#")
     a = import_tfc_text(path)
     assert a.name == "tecnick/tfc-jpeg420" and a.dataset == "tecnick" and a.codec["kind"] == "classical"
@@ -178,8 +176,8 @@ def test_import_tfc_text_matches_the_file() -> None:
     assert "constant QP" in a.conditions["averaging"]
 
 
-def test_tfc_metric_files_merge_into_one_anchor() -> None:
-    base = _shared_anchors() / "tensorflow-compression" / "kodak"
+def test_tfc_metric_files_merge_into_one_anchor(shared_anchors: Path) -> None:
+    base = shared_anchors / "tensorflow-compression" / "kodak"
     parts = [import_tfc_text(base / d / "minnen-2018-neurips-opt-mse.txt")
              for d in ("PSNR_sRGB_RGB", "PSNR_sRGB_Y", "MS-SSIM_sRGB_RGB", "MS-SSIM_sRGB_Y")]
     merged = merge_anchors(parts)
@@ -190,8 +188,8 @@ def test_tfc_metric_files_merge_into_one_anchor() -> None:
         merge_anchors([parts[0], other])
 
 
-def test_import_tfc_text_rejects_bad_files(tmp_path: Path) -> None:
-    good = (_shared_anchors() / "tensorflow-compression" / "kodak" / "PSNR_sRGB_RGB" / "webp.txt").read_text()
+def test_import_tfc_text_rejects_bad_files(tmp_path: Path, shared_anchors: Path) -> None:
+    good = (shared_anchors / "tensorflow-compression" / "kodak" / "PSNR_sRGB_RGB" / "webp.txt").read_text()
     f = tmp_path / "webp.txt"
     f.write_text(good + "0.5; 30.1\n")
     with pytest.raises(AnchorError, match=r"webp\.txt:\d+: expected 'bpp, value'"):
@@ -264,8 +262,8 @@ def test_round_trip_and_file_checks(tmp_path: Path) -> None:
 MLIC_ROWS = {"mlic": "MLIC (ACMMM'23)", "mlicp": "MLIC+ (ACMMM'23)", "mlicpp": "MLIC++ (NCW ICML'23)"}
 
 
-def _published() -> dict:
-    table = json.loads((_shared_anchors() / "mlic" / "readme_bd_table.json").read_text())
+def _published(shared_anchors: Path) -> dict:
+    table = json.loads((shared_anchors / "mlic" / "readme_bd_table.json").read_text())
     cols = {c: i for i, c in enumerate(table["columns"])}
     return {(ds, m): table["rows"][row][cols[col]]
             for m, row in MLIC_ROWS.items()
@@ -283,8 +281,8 @@ def _reproduce(anchor: str, dataset: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def test_mlic_table_on_clic_pro_valid_is_reproduced_by_the_cubic_method() -> None:
-    published = _published()
+def test_mlic_table_on_clic_pro_valid_is_reproduced_by_the_cubic_method(shared_anchors: Path) -> None:
+    published = _published(shared_anchors)
     got = _reproduce("clic-pro-valid/vtm-17.0", "clic-pro-valid")
     err = {m: max(abs(got[model][m] - published[("clic-pro-valid", model)]) for model in MLIC_ROWS) for m in METHODS}
     # Published values have two decimals; VCEG-M33 cubic lands within 0.01 for all three models,
@@ -294,10 +292,10 @@ def test_mlic_table_on_clic_pro_valid_is_reproduced_by_the_cubic_method() -> Non
     assert err["pchip"] > 0.05 and err["akima"] > 0.05, err
 
 
-def test_mlic_table_on_kodak_needs_a_vtm17_anchor_we_do_not_have() -> None:
+def test_mlic_table_on_kodak_needs_a_vtm17_anchor_we_do_not_have(shared_anchors: Path) -> None:
     # kodak/vtm (CompressAI, version unrecorded, likely 9.1) is a weaker anchor than the README's
     # VTM-17.0: every model comes out 1.6-1.9 points more negative, consistently, for every method.
-    published = _published()
+    published = _published(shared_anchors)
     got = _reproduce("kodak/vtm", "kodak")
     for method in METHODS:
         dev = [got[model][method] - published[("kodak", model)] for model in MLIC_ROWS]

@@ -1,7 +1,8 @@
 """The regression gate on real runs: it passes an unchanged run and fails real, injected regressions.
 
-A small gate benchmark (JPEG 4:2:0 and JPEG 2000 over their whole ladders, two Kodak crops) is
-run three times through the real CLI: to write a baseline, unchanged, and with two regressions at
+A small gate benchmark (JPEG 4:2:0 and JPEG 2000 over their whole ladders, 256×256 crops of the
+two large synthetic photo-like images of conftest.py, through ``--dataset``; 3 rounds) is run three times
+through the real CLI: to write a baseline, unchanged, and with two regressions at
 once — JPEG 4:2:0 without optimised Huffman tables (really more bytes for the same pixels) and
 JPEG 2000 through an adapter that really decodes every stream twice. Each codec must fail for its
 own reason only. Timing tolerance comes from the ratio design (see bench.gate), not loose
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,15 @@ from bench.store import read_measurements
 
 PROJECT = Path(__file__).resolve().parents[1]
 CODECS = ("jpeg-420", "jpeg2000")
-IMAGES = "kodim04,kodim23"
+IMAGES = "photo1,photo2"
 
 
-def gate(*args: str, data_dir: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BENCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(PROJECT)}
-    return subprocess.run([sys.executable, "-m", "bench.gate", *args], capture_output=True, text=True, env=env,
-                          cwd=PROJECT, timeout=timeout)
+@pytest.fixture(scope="module")
+def gate(run_python, synthetic_images: Path):
+    """``python -m bench.gate ARGS`` with ``$BENCH_DATA_DIR`` holding no Kodak."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return run_python("bench.gate", *args, data_dir=synthetic_images.parent)
+    return run
 
 
 def _codecs_dir(folder: Path, edits: dict[str, tuple[str, str]]) -> Path:
@@ -47,7 +48,7 @@ def _codecs_dir(folder: Path, edits: dict[str, tuple[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, data_dir: Path) -> dict[str, object]:
+def runs(tmp_path_factory, gate, synthetic_images: Path) -> dict[str, object]:
     root = tmp_path_factory.mktemp("gate")
     base = _codecs_dir(root / "base", {})
     regressed = _codecs_dir(root / "regressed", {
@@ -57,12 +58,12 @@ def runs(tmp_path_factory, data_dir: Path) -> dict[str, object]:
     baseline = root / "baseline.json"
     out: dict[str, object] = {"root": root, "baseline": baseline}
     out["update"] = gate("--baseline", str(baseline), "--update-baseline", "--codecs", ",".join(CODECS),
-                         "--images", IMAGES, "--crop", "256x256", "--codecs-dir", str(base), "--keep",
-                         str(root / "s-base"), data_dir=data_dir)
+                         "--images", IMAGES, "--crop", "256x256", "--rounds", "3", "--codecs-dir", str(base), "--keep",
+                         str(root / "s-base"), "--dataset", str(synthetic_images))
     assert out["update"].returncode == 0, out["update"].stderr
     for name, codecs in (("unchanged", base), ("regressed", regressed)):
         out[name] = gate("--baseline", str(baseline), "--codecs-dir", str(codecs), "--keep", str(root / f"s-{name}"),
-                         "--json", str(root / f"{name}.json"), data_dir=data_dir)
+                         "--json", str(root / f"{name}.json"), "--dataset", str(synthetic_images))
     return out
 
 
@@ -118,19 +119,29 @@ def test_injected_decode_slowdown_fails(runs: dict) -> None:
     assert "jpeg2000" in runs["regressed"].stdout.split("FAILED")[1]
 
 
-def test_results_option_compares_a_kept_store(runs: dict, data_dir: Path) -> None:
+def test_results_option_compares_a_kept_store(runs: dict, gate) -> None:
     again = gate("--baseline", str(runs["baseline"]), "--results", str(runs["root"] / "s-regressed"),
-                 "--json", str(runs["root"] / "again.json"), data_dir=data_dir)
+                 "--json", str(runs["root"] / "again.json"))
     assert again.returncode == 1
     assert json.loads((runs["root"] / "again.json").read_text()) == json.loads(
         (runs["root"] / "regressed.json").read_text())  # the comparison is a pure function of the store
 
 
-def test_gate_errors_exit_2(runs: dict, tmp_path: Path, data_dir: Path) -> None:
-    missing = gate("--baseline", str(tmp_path / "none.json"), data_dir=data_dir)
+def test_gate_errors_exit_2(runs: dict, tmp_path: Path, gate, synthetic_images: Path) -> None:
+    missing = gate("--baseline", str(tmp_path / "none.json"))
     assert missing.returncode == 2 and "create one with --update-baseline" in missing.stderr
-    redefine = gate("--baseline", str(runs["baseline"]), "--codecs", "webp", data_dir=data_dir)
+    redefine = gate("--baseline", str(runs["baseline"]), "--codecs", "webp")
     assert redefine.returncode == 2 and "the baseline defines the benchmark" in redefine.stderr
+    no_kodak = gate("--baseline", str(runs["baseline"]))  # $BENCH_DATA_DIR has no kodak/
+    assert no_kodak.returncode == 2 and "the gate runs on Kodak" in no_kodak.stderr
+    (tmp_path / "empty").mkdir()
+    empty = gate("--baseline", str(runs["baseline"]), "--dataset", str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "holds no images" in empty.stderr
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    (elsewhere / "photo1.png").write_bytes((synthetic_images / "photo1.png").read_bytes())
+    lacking = gate("--baseline", str(runs["baseline"]), "--dataset", str(elsewhere))
+    assert lacking.returncode == 2 and "['photo2'] not found in" in lacking.stderr
     # A store without yardstick cells cannot be judged on time.
     store = runs["root"] / "s-base"
     foreign = tmp_path / "foreign"
@@ -140,7 +151,7 @@ def test_gate_errors_exit_2(runs: dict, tmp_path: Path, data_dir: Path) -> None:
     with sqlite3.connect(store / "results.sqlite") as src, sqlite3.connect(foreign / "results.sqlite") as dst:
         src.backup(dst)
         dst.execute("DELETE FROM measurements WHERE codec = 'gate-yardstick'")
-    no_yardstick = gate("--baseline", str(runs["baseline"]), "--results", str(foreign), data_dir=data_dir)
+    no_yardstick = gate("--baseline", str(runs["baseline"]), "--results", str(foreign))
     assert no_yardstick.returncode == 2 and "no yardstick" in no_yardstick.stderr
 
 

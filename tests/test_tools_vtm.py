@@ -142,7 +142,7 @@ def test_the_shipped_tarball_has_the_known_sha256() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_vtm_store(tmp_path_factory, kodak_image) -> Path:
+def tiny_vtm_store(tmp_path_factory, photo) -> Path:
     """A real results store: the suite's ``vtm`` configuration on two 32×48 crops at QP 42 and 47."""
     from PIL import Image
 
@@ -155,8 +155,8 @@ def tiny_vtm_store(tmp_path_factory, kodak_image) -> Path:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("vtm-anchor")
     (root / "tiny").mkdir()
-    for i, (y, x) in enumerate(((200, 300), (40, 500))):
-        Image.fromarray(kodak_image[y:y + 32, x:x + 48].copy()).save(root / "tiny" / f"crop{i}.png")
+    for i, (y, x) in enumerate(((200, 300), (40, 100))):
+        Image.fromarray(photo[y:y + 32, x:x + 48].copy()).save(root / "tiny" / f"crop{i}.png")
     done = subprocess.run([sys.executable, "-m", "bench", "run", "--codecs", "vtm", "--dataset", str(root / "tiny"),
                            "--rates", "qp=42,qp=47", "--ladder", "none", "--jobs", "1", "--repeats", "1",
                            "--out", str(root / "results"), "--quiet"],

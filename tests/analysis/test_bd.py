@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 
@@ -38,17 +37,10 @@ from bench.analysis.bd import (
 # ---------------------------------------------------------------------------------------------
 
 
-def _vectors() -> dict[str, dict]:
-    shared = os.environ.get("BENCH_SHARED_DIR")
-    if not shared:
-        pytest.skip("BENCH_SHARED_DIR is not set: the published BD vectors live in $BENCH_SHARED_DIR/bd-vectors")
-    path = Path(shared) / "bd-vectors" / "vectors.json"
-    return {v["id"]: v for v in json.loads(path.read_text())["vectors"]}
-
-
 @pytest.fixture(scope="module")
-def vectors() -> dict[str, dict]:
-    return _vectors()
+def vectors(shared_dir: Path) -> dict[str, dict]:
+    path = shared_dir / "bd-vectors" / "vectors.json"
+    return {v["id"]: v for v in json.loads(path.read_text())["vectors"]}
 
 
 def _args(v: dict) -> tuple:

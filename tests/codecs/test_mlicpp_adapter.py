@@ -55,9 +55,9 @@ def test_untrained_mode_is_labelled(untrained_codec):
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 80), (80, 112)], ids=lambda s: f"{s[0]}x{s[1]}")
-def test_round_trip_with_estimated_bits(untrained_codec, kodak01, size):
+def test_round_trip_with_estimated_bits(untrained_codec, photo, size):
     h, w = size
-    image = np.ascontiguousarray(kodak01[37:37 + h, 101:101 + w])  # odd offsets
+    image = np.ascontiguousarray(photo[37:37 + h, 101:101 + w])  # odd offsets
     rate = untrained_codec.config.rates[0]
     encoded = untrained_codec.encode(image, rate)
     assert isinstance(encoded, Encoded) and isinstance(encoded.data, bytes)
@@ -70,8 +70,8 @@ def test_round_trip_with_estimated_bits(untrained_codec, kodak01, size):
     print(f"{h}x{w}: {len(encoded.data)} bytes, estimated/real bits {extras['estimated_bits'] / (8 * len(encoded.data)):.3f}")
 
 
-def test_decoder_output_is_the_encoder_reconstruction(untrained_codec, kodak01):
-    image = np.ascontiguousarray(kodak01[:64, :64])
+def test_decoder_output_is_the_encoder_reconstruction(untrained_codec, photo):
+    image = np.ascontiguousarray(photo[:64, :64])
     model = untrained_codec.model(0)
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255)
     with untrained_codec._threads():
@@ -79,13 +79,13 @@ def test_decoder_output_is_the_encoder_reconstruction(untrained_codec, kodak01):
     assert np.array_equal(untrained_codec.decode(result.data), untrained_codec.to_uint8(result.x_hat))
 
 
-def test_bad_input_and_corrupt_streams(untrained_codec, kodak01):
+def test_bad_input_and_corrupt_streams(untrained_codec, photo):
     rate = untrained_codec.config.rates[0]
     with pytest.raises(CodecError, match="uint8"):
-        untrained_codec.encode(kodak01[:64, :64].astype(np.float32), rate)
+        untrained_codec.encode(photo[:64, :64].astype(np.float32), rate)
     with pytest.raises(CodecError, match="unknown rate point"):
-        untrained_codec.encode(np.ascontiguousarray(kodak01[:64, :64]), RatePoint("nope"))
-    data = untrained_codec.encode(np.ascontiguousarray(kodak01[:64, :64]), rate).data
+        untrained_codec.encode(np.ascontiguousarray(photo[:64, :64]), RatePoint("nope"))
+    data = untrained_codec.encode(np.ascontiguousarray(photo[:64, :64]), rate).data
     for bad in (b"", data[:10], data[:-3], data[:20] + bytes([data[20] ^ 0x10]) + data[21:]):
         with pytest.raises(CodecError):
             untrained_codec.decode(bad)
@@ -107,7 +107,7 @@ def test_invalid_params_are_reported():
 
 
 @pytest.mark.slow
-def test_checkpoint_ladder_with_env_and_home(monkeypatch, tmp_path, kodak01):
+def test_checkpoint_ladder_with_env_and_home(monkeypatch, tmp_path, photo):
     """A ladder of checkpoint files (official layout) found through $VARS and ~."""
     from bench.models.mlicpp import untrained_model
 
@@ -124,7 +124,7 @@ def test_checkpoint_ladder_with_env_and_home(monkeypatch, tmp_path, kodak01):
     assert availability(config) is None
     codec = create(config)
     assert codec.trained is True
-    image = np.ascontiguousarray(kodak01[:64, :64])
+    image = np.ascontiguousarray(photo[:64, :64])
     a, b = codec.encode(image, config.rates[0]), codec.encode(image, config.rates[1])
     assert a.data[1] == 0 and b.data[1] == 1  # the rate index travels in the stream
     assert a.data[2:-4] == b.data[2:-4]  # same weights under both labels

@@ -1,7 +1,7 @@
 """MLIC++ rebuild: official state-dict layout, real coding round trips, corrupt streams, parts.
 
-Uses $BENCH_SHARED_DIR (spec/mlicpp_state_dict.json) and $BENCH_DATA_DIR (Kodak); tests that need
-them skip when unset. Weights are the seeded untrained model (complexity-grade, non-trivial
+Uses $BENCH_SHARED_DIR (spec/mlicpp_state_dict.json): tests that need it skip when it is unset.
+Images are the synthetic photo-like ones of conftest.py. Weights are the seeded untrained model (complexity-grade, non-trivial
 symbols), so estimated and real bits are recorded, not compared.
 """
 
@@ -31,12 +31,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 # --- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def spec_entries() -> list:
-    shared = os.environ.get("BENCH_SHARED_DIR")
-    path = Path(shared or "") / "spec" / "mlicpp_state_dict.json"
-    if not shared or not path.is_file():
-        pytest.skip("BENCH_SHARED_DIR with spec/mlicpp_state_dict.json is not set")
-    return json.loads(path.read_text())
+def spec_entries(shared_dir: Path) -> list:
+    return json.loads((shared_dir / "spec" / "mlicpp_state_dict.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -232,9 +228,9 @@ CROPS = [(64, 64), (96, 80), (80, 112)]
 
 
 @pytest.mark.parametrize("size", CROPS, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_round_trip_decoder_equals_encoder(model, kodak01, size):
+def test_round_trip_decoder_equals_encoder(model, photo, size):
     h, w = size
-    x = as_tensor(kodak01[100:100 + h, 200:200 + w])
+    x = as_tensor(photo[100:100 + h, 200:200 + w])
     result = model.compress(x, reconstruct=True)
     x_hat = model.decompress(result.data)
     assert x_hat.shape == (1, 3, h, w)
@@ -248,16 +244,16 @@ def test_round_trip_decoder_equals_encoder(model, kodak01, size):
           f"non-zero {stats['y_nonzero'] / stats['y_symbols']:.3f}, escaped {stats['y_escaped']}")
 
 
-def test_untrained_symbols_are_not_trivial(model, kodak01):
-    result = model.compress(as_tensor(kodak01[:128, :128]))
+def test_untrained_symbols_are_not_trivial(model, photo):
+    result = model.compress(as_tensor(photo[:128, :128]))
     nonzero = result.stats["y_nonzero"] / result.stats["y_symbols"]
     assert 0.3 < nonzero < 0.8, nonzero
     assert result.stats["y_escaped"] > 0
 
 
-def test_forward_matches_coding(model, kodak01):
+def test_forward_matches_coding(model, photo):
     """The likelihood forward sees the same ŷ and x̂ as the real decoder (spec §5.2)."""
-    x = as_tensor(kodak01[:64, :128])
+    x = as_tensor(photo[:64, :128])
     with torch.inference_mode():
         out = model(x)
     result = model.compress(x, reconstruct=True)
@@ -266,8 +262,8 @@ def test_forward_matches_coding(model, kodak01):
     assert y_bits == pytest.approx(result.y_bits_estimated, rel=1e-9)
 
 
-def test_reference_layout_round_trip_and_streams_do_not_mix(model, kodak01):
-    x = as_tensor(kodak01[:64, :64])
+def test_reference_layout_round_trip_and_streams_do_not_mix(model, photo):
+    x = as_tensor(photo[:64, :64])
     try:
         model.configure(reference=True)
         assert model.memory_format == torch.contiguous_format and model.local_context[3].reference
@@ -282,8 +278,8 @@ def test_reference_layout_round_trip_and_streams_do_not_mix(model, kodak01):
 
 
 @pytest.fixture(scope="module")
-def stream(model, kodak01) -> bytes:
-    return model.compress(as_tensor(kodak01[:64, :96])).data
+def stream(model, photo) -> bytes:
+    return model.compress(as_tensor(photo[:64, :96])).data
 
 
 def test_truncated_streams_raise(model, stream):
@@ -320,7 +316,7 @@ def test_other_weights_are_refused(stream):
         other.decompress(stream)
 
 
-def test_checkpoint_file_round_trip(model, spec_entries, kodak01, tmp_path):
+def test_checkpoint_file_round_trip(model, spec_entries, photo, tmp_path):
     """An official-layout file (1.2.0 names, DDP prefix, training extras) codes like the source."""
     sd = official_state_dict(spec_entries, source=model)
     path = tmp_path / "mlicpp.pth.tar"
@@ -328,7 +324,7 @@ def test_checkpoint_file_round_trip(model, spec_entries, kodak01, tmp_path):
                 "optimizer": {}, "aux_optimizer": {}, "lr_scheduler": {}}, path)
     loaded = load_checkpoint(path)
     assert loaded.fingerprint() == model.fingerprint()
-    x = as_tensor(kodak01[:64, :64])
+    x = as_tensor(photo[:64, :64])
     a, b = model.compress(x), loaded.compress(x)
     assert a.data == b.data
 
@@ -345,10 +341,10 @@ print(int(torch.equal(x_hat, d["x_hat"])), float((x_hat - d["x_hat"]).abs().max(
 
 
 @pytest.mark.slow
-def test_decoding_in_another_process(model, kodak01, tmp_path):
+def test_decoding_in_another_process(model, photo, tmp_path):
     """A fresh process with the header's thread count reproduces the encoder exactly; forcing
     another count (1 instead of 2) is reported (σ/μ and x̂ bits depend on it on CPU)."""
-    x = as_tensor(kodak01[:64, :128])
+    x = as_tensor(photo[:64, :128])
     torch.set_num_threads(2)
     result = model.compress(x, reconstruct=True)
     path = tmp_path / "stream.pt"
