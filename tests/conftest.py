@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pytest
@@ -102,17 +102,29 @@ def codecs_dir() -> Path:
 
 
 def python_module(module: str, *args: str, data_dir: Path | None = None, timeout: float = 600,
-                  wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
-    """``python -m module args`` of this checkout in a real subprocess, from the project root,
-    with ``$BENCH_DATA_DIR`` set to ``data_dir`` when given. ``wait=False`` returns the running
-    ``Popen`` (output discarded) instead of the finished process (output captured as text)."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+                  wait: bool = True, env: Mapping[str, str] | None = None, unset: Iterable[str] = (),
+                  cwd: Path = PROJECT, pythonpath: Iterable[Path] = (), read_stderr: bool = False,
+                  preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess | subprocess.Popen:
+    """``python -m module args`` of this checkout in a real subprocess (the one way tests run the CLI),
+    from ``cwd`` (the project root unless given), with ``$BENCH_DATA_DIR`` set to ``data_dir`` when given.
+
+    The child's environment is this one without the variables in ``unset``, then with ``env`` set
+    (an ``env`` entry wins over ``unset``), and ``PYTHONPATH`` = this checkout, then ``pythonpath``.
+    ``wait=False`` returns the running ``Popen``, its output discarded (stderr a text pipe to read
+    with ``read_stderr``), instead of the finished process (output captured as text).
+    ``preexec_fn`` runs in the child before it starts (e.g. to set resource limits)."""
+    drop = set(unset)
+    environ = {k: v for k, v in os.environ.items() if k not in drop}
+    environ.update(env or {})
+    environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in (PROJECT, *pythonpath))
     if data_dir is not None:
-        env["BENCH_DATA_DIR"] = str(data_dir)
+        environ["BENCH_DATA_DIR"] = str(data_dir)
     command = [sys.executable, "-m", module, *args]
     if not wait:
-        return subprocess.Popen(command, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT, timeout=timeout)
+        return subprocess.Popen(command, env=environ, cwd=cwd, preexec_fn=preexec_fn, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE if read_stderr else subprocess.DEVNULL, text=True)
+    return subprocess.run(command, capture_output=True, text=True, env=environ, cwd=cwd, timeout=timeout,
+                          preexec_fn=preexec_fn)
 
 
 @pytest.fixture(scope="session")

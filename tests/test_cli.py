@@ -3,12 +3,10 @@ summary that closes a good run. No Kodak needed: the images are crops of scikit-
 
 from __future__ import annotations
 
-import os
 import re
 import resource
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,7 @@ from PIL import Image
 from bench import cli
 from bench.analysis.bd import bd_table
 from bench.store import read_measurements
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import python_module
 
 
 def write_photos(folder: Path, size: tuple[int, int] = (192, 176), names=("astronaut", "coffee")) -> Path:
@@ -35,9 +32,8 @@ def write_photos(folder: Path, size: tuple[int, int] = (192, 176), names=("astro
 
 
 def bench(*args: str, preexec_fn=None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env,
-                          cwd=PROJECT, timeout=timeout, preexec_fn=preexec_fn)
+    """``python -m bench ARGS`` in a 200-column terminal."""
+    return python_module("bench", *args, env={"COLUMNS": "200"}, timeout=timeout, preexec_fn=preexec_fn)
 
 
 def one_line_error(capsys, argv: list[str]) -> str:

@@ -11,7 +11,7 @@ import torch
 from bench.errors import CodecError
 from bench.worker import classify_error
 from bench.store import read_measurements
-from tests.test_runner import bench_cli
+from tests.conftest import python_module
 
 
 def raised(fail, wrap: bool = True) -> BaseException:
@@ -72,9 +72,9 @@ fault = "oom"
     images.mkdir()
     (images / "a.png").write_bytes((data_dir / "kodak" / "kodim05.png").read_bytes())
     out = tmp_path / "res"
-    result = bench_cli("--codecs-dir", str(codecs), "run", "--codecs", "faulty", "--dataset", str(images),
-                       "--ladder", "none", "--out", str(out), "--jobs", "1", "--repeats", "1", "--quiet",
-                       data_dir=data_dir)
+    result = python_module("bench", "--codecs-dir", str(codecs), "run", "--codecs", "faulty", "--dataset", str(images),
+                           "--ladder", "none", "--out", str(out), "--jobs", "1", "--repeats", "1", "--quiet",
+                           data_dir=data_dir, timeout=300)
     assert result.returncode == 0, result.stderr
     row = read_measurements(out, status=None).iloc[0]
     assert row.status == "error"

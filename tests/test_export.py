@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,7 @@ from bench.cli import main as cli_main
 from bench.errors import UsageError
 from bench.export import safe_file_name
 from bench.store import Store, read_measurements
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import python_module
 
 
 def make_store(folder: Path, codec: str = "jpeg-444", psnr: tuple[float, ...] = (30.0, 35.0, 40.0)) -> Path:
@@ -44,10 +40,8 @@ def test_export_never_overwrites_the_store(tmp_path: Path) -> None:
     results = make_store(tmp_path / "R")
     store = results / "results.sqlite"
     before = store.read_bytes()
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     for extra in ([], ["--force"]):
-        done = subprocess.run([sys.executable, "-m", "bench", "export", str(results), "--csv", str(store), *extra],
-                              capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120)
+        done = python_module("bench", "export", str(results), "--csv", str(store), *extra, timeout=120)
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and "is the results store itself" in done.stderr
         assert "Traceback" not in done.stderr

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +20,8 @@ from bench.gate import (DEFAULT_BASELINE, FAIL, UNJUDGED, YARDSTICK, CodecSummar
                         replicate)
 from bench.gate_baseline import MachineClass, read_baseline
 from bench.store import Store
+from tests.conftest import python_module
 
-PROJECT = Path(__file__).resolve().parents[1]
 COMMITTED = json.loads(DEFAULT_BASELINE.read_text(encoding="utf-8"))
 OTHER_MACHINE = {"cpu_model": "Some Other CPU", "logical_cpus": 64, "arch": "aarch64"}
 
@@ -182,8 +179,7 @@ def test_unexpected_error_exits_2_not_1(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE measurements (id INTEGER PRIMARY KEY, codec TEXT)")
         conn.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY, manifest TEXT)")
         conn.execute("INSERT INTO measurements (codec) VALUES ('webp')")
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run([sys.executable, "-m", "bench.gate", "--baseline", str(DEFAULT_BASELINE), "--results",
-                           str(tmp_path / "odd")], capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120)
+    done = python_module("bench.gate", "--baseline", str(DEFAULT_BASELINE), "--results", str(tmp_path / "odd"),
+                         timeout=120)
     assert done.returncode == 2, done.stderr
     assert "unexpected failure" in done.stderr and "cannot judge" in done.stderr

@@ -12,6 +12,7 @@ import base64
 import json
 import math
 import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -224,7 +225,7 @@ IMG = "<img src=x onerror=alert('error')>"
 
 
 @pytest.fixture(scope="module")
-def plain_store(tmp_path_factory) -> Path:
+def plain_store(tmp_path_factory, run_python) -> Path:
     """2 photo crops (dataset 'tiny': no published anchor) × jpeg-420, webp and a JPEG whose description and
     error message carry HTML. Needs no Kodak."""
     from tests.test_cli import write_photos
@@ -240,17 +241,17 @@ def plain_store(tmp_path_factory) -> Path:
         '[[rates]]\nlabel = "q25"\nquality = 25\n[[rates]]\nlabel = "q50"\nquality = 50\n'
         f'[[rates]]\nlabel = "q75"\nquality = 75\nfault = "raise"\nmessage = "{IMG}"\n')
     out = root / "results"
-    done = run("bench", "--codecs-dir", str(codecs), "run", "--codecs", "jpeg-420,webp,hostile",
-               "--dataset", str(photos), "--ladder", "none", "--repeats", "1", "--jobs", "1", "--out", str(out),
-               "--quiet")
+    done = run_python("bench", "--codecs-dir", str(codecs), "run", "--codecs", "jpeg-420,webp,hostile",
+                      "--dataset", str(photos), "--ladder", "none", "--repeats", "1", "--jobs", "1", "--out", str(out),
+                      "--quiet")
     assert done.returncode == 0, done.stderr
     return out
 
 
 @pytest.fixture(scope="module")
-def plain_report(plain_store: Path, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+def plain_report(plain_store: Path, tmp_path_factory, run_python) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("plain-report")
-    done = run("bench.report", str(plain_store), "--out", str(out))  # defaults: no --anchor
+    done = run_python("bench.report", str(plain_store), "--out", str(out))  # defaults: no --anchor
     assert done.returncode == 0, done.stderr
     return out, done
 
@@ -285,11 +286,11 @@ def test_markdown_and_html_carry_no_raw_html_from_the_data(plain_report) -> None
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_full_disk_while_writing_the_report_is_one_line(plain_store: Path, tmp_path: Path) -> None:
+def test_full_disk_while_writing_the_report_is_one_line(plain_store: Path, tmp_path: Path, run_python) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.md").symlink_to("/dev/full")  # every write to it fails with ENOSPC
-    done = run("bench.report", str(plain_store), "--out", str(out))
+    done = run_python("bench.report", str(plain_store), "--out", str(out))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"error: {out}: No space left on device (ENOSPC)")

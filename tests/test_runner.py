@@ -4,14 +4,17 @@ photo-like images (``synthetic_images`` in conftest.py: no data set needed)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from bench.store import read_measurements
+from tests.conftest import python_module
 
 
 @pytest.fixture
@@ -202,11 +205,9 @@ def probe_codecs(tmp_path: Path, adapter: str, params: str, rates: str) -> Path:
 
 def start_run(codecs: Path, images: Path, out: Path, *extra: str) -> subprocess.Popen:
     """A real ``bench run`` of codec ``probe`` in the background."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    return subprocess.Popen([sys.executable, "-m", "bench", "--codecs-dir", str(codecs), "run", "--codecs", "probe",
-                             "--dataset", str(images), "--ladder", "none", "--out", str(out), "--jobs", "1",
-                             "--repeats", "1", "--quiet", *extra],
-                            env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return python_module("bench", "--codecs-dir", str(codecs), "run", "--codecs", "probe", "--dataset", str(images),
+                         "--ladder", "none", "--out", str(out), "--jobs", "1", "--repeats", "1", "--quiet", *extra,
+                         wait=False, read_stderr=True)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:

@@ -1,18 +1,14 @@
 import json
-import os
 import shutil
 import sqlite3
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.errors import StoreError
 from bench.store import MEASUREMENT_COLUMNS, Store, read_measurements, read_runs
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import python_module
 
 
 def row(key, status="ok", **extra):
@@ -109,11 +105,8 @@ def test_unreadable_store_names_the_path(tmp_path):
 
 
 def test_report_and_export_of_a_read_only_copy(tmp_path, data_dir, restore_permissions):
-    env = {**os.environ, "BENCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(PROJECT)}
-
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env, cwd=PROJECT,
-                              timeout=600)
+        return python_module(*args, data_dir=data_dir)
 
     done = cli("bench", "run", "--codecs", "jpeg-444", "--images", "2", "--ladder", "none", "--repeats", "1",
                "--warmup", "0", "--out", str(tmp_path / "src"), "--quiet")

@@ -9,23 +9,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.tools.vtm import KNOWN_SHA256, TARBALL, default_prefix, source_sha256
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import python_module
 
 
 def vtm_tool(*args: str, path: str | None = None, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k not in ("BENCH_SHARED_DIR", "VTM_DIR", "CXX")}
-    environ.update(PYTHONPATH=str(PROJECT), **env)
+    """``python -m bench.tools.vtm ARGS`` without this machine's VTM settings: only those in ``env``
+    (and ``PATH`` = ``path`` when given)."""
     if path is not None:
-        environ["PATH"] = path
-    return subprocess.run([sys.executable, "-m", "bench.tools.vtm", *args], capture_output=True, text=True,
-                          env=environ, timeout=300)
+        env["PATH"] = path
+    return python_module("bench.tools.vtm", *args, env=env, unset=("BENCH_SHARED_DIR", "VTM_DIR", "CXX"), timeout=300)
 
 
 def fake_tree(root: Path, *, programs: bool = False) -> Path:
@@ -157,10 +154,8 @@ def tiny_vtm_store(tmp_path_factory, photo) -> Path:
     (root / "tiny").mkdir()
     for i, (y, x) in enumerate(((200, 300), (40, 100))):
         Image.fromarray(photo[y:y + 32, x:x + 48].copy()).save(root / "tiny" / f"crop{i}.png")
-    done = subprocess.run([sys.executable, "-m", "bench", "run", "--codecs", "vtm", "--dataset", str(root / "tiny"),
-                           "--rates", "qp=42,qp=47", "--ladder", "none", "--jobs", "1", "--repeats", "1",
-                           "--out", str(root / "results"), "--quiet"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT)}, timeout=600)
+    done = python_module("bench", "run", "--codecs", "vtm", "--dataset", str(root / "tiny"), "--rates", "qp=42,qp=47",
+                         "--ladder", "none", "--jobs", "1", "--repeats", "1", "--out", str(root / "results"), "--quiet")
     assert done.returncode == 0, done.stderr
     return root / "results"
 

@@ -1,6 +1,4 @@
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +8,7 @@ from PIL import Image
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig, Encoded
 from bench.errors import ConfigError
-
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.conftest import PROJECT, python_module
 
 
 def write(tmp_path, name, text):
@@ -166,9 +163,8 @@ def test_missing_codecs_folder_is_an_error(tmp_path):
 
 
 def bench(*args: str, cwd: Path, columns: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{PROJECT}{os.pathsep}{cwd}", "COLUMNS": str(columns)}
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=300)
+    """``python -m bench ARGS`` run from ``cwd``, whose modules (test adapters) are importable."""
+    return python_module("bench", *args, env={"COLUMNS": str(columns)}, cwd=cwd, pythonpath=(cwd,), timeout=300)
 
 
 def test_list_shows_broken_configurations_and_fits_the_terminal(tmp_path):
