@@ -18,7 +18,7 @@ import pytest
 
 from bench.gate import (DEFAULT_BASELINE, FAIL, UNJUDGED, YARDSTICK, CodecSummary, compare, exit_status, main,
                         replicate)
-from bench.gate_baseline import MachineClass, read_baseline
+from bench.gate.baseline import MachineClass, read_baseline
 from bench.store import Store
 from tests.conftest import python_module
 

@@ -27,6 +27,7 @@ from typing import Any
 from bench.errors import BDError, GateError
 
 SCHEMA = "lic-bench/gate-baseline/1"
+DEFAULT_BASELINE = Path(__file__).resolve().parents[2] / "gate" / "baseline.json"  # the project's gate/baseline.json
 _OLD_CPU = re.compile(r"^(?P<model>.*) \((?P<n>\d+) logical CPUs\)$")
 
 

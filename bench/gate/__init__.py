@@ -1,0 +1,74 @@
+"""The regression gate: ``python -m bench.gate --baseline gate/baseline.json``.
+
+It runs a small fixed benchmark (centre crops of a few Kodak images, a few codecs, their whole
+rate ladders) into a temporary store — or reads ``--results DIR`` — and compares every codec with
+the committed baseline:
+
+rate-distortion
+    The codec's gate curve (mean bpp and mean PSNR-RGB per rate point over the gate images) is
+    compared with its baseline curve by BD-rate (pchip). It **fails** when the BD-rate is worse
+    than ``--bd-threshold`` percentage points (default 0.5): the codec now needs that many percent
+    more bits for the same PSNR. Codecs are deterministic, so an unchanged codec gives 0.00 %.
+decode time
+    Never absolute seconds (machines differ, and so does one machine's load from run to run):
+    every run also times a **yardstick** — libwebp decoding a WebP (q75) of each gate crop, a
+    fixed configuration defined here, not one of ``codecs/``. The benchmark runs in **rounds**;
+    each round runs every cell once (rate labels ``<label>@<round>``) in a **fresh worker
+    process**, yardstick first. A codec cell's time in a round is divided by the yardstick's time
+    for the same image in the same round (same process, minutes apart at most); the cell's
+    **ratio** is the median of those quotients over the rounds. The baseline stores these
+    dimensionless ratios per cell. A codec **fails** when the median over its cells of (ratio now
+    / ratio in the baseline) exceeds 1 + ``--time-threshold`` (default 0.25). Comparing cell by
+    cell removes the spread between rate points and images; the medians make a disturbed cell or
+    round harmless.
+
+    Why this shape — each choice measured on a loaded, shared 2-core VM: the decode speed of
+    libjpeg-turbo and of dav1d settles *per process* into states up to ±25 % apart (repeats in
+    one process agree with each other, a new process may not), so one long-lived worker shifted a
+    whole run; five processes and a median over them average that out. The gate pins itself and
+    its workers to **one CPU** (``sched_setaffinity``, inherited by the workers): Pillow's AVIF
+    decoder sizes its dav1d thread pool by the CPUs it may use, and two threads on a loaded
+    2-core machine swung its times by ±20 %; pinned, no process migrates and every decoder runs
+    single-threaded. The yardstick is WebP because libwebp's times were the steady ones. Each cell
+    is coded once per round, without a warm-up call (``--warmup 0 --repeats 1``): the rounds are
+    the repeats that matter, and the encodes a warm-up would add (AVIF, JPEG XL) doubled the
+    gate's time without steadying it — cold, unchanged runs agreed within ±6 % for every codec
+    (with one warm-up call, within ±8 %), where one long-lived worker had strayed by up to ±30 %.
+
+A codec with error cells fails too. Exit status: 0 when every codec passed; 1 when something
+regressed (the table says what and by how much); 2 when the gate cannot judge — no baseline or
+one of the wrong shape (see :mod:`bench.gate.baseline`), no Kodak, bad options, a codec missing
+from the baseline or from the run, decode times from another machine class than the baseline's
+(without ``--timing-across-machines``), or any unexpected error (never 1, which means "regressed").
+A regression outranks "cannot judge": when both occur the status is 1. ``--update-baseline``
+rewrites the baseline from this run, deliberately, and says so.
+
+machine class
+    Decode-time ratios are judged only against a baseline recorded on the same machine class
+    (CPU model, logical CPU count, architecture; :class:`bench.gate.baseline.MachineClass`).
+    On another class the rates are still judged (BD-rate is machine-independent) but the times
+    are not, and the gate exits 2 naming both classes. ``--timing-across-machines`` judges them
+    anyway: the ratios are normalised by the yardstick, so the comparison is indicative, and the
+    printout says it is cross-machine. ``nox -s gate`` (CI) passes it.
+
+The comparison (:func:`summarise`, :func:`compare`) is pure; only :func:`run_benchmark` runs codecs.
+The package's modules: :mod:`~bench.gate.benchmark` (what the gate runs, and running it),
+:mod:`~bench.gate.judge` (summarising a run and judging it), :mod:`~bench.gate.baseline` (the
+baseline file) and :mod:`~bench.gate.cli` (the command line).
+"""
+
+from bench.errors import GateError
+from bench.gate.baseline import DEFAULT_BASELINE, SCHEMA, MachineClass, read_baseline, validate_baseline
+from bench.gate.benchmark import (GATE_DATASET, REPLICA, TIME, YARDSTICK, GateBenchmark, idlest_cpu, one_cpu,
+                                  plan_cells, replicate, run_benchmark, yardstick_config)
+from bench.gate.cli import build_parser, main
+from bench.gate.judge import (FAIL, PASS, UNJUDGED, CodecSummary, Verdict, baseline_document, cell_key, compare,
+                              exit_status, format_table, summarise, time_change, yardstick_times)
+
+__all__ = [
+    "DEFAULT_BASELINE", "FAIL", "GATE_DATASET", "PASS", "REPLICA", "SCHEMA", "TIME", "UNJUDGED", "YARDSTICK",
+    "CodecSummary", "GateBenchmark", "GateError", "MachineClass", "Verdict", "baseline_document", "build_parser",
+    "cell_key", "compare", "exit_status", "format_table", "idlest_cpu", "main", "one_cpu", "plan_cells",
+    "read_baseline", "replicate", "run_benchmark", "summarise", "time_change", "validate_baseline",
+    "yardstick_config", "yardstick_times",
+]

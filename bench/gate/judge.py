@@ -1,0 +1,236 @@
+"""Judging a gate run (pure, no I/O): per-codec summaries, verdicts against the baseline, exit status.
+
+:func:`summarise` turns a store's gate rows into one :class:`CodecSummary` per codec (mean RD
+curve, decode-time ratios to the yardstick); :func:`compare` judges them against the baseline
+into :class:`Verdict` records; :func:`exit_status` maps those to 0/1/2 and :func:`format_table`
+prints them. :func:`baseline_document` is the baseline JSON a summary would be written as.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import GateError
+from bench.analysis.bd import BDError, average_curve, bd
+from bench.gate.baseline import SCHEMA, MachineClass
+from bench.gate.benchmark import GATE_DATASET, REPLICA, TIME, YARDSTICK, GateBenchmark, yardstick_config
+
+# --- summarising a run (pure) --------------------------------------------------------------------
+
+@dataclass
+class CodecSummary:
+    """One codec's gate numbers from one run (decode times only as ratios to the yardstick)."""
+
+    rate_label: list[str]
+    bpp: list[float]
+    psnr_rgb: list[float]
+    dec_time_ratio: float  # median over cells of the per-cell ratio (for the table)
+    cell_ratios: dict[str, float]  # "<rate label>|<image>" -> decode time / the image's yardstick time
+    cells: int
+    version: str = ""
+    config_hash: str = ""
+    errors: list[str] = field(default_factory=list)
+    unmeasured: str = ""  # why the run holds no judgeable cells of this codec (not an error of the codec)
+
+
+def cell_key(rate_label: str, image: str) -> str:
+    return f"{rate_label}|{image}"
+
+
+def _gate_rows(frame: pd.DataFrame, benchmark: GateBenchmark) -> pd.DataFrame:
+    """The gate's cells, with the round split off the rate label (``rate_label``, ``round``)."""
+    rows = frame[(frame["dataset"] == GATE_DATASET) & (frame["resolution"] == benchmark.crop)
+                 & frame["image"].isin(benchmark.images) & frame["rate_label"].str.contains(REPLICA, regex=False)]
+    parts = rows["rate_label"].str.rsplit(REPLICA, n=1, expand=True)
+    return rows.assign(rate_label=parts[0], round=pd.to_numeric(parts[1], errors="coerce"))
+
+
+def yardstick_times(rows: pd.DataFrame) -> pd.Series:
+    """Yardstick decode time per (round, image)."""
+    yard = rows[(rows["codec"] == YARDSTICK) & (rows["status"] == "ok") & (rows[TIME] > 0)]
+    return yard.groupby(["round", "image"])[TIME].min()
+
+
+def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecSummary]:
+    """Per gate codec: its average RD curve and its decode-time ratios (see the :mod:`bench.gate` docstring).
+
+    ``frame`` holds store rows (all statuses). Raises :class:`GateError` when yardstick cells are
+    missing — without them no time can be judged.
+    """
+    rows = _gate_rows(frame, benchmark)
+    yard = yardstick_times(rows)
+    lacking = sorted(set(benchmark.images) - set(yard.index.get_level_values("image")))
+    if lacking:
+        raise GateError(f"no yardstick ({YARDSTICK}) cells for {lacking}: this store was not written by the gate "
+                        "(run the gate without --results, or keep its store with --keep)")
+    out: dict[str, CodecSummary] = {}
+    for codec in benchmark.codecs:
+        group = rows[rows["codec"] == codec]
+        ok = group[group["status"] == "ok"]
+        errors = [f"{r.rate_label}/{r.image}: {r.error}" for r in group[group["status"] != "ok"].itertuples()]
+        missing = set(benchmark.images) - set(ok["image"])
+        if missing and not errors:  # cells absent, not failed: the store is incomplete
+            out[codec] = CodecSummary([], [], [], math.nan, {}, len(ok),
+                                      unmeasured=f"no measurement in this run for image(s) {sorted(missing)}")
+            continue
+        first = ok[ok["round"] == ok["round"].min()] if len(ok) else ok  # rounds code identical bytes
+        if len(ok) and ok.groupby(["rate_label", "image"])["bytes"].nunique().max() > 1:
+            errors.append("the rounds produced different bitstreams: the encoder is not deterministic")
+        try:
+            curve = average_curve(first, "psnr_rgb") if not (ok.empty or errors) else None
+        except BDError as exc:
+            errors.append(str(exc))
+        if errors or curve is None:
+            out[codec] = CodecSummary([], [], [], math.nan, {}, len(ok), errors=errors or ["no measurement"])
+            continue
+        paired = ok.join(yard.rename("yard"), on=["round", "image"], how="inner")
+        per_round = paired[TIME] / paired["yard"]  # codec / yardstick, same image, same process
+        medians = per_round.groupby([paired["rate_label"], paired["image"]]).median()
+        ratios = {cell_key(label, image): float(r) for (label, image), r in medians.items()}
+        out[codec] = CodecSummary(
+            rate_label=list(curve["rate_label"]), bpp=[float(v) for v in curve["bpp"]],
+            psnr_rgb=[float(v) for v in curve["psnr_rgb"]], dec_time_ratio=float(np.median(list(ratios.values()))),
+            cell_ratios=ratios, cells=len(ok),
+            version="; ".join(sorted(ok["codec_version"].dropna().astype(str).unique())),
+            config_hash=str(ok["config_hash"].iloc[0]))
+    return out
+
+
+# --- comparing (pure) ----------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    codec: str
+    status: str  # PASS, FAIL or UNJUDGED (see the bench.gate docstring: exit 0, 1, 2)
+    bd_rate_pct: float = math.nan
+    ratio_base: float = math.nan
+    ratio_now: float = math.nan
+    time_change: float = math.nan  # median over common cells of ratio now / ratio base, minus 1
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def time_change(base_cells: dict[str, float], now_cells: dict[str, float]) -> tuple[float, int]:
+    """Median over the cells both runs have of (ratio now / ratio base) − 1, and that cell count."""
+    common = sorted(set(base_cells) & set(now_cells))
+    if not common:
+        return math.nan, 0
+    return float(np.median([now_cells[k] / base_cells[k] for k in common])) - 1.0, len(common)
+
+
+PASS, FAIL, UNJUDGED = "pass", "FAIL", "UNJUDGED"
+
+
+def exit_status(verdicts: list[Verdict]) -> int:
+    """0 when every codec passed, 1 when any regressed, else 2 (something could not be judged)."""
+    if any(v.status == FAIL for v in verdicts):
+        return 1
+    return 0 if verdicts and all(v.status == PASS for v in verdicts) else 2
+
+
+def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_threshold: float = 0.5,
+            time_threshold: float = 0.25, judge_time: bool = True) -> list[Verdict]:
+    """Judge every codec of the baseline, and mark codecs of the run that it lacks UNJUDGED. Pure: no I/O.
+
+    With ``judge_time`` False (another machine class), decode times are reported but not judged: a
+    codec whose rates pass is UNJUDGED, not passed.
+    """
+    if bd_threshold < 0 or time_threshold < 0:
+        raise GateError("thresholds must be ≥ 0")
+    verdicts = []
+    base_codecs: dict[str, Any] = baseline["codecs"]
+    for codec, base in base_codecs.items():
+        v = Verdict(codec, PASS, ratio_base=float(base["dec_time_ratio"]))
+        verdicts.append(v)
+        now = current.get(codec)
+        if now is None or now.unmeasured:
+            v.status, v.reasons = UNJUDGED, [now.unmeasured if now else "not measured in this run"]
+            continue
+        if now.errors:
+            v.status, v.reasons = FAIL, [f"{len(now.errors)} error(s): {now.errors[0]}"]
+            continue
+        v.ratio_now = now.dec_time_ratio
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # low overlap is judged by the number itself
+                v.bd_rate_pct = bd(base["bpp"], base["psnr_rgb"], now.bpp, now.psnr_rgb, "rate", "pchip").value
+        except BDError as exc:
+            v.status = FAIL
+            v.reasons.append(f"RD curve cannot be compared with the baseline: {exc}")
+        if v.bd_rate_pct > bd_threshold:
+            v.status = FAIL
+            v.reasons.append(f"BD-rate {v.bd_rate_pct:+.2f} % vs baseline (threshold +{bd_threshold:.2f} %)")
+        elif v.bd_rate_pct < -bd_threshold:
+            v.notes.append(f"RD improved ({v.bd_rate_pct:+.2f} %): update the baseline to keep the gain")
+        v.time_change, n = time_change(base.get("cell_ratios", {}), now.cell_ratios)
+        if n == 0:  # the rate points changed: fall back to the median ratios
+            v.time_change = v.ratio_now / v.ratio_base - 1.0 if v.ratio_base > 0 else math.nan
+            v.notes.append("no cell in common with the baseline (rate points changed): compared median ratios")
+        if not judge_time:
+            if v.status == PASS:
+                v.status = UNJUDGED
+            v.reasons.append("decode time not judged: the run is from another machine class than the baseline")
+        elif not math.isfinite(v.time_change):
+            v.status = FAIL
+            v.reasons.append("decode-time ratio cannot be computed")
+        elif v.time_change > time_threshold:
+            v.status = FAIL
+            v.reasons.append(f"decode {v.time_change:+.0%} slower relative to the yardstick (median over {n or 'all'} "
+                             f"cells; threshold +{time_threshold:.0%})")
+        if base.get("version") and now.version and base["version"] != now.version:
+            v.notes.append(f"library version changed: {base['version']} → {now.version}")
+        if base.get("config_hash") and now.config_hash and base["config_hash"] != now.config_hash:
+            v.notes.append("configuration changed since the baseline")
+    for codec in sorted(set(current) - set(base_codecs)):
+        verdicts.append(Verdict(codec, UNJUDGED, ratio_now=current[codec].dec_time_ratio,
+                                reasons=["not in the baseline (run --update-baseline to add it)"]))
+    return verdicts
+
+
+def format_table(verdicts: list[Verdict]) -> str:
+    """A plain-text table for terminals and CI logs."""
+    header = ("codec", "result", "BD-rate vs base", "dec ratio base", "dec ratio now", "dec change", "why / notes")
+    rows = []
+    for v in verdicts:
+        rows.append((v.codec, v.status, "" if math.isnan(v.bd_rate_pct) else f"{v.bd_rate_pct:+.2f} %",
+                     "" if math.isnan(v.ratio_base) else f"{v.ratio_base:.3f}",
+                     "" if math.isnan(v.ratio_now) else f"{v.ratio_now:.3f}",
+                     "" if not math.isfinite(v.time_change) else f"{v.time_change:+.1%}",
+                     "; ".join(v.reasons + v.notes)))
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]  # noqa: E731
+    return "\n".join([line(header), "  ".join("-" * w for w in widths) + "  " + "-" * 11, *map(line, rows)])
+
+
+# --- the baseline file ---------------------------------------------------------------------------
+
+def baseline_document(benchmark: GateBenchmark, summary: dict[str, CodecSummary], frame: pd.DataFrame,
+                      manifest: dict[str, Any]) -> dict[str, Any]:
+    """The baseline JSON: the benchmark definition and, per codec, its curve and decode-time ratios."""
+    bad = {c: s.errors for c, s in summary.items() if s.errors}
+    if bad:
+        raise GateError(f"refusing to write a baseline from a run with errors: {bad}")
+    yard = yardstick_times(_gate_rows(frame, benchmark))
+    machine = MachineClass.of(manifest)
+    return {
+        "schema": SCHEMA,
+        "note": "Written by `python -m bench.gate --update-baseline`. Decode times are ratios to the yardstick "
+                "timed in the same process (per cell: '<rate label>|<image>', median over the rounds), never "
+                "absolute seconds; yardstick.dec_time_s (seconds, per image) is for information only.",
+        "created_at": manifest.get("started_at"), "git_commit": manifest.get("git_commit"),
+        "cpu": manifest.get("cpu"), "machine": machine.to_dict() if machine.known() else None,
+        "packages": manifest.get("packages"),
+        "benchmark": asdict(benchmark),
+        "yardstick": {"codec": YARDSTICK, "definition": yardstick_config().description,
+                      "dec_time_s": {k: round(float(v), 7) for k, v in yard.groupby(level="image").median().items()}},
+        "codecs": {c: {"version": s.version, "config_hash": s.config_hash, "rate_label": s.rate_label,
+                       "bpp": s.bpp, "psnr_rgb": s.psnr_rgb, "dec_time_ratio": round(s.dec_time_ratio, 6),
+                       "cell_ratios": {k: round(v, 6) for k, v in sorted(s.cell_ratios.items())}}
+                   for c, s in summary.items()},
+    }
