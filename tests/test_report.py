@@ -202,7 +202,7 @@ def test_default_anchor_is_the_measured_vtm_with_the_difference_stated(store: Pa
     published = load_anchor("kodak/vtm")
     save_anchor(published, anchors)
     monkeypatch.setenv("BENCH_ANCHORS_DIR", str(anchors))
-    fallback = build_report(store, tmp_path / "a", ReportOptions())
+    fallback = build_report(store, tmp_path / "a", ReportOptions(dataset="synthetic"))
     md = fallback.markdown.read_text()
     assert "default anchor `kodak/vtm-23.13` is not generated yet" in md and "Against `kodak/vtm`" in md
     # A stand-in measured anchor needing 10 % more bits than kodak/vtm at every quality:
@@ -212,7 +212,7 @@ def test_default_anchor_is_the_measured_vtm_with_the_difference_stated(store: Pa
                       {"source": "measured", "runs": [{"run_id": 1}], "store": {"sha256": "0" * 64}}, {},
                       {"bpp": tuple(b * 1.1 for b in published.points["bpp"]), "psnr_rgb": published.points["psnr_rgb"]})
     save_anchor(measured, anchors)
-    report = build_report(store, tmp_path / "b", ReportOptions())
+    report = build_report(store, tmp_path / "b", ReportOptions(dataset="synthetic"))
     md = report.markdown.read_text()
     assert "Against `kodak/vtm-23.13`" in md and "not generated yet" not in md
     assert "has a BD-rate of **-9.09 %** (PSNR-RGB, pchip" in md
