@@ -5,15 +5,18 @@ CMake project stands in where a build must run)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from bench.tools.vtm import KNOWN_SHA256, TARBALL, default_prefix, source_sha256
+from bench.errors import UsageError
+from bench.tools.vtm import KNOWN_SHA256, TARBALL, _extract, default_prefix, source_sha256
 from tests.conftest import python_module
 
 
@@ -125,12 +128,40 @@ def test_a_failed_self_check_leaves_the_previous_install_untouched(tmp_path) -> 
     assert "-DCMAKE_BUILD_TYPE=Release" in (tree / "build" / "bench-build.log").read_text()
 
 
-def test_the_shipped_tarball_has_the_known_sha256() -> None:
-    shared = os.environ.get("BENCH_SHARED_DIR")
-    tarball = Path(shared or "") / "third_party" / TARBALL
-    if not shared or not tarball.is_file():
+def test_the_shipped_tarball_has_the_known_sha256_and_unpacks(shared_dir: Path, tmp_path: Path) -> None:
+    tarball = shared_dir / "third_party" / TARBALL
+    if not tarball.is_file():
         pytest.skip("BENCH_SHARED_DIR/third_party has no VTM tarball")
     assert source_sha256(tarball) == KNOWN_SHA256[TARBALL]
+    top = _extract(tarball, tmp_path)  # it holds a relative symlink in cfg/keystore/ca/
+    assert (top / "CMakeLists.txt").is_file() and (top / "cfg" / "encoder_intra_vtm.cfg").is_file()
+
+
+def _tarball(path: Path, links: dict[str, str]) -> Path:
+    """A tiny source tarball: CMakeLists.txt, cfg/a.cfg, and the given symlinks (name → target)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in (("CMakeLists.txt", b"project(x)\n"), ("cfg/a.cfg", b"# cfg\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+        for name, target in links.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return path
+
+
+def test_a_symlink_inside_the_source_is_unpacked(tmp_path: Path) -> None:
+    top = _extract(_tarball(tmp_path / "ok.tar.gz", {"cfg/b.cfg": "a.cfg"}), tmp_path / "out")
+    assert (top / "cfg" / "b.cfg").read_text() == "# cfg\n"
+
+
+@pytest.mark.parametrize("name, target", [("cfg/evil", "../../outside"), ("cfg/abs", "/etc/passwd"),
+                                          ("../escape", "cfg/a.cfg")])
+def test_a_member_leaving_the_folder_is_refused(tmp_path: Path, name: str, target: str) -> None:
+    with pytest.raises(UsageError, match="leaves the folder"):
+        _extract(_tarball(tmp_path / "bad.tar.gz", {name: target}), tmp_path / "out")
+    assert not (tmp_path / "outside").exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -129,11 +129,24 @@ def installed(prefix: Path) -> dict | None:
 
 def _extract(tarball: Path, dest: Path) -> Path:
     """Unpack ``tarball`` into ``dest`` (no member may leave it); the folder holding CMakeLists.txt."""
+    root = dest.resolve()
+
+    def inside(path: Path) -> bool:
+        resolved = path.resolve()
+        return resolved == root or root in resolved.parents
+
     with tarfile.open(tarball) as tar:
         for member in tar.getmembers():
-            target = (dest / member.name).resolve()
-            if not (target == dest.resolve() or dest.resolve() in target.parents) or member.issym() or member.islnk():
-                raise UsageError(f"{tarball}: member {member.name!r} is a link or leaves the folder; refusing it")
+            # links are allowed when they stay inside (VTM's cfg/keystore holds one relative symlink)
+            link = None
+            if member.issym():
+                link = dest / Path(member.name).parent / member.linkname
+            elif member.islnk():
+                link = dest / member.linkname
+            if not inside(dest / member.name) or (link is not None and (Path(member.linkname).is_absolute()
+                                                                         or not inside(link))):
+                raise UsageError(f"{tarball}: member {member.name!r} leaves the folder; refusing it")
+        # the 'data' filter (Python ≥ 3.11.4 / 3.10.12) enforces the same rules once more while extracting
         tar.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     tops = [dest] + [p for p in dest.iterdir() if p.is_dir()]
     top = next((p for p in tops if (p / "CMakeLists.txt").is_file()), None)
