@@ -101,7 +101,8 @@ def test_cli_import_writes_loadable_files(tmp_path: Path, shared_anchors: Path) 
     measured = measured_anchor()
     save_anchor(measured, tmp_path)  # import must keep anchors measured by this suite
     assert main(["import", "--source", str(src), "--out", str(tmp_path)]) == 0
-    assert list_anchors(root=tmp_path) == sorted(set(list_anchors()) | {measured.name})
+    published = set(list_anchors()) - set(measured_anchors())  # the committed measured ones are not imported
+    assert list_anchors(root=tmp_path) == sorted(published | {measured.name})
     assert load_anchor(measured.name, root=tmp_path).to_dict() == measured.to_dict()
     assert load_anchor("kodak/mlicpp", root=tmp_path).to_dict() == load_anchor("kodak/mlicpp").to_dict()
 
@@ -358,6 +359,12 @@ def test_measured_anchor_round_trips_with_per_image_points(tmp_path: Path) -> No
         back.image_curve("kodim99")
 
 
+def test_measured_anchor_names_its_source_by_the_suite_commit() -> None:
+    a = measured_anchor(provenance={"source": "measured", "runs": [{"run_id": 1}], "store": {"sha256": "0" * 64},
+                                    "suite_git_commit": "d9d40f371c9f"})
+    assert a.source() == "measured@d9d40f3"
+
+
 def test_measured_anchor_is_validated() -> None:
     with pytest.raises(AnchorError, match=r"provenance.runs is required for a measured source"):
         measured_anchor(provenance={"source": "measured", "store": {"sha256": "x"}})
@@ -387,3 +394,17 @@ def test_list_without_anchors_folder_is_one_line_exit_2(tmp_path, monkeypatch, c
     assert main(["list"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: anchors folder ") and "does not exist" in err
+
+
+def test_committed_measured_vtm_anchor_is_complete() -> None:
+    """anchors/kodak/vtm-23.13.json: 24 Kodak images × the vtm ladder's 6 QPs, every image kept,
+    provenance naming the suite commit, the VTM release and the encoder command."""
+    a = load_anchor("kodak/vtm-23.13")
+    assert a.provenance["source"] == "measured" and a.codec["version"] == "23.13"
+    assert sorted(a.per_image) == [f"kodim{i:02d}" for i in range(1, 25)]
+    assert all(len(points["bpp"]) == 6 for points in a.per_image.values()) and len(a.points["bpp"]) == 6
+    assert a.conditions["rate_points"] == [f"qp={q}" for q in (22, 27, 32, 37, 42, 47)]
+    assert a.provenance["vtm_release"]["tag"] == "VTM-23.13" and a.provenance["suite_git_commit"]
+    assert "-q" in a.provenance["encoder_command"] and "--InternalBitDepth=10" in a.provenance["encoder_command"]
+    bpp = a.points["bpp"]
+    assert all(hi > lo for hi, lo in zip(bpp, bpp[1:]))  # QP up, rate down

@@ -83,8 +83,11 @@ class Anchor:
         raise AnchorError(f"anchor {self.name!r} has no {column!r}; it has {sorted(self.points)}")
 
     def source(self) -> str:
-        """Where the numbers come from, in a few words: ``repository@commit`` (7 hex digits) or the paper."""
+        """Where the numbers come from, in a few words: ``repository@commit`` (7 hex digits), the paper,
+        or ``measured@commit`` for a curve this suite measured (the suite's commit)."""
         prov = self.provenance or {}
+        if prov.get("source") == "measured":
+            return f"measured@{str(prov.get('suite_git_commit') or '?')[:7]}"
         if prov.get("repository"):
             repo = str(prov["repository"]).rstrip("/").split("/")[-1]
             commit = str(prov.get("commit", ""))[:7]

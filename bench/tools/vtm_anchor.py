@@ -130,7 +130,9 @@ def anchor_from_results(results: Path, dataset: str = "kodak", codec: str = "vtm
         codec={"name": "VTM", "version": VERSION, "kind": "classical", "configuration": "all-intra, 4:4:4, 10-bit",
                "implementation": "; ".join(versions)},
         provenance=provenance, conditions=conditions, points=points, per_image=per_image,
-        notes=f"measured by this suite over {len(images)} images × {len(order)} QPs",
+        notes=(f"measured by this suite over {len(images)} images × {len(order)} QPs. enc_time_s / dec_time_s are "
+               "the wall time of single calls (warm-up 0, 1 repeat) on the machine named in timing_hardware, "
+               "alongside whatever else ran there: for orientation only, not a speed measurement"),
     )
 
 
