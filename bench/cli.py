@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import datasets
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig
-from bench.errors import BenchError, DatasetError, UsageError, describe
+from bench.errors import BenchError, DatasetError, UsageError, describe, quiet_broken_pipe
 from bench.images import ImageError, file_sha256, load_image
 from bench.measure import Protocol
 from bench.runner import Cell, Runner, Settings, now
@@ -409,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args, argv)
         return cmd_export(args)
+    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+        return quiet_broken_pipe()
     except (BenchError, OSError) as exc:  # a user error, or the disk: one line, no traceback
         print(f"error: {describe(exc, getattr(args, 'out', None))}", file=sys.stderr)
     except sqlite3.Error as exc:  # the results store could not be written (e.g. disk full)

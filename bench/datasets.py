@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, DatasetError, UsageError, describe
+from bench.errors import BenchError, DatasetError, UsageError, describe, quiet_broken_pipe
 from bench.images import ImageError, LoadedImage, centre_crop, load_image
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         return _fetch(args) if args.command == "fetch" else _show(args.name)
+    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+        return quiet_broken_pipe()
     except (BenchError, OSError) as exc:  # a user error or the disk: one line, no traceback
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2

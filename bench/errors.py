@@ -10,6 +10,8 @@ prints for any of them (and for an ``OSError``) before it exits with status 2.
 from __future__ import annotations
 
 import errno
+import os
+import sys
 
 
 class BenchError(Exception):
@@ -72,6 +74,20 @@ class DatasetError(BenchError, FileNotFoundError):
     """A named image set is not there (no folder, no images); the message says where it looked and what to do."""
 
 
+#: Exit status after the reader of our output went away: 128 + SIGPIPE, as a shell reports it.
+BROKEN_PIPE_STATUS = 141
+
+
+def quiet_broken_pipe() -> int:
+    """The program reading our output stopped early (``… | head``): stop without a message, as
+    POSIX tools do. Standard output is pointed at /dev/null so that the interpreter's final flush
+    does not fail again. Returns :data:`BROKEN_PIPE_STATUS` for the command to exit with."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE_STATUS
+
+
 def describe(exc: BaseException, where: object = None) -> str:
     """The one line a command prints for an error the user can act on (a lic-bench error or an OS error).
 
@@ -99,5 +115,4 @@ _OS_HINTS = {
     errno.EPERM: "not permitted: write elsewhere (e.g. another --out) or fix the permissions",
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
     errno.ENOENT: "no such file or folder: check the path",
-    errno.EPIPE: "the program reading the output stopped early (e.g. `| head`)",
 }

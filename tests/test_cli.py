@@ -3,6 +3,7 @@ summary that closes a good run. No Kodak needed: the images are crops of scikit-
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import signal
@@ -153,3 +154,15 @@ def test_summary_counts_cells_by_kind_and_gives_per_rate_medians_and_bd(photos, 
         cells = row_of(codec, label)
         assert cells[2:] == ["1", f"{values['bpp']:.3f}", f"{values['psnr_rgb']:.2f}"]
     assert "mean bpp" not in text
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(run_python):
+    """``python -m bench.anchors list | head``: when the reader is gone, stop without an error
+    message, with the shell's SIGPIPE status (the pipe here has no reader at all)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = run_python("bench.anchors", "list", preexec_fn=lambda: os.dup2(write_end, 1))
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == ""

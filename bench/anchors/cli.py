@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import bench.anchors
-from bench.errors import BenchError, describe
+from bench.errors import BenchError, describe, quiet_broken_pipe
 from bench.anchors.schema import QUALITY_COLUMNS
 from bench.anchors.sources import build_anchors
 from bench.anchors.store import anchors_dir, list_anchors, load_anchor, measured_anchors, save_anchor
@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return _list(args.dataset) if args.command == "list" else _import(args, parser)
+    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+        return quiet_broken_pipe()
     except (BenchError, OSError) as exc:  # a user error, or the disk: one line, no traceback
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
-from bench.errors import BenchError, describe
+from bench.errors import BenchError, describe, quiet_broken_pipe
 from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
 from bench.report.build import build_report
 
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                             plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()))
     try:
         report = build_report(args.results, out, options)
+    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+        return quiet_broken_pipe()
     except (BenchError, OSError, ValueError) as exc:  # a user error, or the disk: one line, no traceback
         print(f"error: {describe(exc, out)}", file=sys.stderr)
         return 2
