@@ -178,7 +178,7 @@ class LadderEntry:
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
+    except ValueError:
         raise UsageError(f"resolution {text!r} is not WxH, e.g. 768x512") from None
     if w < 8 or h < 8:
         raise UsageError(f"resolution {text!r} is too small (each side must be ≥ 8)")

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from bench.errors import CodecError
 from bench.worker import classify_error
@@ -55,7 +56,7 @@ def test_implicit_context_counts_and_other_errors_keep_their_class():
     assert classify_error(raised(lambda: int("x"))) == "codec error: MLIC++ encode failed: ValueError"
 
 
-def test_out_of_memory_in_a_wrapped_encode_is_stored_as_such(tmp_path, data_dir):
+def test_out_of_memory_in_a_wrapped_encode_is_stored_as_such(tmp_path, small_photo):
     """One real cell through the CLI and runner: an encoder's CodecError from a MemoryError."""
     codecs = tmp_path / "codecs"
     codecs.mkdir()
@@ -70,11 +71,11 @@ fault = "oom"
 """)
     images = tmp_path / "images"
     images.mkdir()
-    (images / "a.png").write_bytes((data_dir / "kodak" / "kodim05.png").read_bytes())
+    Image.fromarray(small_photo).save(images / "a.png")
     out = tmp_path / "res"
     result = python_module("bench", "--codecs-dir", str(codecs), "run", "--codecs", "faulty", "--dataset", str(images),
                            "--ladder", "none", "--out", str(out), "--jobs", "1", "--repeats", "1", "--quiet",
-                           data_dir=data_dir, timeout=300)
+                           data_dir=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     row = read_measurements(out, status=None).iloc[0]
     assert row.status == "error"

@@ -6,13 +6,13 @@ of ``python -m bench.tools.vtm build``, or ``$VTM_DIR``). They skip when it is m
 """
 
 import os
-import stat
 
 import numpy as np
 import pytest
 
 from bench.codecs import registry
-from bench.codecs.base import CodecConfig, CodecError, RatePoint
+from bench.codecs.base import CodecConfig, RatePoint
+from bench.errors import CodecError
 from bench.codecs.vtm import HEADER, VtmCodec
 from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from bench.metrics import psnr_rgb
