@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from bench import device as dev
-from bench.codecs.base import Codec, CodecError, Encoded, RatePoint
+from bench.codecs.base import Codec, Encoded, RatePoint
+from bench.errors import CodecError
 from bench.metrics import all_metrics
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.errors import CodecError, CodecUnavailable
+from bench.errors import CodecError, CodecUnavailable  # noqa: F401 — re-exported for adapters written against bench.codecs.base
 
 _KIND_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
                list: "a list", dict: "a table"}

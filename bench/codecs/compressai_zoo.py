@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.codecs.base import CodecConfig, CodecError, Encoded, Param, RatePoint
+from bench.codecs.base import CodecConfig, Encoded, Param, RatePoint
+from bench.errors import CodecError
 from bench.codecs.learned import LearnedCodec, decode_guard, lof_options
 
 #: The ``[params]`` this adapter accepts (checked when a configuration is loaded, and by ``_validate``).

@@ -9,7 +9,8 @@ import io
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
+from bench.errors import CodecError
 
 
 class HeicCodec(Codec):

@@ -6,7 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
+from bench.errors import CodecError
 
 
 class ImagecodecsCodec(Codec):

@@ -11,7 +11,8 @@ import abc
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, CodecUnavailable, RatePoint
+from bench.codecs.base import Codec, CodecConfig, RatePoint
+from bench.errors import CodecError, CodecUnavailable
 
 if TYPE_CHECKING:
     from bench.models.lof import LOFOptions

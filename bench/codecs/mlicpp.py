@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, CodecUnavailable, Encoded, Param, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Encoded, Param, RatePoint
+from bench.errors import CodecError, CodecUnavailable
 
 DEFAULT_THREADS = 2
 MODES = ("fast", "reference")

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, features
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
+from bench.errors import CodecError
 
 
 def _decode_with_pillow(data: bytes, expected_format: str) -> np.ndarray:

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, CodecError, Param, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
+from bench.errors import CodecError
 from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from bench.tools.vtm import default_prefix
 

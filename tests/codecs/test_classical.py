@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bench.codecs import registry
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.metrics import psnr_rgb
 
 CLASSICAL = ["jpeg-420", "jpeg-444", "webp", "avif", "avif-10bit", "jpegxl", "jpeg2000", "heic"]

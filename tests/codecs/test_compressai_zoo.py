@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bench.codecs import registry
-from bench.codecs.base import CodecConfig, CodecError, RatePoint
+from bench.codecs.base import CodecConfig, RatePoint
+from bench.errors import CodecError
 from bench.models import zoo
 from bench.models.imageio import to_tensor, to_uint8
 from bench.models.quantizers import hard_round

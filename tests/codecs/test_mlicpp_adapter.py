@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.codecs.base import CodecConfig, CodecError, Encoded, RatePoint
+from bench.codecs.base import CodecConfig, Encoded, RatePoint
+from bench.errors import CodecError
 from bench.codecs.mlicpp import MLICPlusPlusCodec
 from bench.codecs.registry import BUILTIN_ADAPTERS, adapter_class, availability, create, load_config
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from bench.codecs import registry
-from bench.codecs.base import CodecConfig, CodecError, Encoded, RatePoint
+from bench.codecs.base import CodecConfig, Encoded, RatePoint
+from bench.errors import CodecError
 from bench.models.msp import create_model, profile_from_params
 
 CODECS = Path(__file__).resolve().parents[2] / "codecs"

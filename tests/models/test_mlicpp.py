@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.models.mlicpp import CheckpointError, MLICPlusPlus, load_checkpoint, parameter_count, untrained_model
 from bench.models.mlicpp import bitstream
 from bench.models.mlicpp.checkerboard import ANCHOR, NONANCHOR, keep, parity_mask, squeeze, unsqueeze

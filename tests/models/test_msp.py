@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.models.msp import PROFILES, MSPProfile, create_model, get_profile, profile_from_params, pyramid, read_header
 from bench.models.msp.plan import build_plan, group_sizes
 from bench.models.msp.transforms import STRIDE

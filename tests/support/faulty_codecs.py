@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.codecs.base import CodecConfig, CodecError, Param, RatePoint
+from bench.codecs.base import CodecConfig, Param, RatePoint
+from bench.errors import CodecError
 from bench.codecs.pillow_codecs import JpegCodec
 
 #: Rate-point keys that steer the fault, never passed to the encoder.

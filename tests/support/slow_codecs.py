@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.codecs.base import CodecError
+from bench.errors import CodecError
 from bench.codecs.pillow_codecs import Jpeg2000Codec
 
 

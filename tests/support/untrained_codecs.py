@@ -12,7 +12,8 @@ import struct
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecError, RatePoint
+from bench.codecs.base import Codec, RatePoint
+from bench.errors import CodecError
 
 _HEADER = struct.Struct("<HHHHI")  # height, width, latent height, latent width, length of ŷ's string
 
