@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.analysis.bd import average_curve_bd, mean_of_per_image_bd
+from bench.analysis.bd import average_curve, average_curve_bd, bootstrap_bd, mean_of_per_image_bd
 from bench.analysis.scaling import fit_power_law
 from bench.anchors import Anchor, load_anchor, save_anchor
 from bench.report import ReportError, ReportOptions, build_report
@@ -109,13 +109,66 @@ def test_bd_table_matches_bd_computed_directly(report: Path, store: Path) -> Non
         assert table.loc[codec, "bd_rate_psnr_pct"] == pytest.approx(psnr, abs=1e-9)
         assert table.loc[codec, "bd_rate_msssim_pct"] == pytest.approx(msssim, abs=1e-9)
         assert table.loc[codec, "method"] == "pchip" and table.loc[codec, "averaging"] == "average-curve"
-        row = rf"\| {codec} \| cpu \| {re.escape(f'{psnr:+.2f}')} \| [^|]+ \| {re.escape(f'{msssim:+.2f}')} \|"
-        assert re.search(row, md), codec
+        for value in (psnr, msssim):  # the PSNR and SSIM family tables, each value with its interval
+            assert re.search(rf"\| {codec} \| cpu \| {re.escape(f'{value:+.2f}')} \[[-+][0-9.]+, [-+][0-9.]+\] \|", md)
     # Against one anchor, the codecs keep their order: WebP needs fewer bits than JPEG.
     assert table.loc["webp", "bd_rate_psnr_pct"] < table.loc["jpeg-420", "bd_rate_psnr_pct"]
     # The method, averaging and the anchor's codec version are printed beside the table.
     assert "Method **pchip**" in md and "Averaging **average-curve**" in md
     assert f"version **{anchor.codec['version']}**" in md and "kodak/vtm" in md
+
+
+def test_bd_intervals_families_jpeg_ai_and_sensitivity(report: Path, store: Path) -> None:
+    rows = read_measurements(store)
+    native = rows[(rows.resolution == "native") & (rows.dataset == "synthetic")]
+    table = pd.read_csv(report / "data" / "bd_rate.csv").set_index("codec")
+    anchor = load_anchor("kodak/vtm")
+    webp = native[native.codec == "webp"]
+    interval = bootstrap_bd(webp, anchor, "psnr_rgb", seed=0, n_resamples=1000)  # a published curve: fixed anchor
+    assert (table.loc["webp", "bd_rate_psnr_low"], table.loc["webp", "bd_rate_psnr_high"]) == pytest.approx(
+        (interval.low, interval.high), abs=1e-9)
+    assert interval.low <= table.loc["webp", "bd_rate_psnr_pct"] <= interval.high
+    assert (table.loc["webp", "ci_resamples"], table.loc["webp", "ci_seed"], table.loc["webp", "ci_level"]) == (1000, 0, 0.95)
+    assert not table.loc["webp", "ci_paired_psnr"]
+    md = (report / "report.md").read_text()
+    section = md.split("\n## BD-rate\n", 1)[1].split("\n## ", 1)[0]
+    for heading in ("### PSNR family", "### SSIM family", "### JPEG AI summary",
+                    "### Sensitivity to the BD method and averaging"):
+        assert f"\n{heading}\n" in section, heading
+    assert "1000 resamples" in section and "seed 0" in section and "covers only the tested codec's image sampling" in section
+    assert "Not computed: missing 6 of 7: VIF (not in the metric list)" in section  # today's metrics: MS-SSIM only
+    sens = pd.read_csv(report / "data" / "bd_sensitivity.csv")
+    row = sens[(sens.codec == "webp") & (sens.metric == "PSNR-RGB")].iloc[0]
+    assert row["pchip / average-curve"] == pytest.approx(table.loc["webp", "bd_rate_psnr_pct"], abs=1e-9)
+    assert row["cubic / average-curve"] == pytest.approx(average_curve_bd(webp, anchor, method="cubic").value, abs=1e-9)
+    assert "mean-of-per-image" not in " ".join(sens.columns)  # a published average curve has no per-image points
+
+
+def test_measured_anchor_file_with_per_image_points_is_paired(store: Path, tmp_path: Path, monkeypatch) -> None:
+    rows = read_measurements(store)
+    native = rows[(rows.resolution == "native") & (rows.dataset == "synthetic")]
+    jpeg = native[native.codec == "jpeg-420"]
+    per_image = {str(img): {"bpp": tuple(g.sort_values("bpp")["bpp"]), "psnr_rgb": tuple(g.sort_values("bpp")["psnr_rgb"])}
+                 for img, g in jpeg.groupby("image")}
+    mean = average_curve(jpeg, "psnr_rgb")
+    anchors = tmp_path / "anchors"
+    codec = {"name": "JPEG", "version": "test", "kind": "classical"}
+    save_anchor(Anchor("synthetic/jpeg-measured", "JPEG (measured)", "synthetic", codec,
+                       {"source": "measured", "runs": [{"run_id": 1}], "store": {"sha256": "0" * 64}}, {},
+                       {"bpp": tuple(mean["bpp"]), "psnr_rgb": tuple(mean["psnr_rgb"])}, per_image=per_image), anchors)
+    monkeypatch.setenv("BENCH_ANCHORS_DIR", str(anchors))
+    report = build_report(store, tmp_path / "out", ReportOptions(anchor="synthetic/jpeg-measured",
+                                                                 averaging="mean-of-per-image"))
+    table = report.bd.set_index("codec")
+    webp = native[native.codec == "webp"]
+    direct = mean_of_per_image_bd(webp, jpeg, "psnr_rgb")
+    assert table.loc["webp", "bd_rate_psnr_pct"] == pytest.approx(direct.value, abs=1e-9)
+    assert bool(table.loc["webp", "ci_paired_psnr"])
+    paired = bootstrap_bd(webp, jpeg, "psnr_rgb", "mean-of-per-image")
+    assert table.loc["webp", "bd_rate_psnr_low"] == pytest.approx(paired.low, abs=1e-9)
+    assert table.loc["jpeg-420", "bd_rate_psnr_low"] == pytest.approx(0.0, abs=1e-9)  # itself, paired: exactly 0
+    md = report.markdown.read_text()
+    assert "per-image points are used for the 2 tested images" in md and "paired: the anchor is resampled" in md
 
 
 def test_untrained_codec_only_in_complexity(report: Path) -> None:
@@ -153,7 +206,7 @@ def test_errors_are_shown_not_fatal(report: Path) -> None:
     # The two good rate points still give a BD-rate; the error cells are counted beside it.
     assert bd.loc[FAULTY, "status_psnr"] == "ok" and bd.loc[FAULTY, "n_error_rows"] == 2
     assert bd.loc[FAULTY, "n_points_psnr"] == 2
-    assert re.search(rf"\| {FAULTY} \| cpu \| \+[0-9.]+ \|.*2 error cell\(s\) left out \|", md)
+    assert re.search(rf"\| {FAULTY} \| cpu \| \+[0-9.]+ \[.*2 error cell\(s\) left out \|", md)
 
 
 def test_provenance_comes_from_the_run_manifest(report: Path, store: Path) -> None:
@@ -181,7 +234,7 @@ def test_measured_anchor_with_mean_of_per_image(store: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("options, message", [
     (ReportOptions(anchor="kodak/vtmm"), "did you mean kodak/vtm"),
-    (ReportOptions(averaging="mean-of-per-image"), "needs per-image anchor rows"),
+    (ReportOptions(anchor="kodak/vtm", averaging="mean-of-per-image"), "needs per-image anchor rows"),
     (ReportOptions(anchor="clic-pro-valid/vtm-17.0"), "is for dataset 'clic-pro-valid'"),
     (ReportOptions(method="linear"), "unknown BD method"),
 ])

@@ -63,8 +63,15 @@ def check_options(options: ReportOptions) -> None:
         raise ReportError(f"unknown averaging {options.averaging!r}; choose one of {', '.join(AVERAGINGS)}")
     measured = (options.anchor or "").startswith(MEASURED_PREFIX)
     if options.averaging == MEAN_OF_PER_IMAGE and not measured:
-        raise ReportError("averaging 'mean-of-per-image' needs per-image anchor rows: use a measured codec as the "
-                          f"anchor (--anchor {MEASURED_PREFIX}NAME); a published curve is already a dataset average")
+        name = options.anchor or DEFAULT_ANCHOR
+        try:
+            per_image = bool(load_anchor(name).per_image)
+        except AnchorError:
+            per_image = False  # an unknown name is reported by resolve_anchor
+        if not per_image:
+            raise ReportError(f"averaging 'mean-of-per-image' needs per-image anchor rows: anchor {name!r} is a "
+                              "dataset average without per-image points; use a measured anchor file with per-image "
+                              f"points (e.g. {DEFAULT_ANCHOR}) or a measured codec (--anchor {MEASURED_PREFIX}NAME)")
 
 
 def describe_published(anchor: Anchor) -> str:

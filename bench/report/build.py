@@ -9,7 +9,6 @@ Out folder layout::
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from bench.report import provenance as prov
 from bench.report import tables
 from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, check_options, plot_anchors,
                                     resolve_anchor)
+from bench.report.bdsection import bd_section
 from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_fixed, fmt_number
 
@@ -95,7 +95,9 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
         "- **dataset-average curve**: per codec and rate point, the mean bpp and the mean of the per-image quality "
         "(PSNR in dB, MS-SSIM in dB) over the images present at every rate point of that codec, native resolution;\n"
         f"- **BD-rate** ({options.method}): {METHOD_TEXT[options.method]}; averaging `{options.averaging}`: "
-        f"{AVERAGING_TEXT[options.averaging]}. Negative = fewer bits than the anchor at equal quality;\n"
+        f"{AVERAGING_TEXT[options.averaging]}. Negative = fewer bits than the anchor at equal quality. Each BD value "
+        "carries a 95 % percentile bootstrap interval over images (images resampled with replacement, recomputed "
+        "under the same averaging and method; resamples and seed in the BD section and `data/bd_rate.csv`);\n"
         "- **memory** (`*_mem`): growth of the worker's resident set during the calls = peak RSS over the "
         "encode (decode) calls minus the RSS before the cell; a lower bound, since memory the allocator had "
         "freed and reuses does not show as growth (then it is 0). Subprocess codecs: the child's own peak RSS;\n"
@@ -145,52 +147,9 @@ def _rd_section(doc: Document, data: ReportData, bd_anchor: BDAnchor | None, opt
 
 def _bd_section(doc: Document, data: ReportData, bd_anchor: BDAnchor | None, options: ReportOptions,
                 out: Path, written: list[Path]) -> pd.DataFrame | None:
-    doc.heading(2, "BD-rate")
-    if bd_anchor is None:
-        doc.text("No BD-rate table: no anchor for the datasets in this store (see the notes above).")
-        return None
-    doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution)."
-             f"{anchor_difference(bd_anchor, options.method)}\n\n"
-             f"Method **{options.method}**: {METHOD_TEXT[options.method]}. Averaging **{options.averaging}**: "
-             f"{AVERAGING_TEXT[options.averaging]}. BD-rate in percent (negative = saving); BD-PSNR / BD-MS-SSIM in "
-             "dB (positive = better); overlap = shared fraction of the shorter curve's quality range. A codec whose "
-             "BD cannot be computed shows the reason; the others are unaffected.")
-    native = data.native[data.native["dataset"] == bd_anchor.dataset]
-    errors = data.errors[(data.errors["dataset"] == bd_anchor.dataset) & (data.errors["resolution"] == "native")] \
-        if len(data.errors) else data.errors
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # bd_table records its warnings per row
-        table = tables.bd_against(native, errors, bd_anchor.target, bd_anchor.name, options.method, options.averaging)
-    csv = _csv(table, out, "bd_rate", written)
-    shown = table.copy()
-    shown["note"] = [_bd_note(r) for _, r in shown.iterrows()]
-    columns = {"codec": "codec", "device": "device", "bd_rate_psnr_pct": "BD-rate PSNR-RGB (%)",
-               "bd_psnr_db": "BD-PSNR (dB)", "bd_rate_msssim_pct": "BD-rate MS-SSIM (%)",
-               "bd_msssim_db": "BD-MS-SSIM (dB)", "overlap_psnr": "overlap", "n_points_psnr": "points",
-               "n_images_psnr": "images", "note": "status / note"}
-    columns = {k: v for k, v in columns.items() if k in shown.columns}
-    doc.table(shown, columns, {"bd_rate_psnr_pct": fmt_fixed(2, True), "bd_rate_msssim_pct": fmt_fixed(2, True),
-                               "bd_psnr_db": fmt_fixed(3, True), "bd_msssim_db": fmt_fixed(3, True),
-                               "overlap_psnr": fmt_fixed(2), "n_points_psnr": fmt_number(3),
-                               "n_images_psnr": fmt_number(3)})
-    doc.text(f"Data: [{Path(csv).name}]({csv}) (every column, including warnings, per quality).")
-    return table
-
-
-def _bd_note(row: pd.Series) -> str:
-    """The status column of the shown BD table: ok, excluded, or each quality's error / warnings."""
-    if row.get("status_psnr") == "excluded":
-        return "excluded: untrained weights (complexity only)"
-    parts = []
-    for short, name in (("psnr", "PSNR"), ("msssim", "MS-SSIM")):
-        status, warned = row.get(f"status_{short}"), row.get(f"warnings_{short}")
-        if isinstance(status, str) and status != "ok":
-            parts.append(f"{name}: {status} — {row.get(f'reason_{short}')}")
-        elif isinstance(warned, str) and warned:
-            parts.append(f"{name}: {warned}")
-    if row.get("n_error_rows", 0):
-        parts.append(f"{int(row['n_error_rows'])} error cell(s) left out")
-    return "; ".join(parts) or "ok"
+    difference = anchor_difference(bd_anchor, options.method) if bd_anchor is not None else ""
+    return bd_section(doc, data, bd_anchor, options, lambda frame, name: _csv(frame, out, name, written),
+                      METHOD_TEXT, AVERAGING_TEXT, difference)
 
 
 def _complexity_section(doc: Document, data: ReportData, out: Path, written: list[Path]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.bd import BDError, average_curve, bd_table
+from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, BDError, average_curve, bd_table
 from bench.analysis.scaling import fit_power_law_by
 from bench.report.data import MIB
 
@@ -97,37 +97,57 @@ def anchor_points(anchors: Sequence[Any], quality: str) -> pd.DataFrame:
 
 # --- BD-rate -------------------------------------------------------------------------------------
 
+def short_name(quality: str) -> str:
+    """The column stem of a quality in the wide BD table (``psnr_rgb`` → ``psnr``, as the CSV has always had)."""
+    return {"psnr_rgb": "psnr", "ms_ssim_db": "msssim"}.get(quality, quality)
+
+
 def bd_against(rows: pd.DataFrame, errors: pd.DataFrame, anchor: Any, anchor_name: str, method: str,
-               averaging: str, qualities: Sequence[str] = tuple(QUALITIES)) -> pd.DataFrame:
-    """BD-rate and BD-quality of every codec of one dataset against one anchor, per quality.
+               averaging: str, qualities: Sequence[Any] = tuple(QUALITIES), n_resamples: int = DEFAULT_RESAMPLES,
+               seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """BD-rate and BD-quality, each with its bootstrap interval, of every codec against one anchor, per quality.
 
     ``rows`` are the dataset's native-resolution ok rows (untrained included: they come out as
     ``excluded``), ``errors`` its error rows (counted per codec). ``anchor`` is a published
-    anchor or per-image rows of a measured codec. A codec whose BD fails gets ``status='error'``
-    and the reason; the table is never aborted by one codec. Qualities the anchor lacks are
-    skipped. Wide result: one row per (codec, device).
+    anchor or per-image rows (a measured codec, or a measured anchor's ``per_image`` points).
+    ``qualities`` are store columns or metric objects (``bd_column``, ``higher_is_better``).
+    Images lacking a rate point are left out and named (``images_left_out_<q>``). A codec whose
+    BD fails gets ``status='error'`` and the reason; the table is never aborted by one codec.
+    Qualities the anchor lacks are skipped. Wide result: one row per (codec, device).
     """
     frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
     wide: pd.DataFrame | None = None
-    for quality in qualities:
-        if not isinstance(anchor, pd.DataFrame) and quality not in anchor.qualities:
+    for metric in qualities:
+        quality = getattr(metric, "bd_column", metric)
+        if isinstance(anchor, pd.DataFrame):
+            if quality not in anchor.columns or not anchor[quality].notna().any():
+                continue
+        elif quality not in anchor.qualities:
+            continue
+        if quality not in frame.columns:
             continue
         table = bd_table(frame, anchor, quality, method, averaging, group_by=("codec", "device"),
-                         anchor_name=anchor_name)
-        short = {"psnr_rgb": "psnr", "ms_ssim_db": "msssim"}.get(quality, quality)
-        table = table.rename(columns={
-            "bd_rate_pct": f"bd_rate_{short}_pct", "bd_quality": f"bd_{short}_db", "overlap": f"overlap_{short}",
-            "status": f"status_{short}", "reason": f"reason_{short}", "warnings": f"warnings_{short}",
-            "n_points": f"n_points_{short}", "n_images": f"n_images_{short}"})
-        keep = ["codec", "device", f"bd_rate_{short}_pct", f"bd_{short}_db", f"overlap_{short}", f"n_points_{short}",
-                f"n_images_{short}", f"status_{short}", f"reason_{short}", f"warnings_{short}"]
+                         anchor_name=anchor_name, higher_is_better=getattr(metric, "higher_is_better", True),
+                         n_resamples=n_resamples, seed=seed, incomplete="drop")
+        short = short_name(quality)
+        renamed = {"bd_rate_pct": f"bd_rate_{short}_pct", "bd_quality": f"bd_{short}_db"}
+        for column in ("overlap", "status", "reason", "warnings", "n_points", "n_images", "images_left_out",
+                       "ci_paired", "ci_failed", "ci_note"):
+            renamed[column] = f"{column}_{short}"
+        for column in ("bd_rate_low", "bd_rate_high"):
+            renamed[column] = column.replace("bd_rate", f"bd_rate_{short}")
+        for column in ("bd_quality_low", "bd_quality_high"):
+            renamed[column] = column.replace("bd_quality", f"bd_{short}")
+        table = table.rename(columns=renamed)
+        keep = ["codec", "device", *renamed.values()]
         if wide is None:
             wide = table[["codec", "device", "anchor", "method", "averaging", "n_anchor_points", "n_error_rows",
-                          *keep[2:]]]
+                          "ci_level", "ci_resamples", "ci_seed", *keep[2:]]]
         else:
             wide = wide.merge(table[keep], on=["codec", "device"], how="outer")
     if wide is None:
-        raise BDError(f"anchor {anchor_name!r} has none of the qualities {list(qualities)}")
+        names = [getattr(m, "bd_column", m) for m in qualities]
+        raise BDError(f"anchor {anchor_name!r} has none of the qualities {names}")
     return wide
 
 

@@ -1,0 +1,228 @@
+"""The report's BD-rate section: one table per metric family with bootstrap intervals, the JPEG AI
+summary and the sensitivity table.
+
+Which metrics: :data:`BD_METRICS` (today's three) filtered to the columns the store has. The BD
+anchor is used per image when it can be: a measured codec of the store, or a published anchor
+file with ``per_image`` points for every tested image (then BD and interval are paired, on the
+same images); otherwise its average curve is fixed and the interval says so.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAGE, jpeg_ai_summary, sensitivity_table
+from bench.analysis.bd.bootstrap import FIXED_ANCHOR_NOTE
+from bench.errors import ReportError
+from bench.report import tables
+from bench.report.document import Document, fmt_number
+
+
+@dataclass(frozen=True)
+class BDMetric:
+    """What the BD tables need of a metric (the fields of the metric registry's ``Metric``)."""
+
+    name: str
+    bd_column: str
+    higher_is_better: bool = True
+    family: str = ""
+    jpeg_ai: bool = False
+
+
+# INTEGRATOR: replace this list with the metric registry (bench.metrics.registry.METRICS.values(), whose
+# Metric has name, bd_column, higher_is_better, family, jpeg_ai); nothing else here names a metric.
+BD_METRICS: tuple[BDMetric, ...] = (
+    BDMetric("PSNR-RGB", "psnr_rgb", True, "PSNR"),
+    BDMetric("PSNR-Y", "psnr_y", True, "PSNR"),
+    BDMetric("MS-SSIM", "ms_ssim_db", True, "SSIM", jpeg_ai=True),
+)
+
+
+def present_metrics(rows: pd.DataFrame, metrics: Sequence[Any] = BD_METRICS) -> list[Any]:
+    """The metrics whose BD column the rows have with at least one finite value, in declared order."""
+    return [m for m in metrics if m.bd_column in rows.columns
+            and np.isfinite(pd.to_numeric(rows[m.bd_column], errors="coerce")).any()]
+
+
+def per_image_anchor(anchor: Any, images: set[str]) -> pd.DataFrame | None:
+    """A published anchor's ``per_image`` points as store-like rows, when they cover every tested image."""
+    per_image = getattr(anchor, "per_image", None) or {}
+    if not images or not images <= set(per_image):
+        return None
+    labels = list(anchor.conditions.get("rate_points") or [])
+    rows = []
+    for image in sorted(images):
+        columns = per_image[image]
+        for k in range(len(columns["bpp"])):
+            rows.append({"image": image, "rate_label": labels[k] if k < len(labels) else f"point{k}",
+                         **{c: v[k] for c, v in columns.items()}})
+    return pd.DataFrame(rows).assign(codec=anchor.name, status="ok", trained=1)
+
+
+def _with_ci(value: float, low: float, high: float, digits: int) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    text = f"{value:+.{digits}f}"
+    if math.isfinite(low) and math.isfinite(high):
+        text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+    return text
+
+
+def _note(row: pd.Series, members: Sequence[Any]) -> str:
+    """Status of one codec for one family: excluded, errors, warnings, images left out."""
+    parts = []
+    for m in members:
+        short = tables.short_name(m.bd_column)
+        status = row.get(f"status_{short}")
+        if status == "excluded":
+            return "excluded: untrained weights (complexity only)"
+        if isinstance(status, str) and status != "ok":
+            parts.append(f"{m.name}: {status} — {row.get(f'reason_{short}')}")
+            continue
+        for key in ("warnings", "images_left_out"):
+            text = row.get(f"{key}_{short}")
+            if isinstance(text, str) and text:
+                parts.append(f"{m.name}: {'left out ' if key == 'images_left_out' else ''}{text}")
+        failed = row.get(f"ci_failed_{short}")
+        if isinstance(failed, (int, float)) and failed and math.isfinite(failed):
+            parts.append(f"{m.name}: {int(failed)} resamples without a BD")
+    if row.get("n_error_rows", 0):
+        parts.append(f"{int(row['n_error_rows'])} error cell(s) left out")
+    return "; ".join(dict.fromkeys(parts)) or "ok"
+
+
+def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) -> None:
+    """One Markdown table per metric family: BD-rate and BD-quality with their intervals."""
+    families: dict[str, list[Any]] = {}
+    for m in metrics:
+        if f"status_{tables.short_name(m.bd_column)}" in table.columns:
+            families.setdefault(m.family or m.name, []).append(m)
+    for family, members in families.items():
+        doc.heading(3, f"{family} family")
+        shown = pd.DataFrame({"codec": table["codec"], "device": table["device"]})
+        columns = {"codec": "codec", "device": "device"}
+        for m in members:
+            s = tables.short_name(m.bd_column)
+            rate, qual = f"rate_{s}", f"quality_{s}"
+            shown[rate] = [_with_ci(r[f"bd_rate_{s}_pct"], r[f"bd_rate_{s}_low"], r[f"bd_rate_{s}_high"], 2)
+                           for _, r in table.iterrows()]
+            shown[qual] = [_with_ci(r[f"bd_{s}_db"], r[f"bd_{s}_low"], r[f"bd_{s}_high"], 3)
+                           for _, r in table.iterrows()]
+            columns[rate] = f"BD-rate {m.name} (%) [95 % CI]"
+            columns[qual] = f"BD-{m.name} [95 % CI]" + ("" if m.higher_is_better else " (lower is better)")
+        first = tables.short_name(members[0].bd_column)
+        shown["images"] = table[f"n_images_{first}"]
+        shown["note"] = [_note(r, members) for _, r in table.iterrows()]
+        columns.update(images="images", note="status / note")
+        doc.table(shown, columns, {"images": fmt_number(3)})
+
+
+def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Callable[[pd.DataFrame, str], str],
+               method_text: dict[str, str], averaging_text: dict[str, str], difference: str = "") -> pd.DataFrame | None:
+    """The BD-rate section; returns the wide BD table (``data/bd_rate.csv``) or None without an anchor.
+
+    ``difference``: a sentence on how far this anchor lies from the other Kodak VTM anchor.
+    """
+    doc.heading(2, "BD-rate")
+    if bd_anchor is None:
+        doc.text("No BD-rate table: no anchor for the datasets in this store (see the notes above).")
+        return None
+    native = data.native[data.native["dataset"] == bd_anchor.dataset]
+    errors = data.errors[(data.errors["dataset"] == bd_anchor.dataset) & (data.errors["resolution"] == "native")] \
+        if len(data.errors) else data.errors
+    target, how = bd_anchor.target, ""
+    if bd_anchor.published is not None:
+        per_image = per_image_anchor(bd_anchor.published, set(native["image"].astype(str)))
+        if per_image is not None:
+            target = per_image
+            how = (f" Its per-image points are used for the {native['image'].nunique()} tested images, so BD values "
+                   "and intervals are paired (same images, same draws).")
+        elif options.averaging == MEAN_OF_PER_IMAGE:
+            raise ReportError(f"averaging {MEAN_OF_PER_IMAGE!r} needs per-image anchor points for every tested image; "
+                              f"anchor {bd_anchor.name!r} has them for {len(bd_anchor.published.per_image)} images, "
+                              f"not for all {native['image'].nunique()} of {bd_anchor.dataset!r} in the store")
+    metrics = present_metrics(native)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bd_table records its warnings per row
+        table = tables.bd_against(native, errors, target, bd_anchor.name, options.method, options.averaging, metrics)
+    paired = isinstance(target, pd.DataFrame)
+    doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution).{how}"
+             f"{difference}\n\n"
+             f"Method **{options.method}**: {method_text[options.method]}. Averaging **{options.averaging}**: "
+             f"{averaging_text[options.averaging]}. BD-rate in percent (negative = saving); BD-quality in the metric's "
+             "units (dB for PSNR and MS-SSIM; positive = better unless marked lower-is-better). In brackets: the 95 % "
+             f"percentile bootstrap interval over images ({DEFAULT_RESAMPLES} resamples of the images with "
+             f"replacement, seed {DEFAULT_SEED}, recomputed under the same averaging and method; "
+             + ("paired: the anchor is resampled with the same draws" if paired else FIXED_ANCHOR_NOTE) +
+             "). Two codecs whose intervals overlap widely cannot be told apart on these images. Images lacking a "
+             "rate point (error cells) are left out of the BD and its interval and named. A codec whose BD cannot "
+             "be computed shows the reason; the others are unaffected.")
+    name = csv(table, "bd_rate")
+    family_tables(doc, table, metrics)
+    doc.text(f"Data: [{name.split('/')[-1]}]({name}) (every column, including intervals, warnings and the "
+             "images left out, per metric).")
+    trained = native[native["trained"] != 0]
+    _jpeg_ai_section(doc, trained, errors, target, metrics, options, csv)
+    _sensitivity_section(doc, trained, errors, target, metrics, bd_anchor.name, csv)
+    return table
+
+
+def _jpeg_ai_section(doc: Document, rows: pd.DataFrame, errors: pd.DataFrame, target: Any, metrics: Sequence[Any],
+                     options: Any, csv: Callable[[pd.DataFrame, str], str]) -> None:
+    doc.heading(3, "JPEG AI summary")
+    frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
+    chosen = {m.name: (m.bd_column, m.higher_is_better) for m in metrics if m.jpeg_ai}
+    summary = jpeg_ai_summary(frame, target, chosen, method=options.method)
+    text = ("JPEG AI reports the mean of the BD-rates over seven metrics (MS-SSIM, VIF, FSIM, NLPD, IW-SSIM, VMAF, "
+            "PSNR-HVS-M), each computed per image and averaged over the images (`mean-of-per-image`); shown beside "
+            "it, the same mean under our `average-curve` convention. ")
+    if summary.empty or (summary["status"] == "incomplete").all():
+        reason = summary["reason"].iloc[0] if len(summary) else "no trained codec"
+        doc.text(text + f"Not computed: {reason}. Run with the JPEG AI metric set to get it.")
+        return
+    name = csv(summary, "jpeg_ai_summary")
+    shown = summary.assign(mean=[_with_ci(r.get("bd_rate_mean_pct", math.nan), r["bd_rate_low"], r["bd_rate_high"], 2)
+                                 for _, r in summary.iterrows()])
+    doc.text(text + ("Without per-image anchor points only `average-curve` can be computed." if
+                     not isinstance(target, pd.DataFrame) else ""))
+    doc.table(shown, {"codec": "codec", "device": "device", "averaging": "averaging",
+                      "mean": "mean BD-rate of 7 (%) [95 % CI]", "n_images": "images", "reason": "status / note"},
+              {"n_images": fmt_number(3)})
+    doc.text(f"Data: [{name.split('/')[-1]}]({name}) (every metric's BD-rate).")
+
+
+def _sensitivity_section(doc: Document, rows: pd.DataFrame, errors: pd.DataFrame, target: Any, metrics: Sequence[Any],
+                         anchor_name: str, csv: Callable[[pd.DataFrame, str], str]) -> None:
+    doc.heading(3, "Sensitivity to the BD method and averaging")
+    frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
+    parts = []
+    for m in metrics:
+        if isinstance(target, pd.DataFrame) and m.bd_column not in target.columns:
+            continue
+        if not isinstance(target, pd.DataFrame) and m.bd_column not in target.qualities:
+            continue
+        parts.append(sensitivity_table(frame, target, m.bd_column, higher_is_better=m.higher_is_better,
+                                       anchor_name=anchor_name).assign(metric=m.name))
+    if not parts:
+        doc.text("No metric shared with the anchor.")
+        return
+    table = pd.concat(parts, ignore_index=True)
+    name = csv(table, "bd_sensitivity")
+    first = table[table["metric"] == parts[0]["metric"].iloc[0]]
+    cells = [c for c in table.columns if " / " in c]
+    doc.text(f"BD-rate {first['metric'].iloc[0]} (%) of each codec under every interpolation method and averaging "
+             "convention (no interval); `spread` = largest minus smallest. A spread near a difference between two "
+             "codecs means the choice of method decides their order. "
+             + ("" if any("mean-of-per-image" in c for c in cells) else
+                "Only `average-curve`: the anchor has no per-image points. ")
+             + f"Every metric: [{name.split('/')[-1]}]({name}).")
+    formats = {c: (lambda v: "" if v is None or not math.isfinite(v) else f"{v:+.2f}") for c in [*cells, "spread"]}
+    formats["spread"] = lambda v: "" if v is None or not math.isfinite(v) else f"{v:.2f}"
+    doc.table(first, {"codec": "codec", "device": "device", **{c: c for c in cells}, "spread": "spread"}, formats)
