@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from bench.gate import CodecSummary, GateError, compare, time_change
+from bench.gate.judge import format_table
 from bench.store import read_measurements
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -184,6 +186,28 @@ def test_compare_thresholds_and_missing_codecs() -> None:
     assert verdicts["b"].status == "FAIL" and len(verdicts["b"].reasons) == 2
     assert verdicts["gone"].status == "UNJUDGED" and verdicts["gone"].reasons == ["not measured in this run"]
     assert verdicts["new"].status == "UNJUDGED"  # cannot judge a codec the baseline lacks
+
+
+def _with_images(summary: CodecSummary, factors: dict[str, float]) -> CodecSummary:
+    """Per-image points: image i at the baseline curve with its rates times factors[i]."""
+    summary.image_points = {img: {"rate_label": summary.rate_label, "bpp": [b * f for b in BPP],
+                                  "psnr_rgb": list(summary.psnr_rgb)} for img, f in factors.items()}
+    return summary
+
+
+def test_compare_gives_bd_rate_intervals_over_the_images() -> None:
+    base = _baseline(a=_summary(BPP, PSNR, CELLS), b=_summary(BPP, PSNR, CELLS))
+    current = {"a": _with_images(_summary([x * 1.004 for x in BPP], PSNR, CELLS), {"i1": 1.004, "i2": 1.004}),
+               "b": _with_images(_summary([x * 1.01 for x in BPP], PSNR, CELLS), {"i1": 1.0, "i2": 1.0, "i3": 1.03})}
+    verdicts = {v.codec: v for v in compare(base, current, bd_threshold=5.0)}
+    a, b = verdicts["a"], verdicts["b"]
+    assert (a.bd_rate_low, a.bd_rate_high) == pytest.approx((0.4, 0.4), abs=1e-6)  # the same saving on every image
+    assert b.bd_rate_low == pytest.approx(0.0, abs=1e-6) and b.bd_rate_high == pytest.approx(3.0, abs=1e-6)
+    line = next(ln for ln in format_table(list(verdicts.values())).splitlines() if ln.startswith("b "))
+    assert re.search(r"\+1\.00 % \[[-+]0\.00, \+3\.00\]", line), line
+    (plain,) = compare(_baseline(a=_summary(BPP, PSNR, CELLS)), {"a": _summary(BPP, PSNR, CELLS)})
+    assert math.isnan(plain.bd_rate_low)  # no per-image points: no interval, and none is printed
+    assert "[" not in format_table([plain]).splitlines()[-1]
 
 
 def test_time_change_is_the_median_over_common_cells() -> None:

@@ -23,8 +23,8 @@ import bench.gate
 from bench.errors import BenchError, GateError
 from bench.gate.baseline import DEFAULT_BASELINE, MachineClass, read_baseline, validate_baseline
 from bench.gate.benchmark import GateBenchmark, run_benchmark
-from bench.gate.judge import (FAIL, UNJUDGED, CodecSummary, baseline_document, compare, exit_status, format_table,
-                              summarise)
+from bench.gate.judge import (CI_TEXT, FAIL, UNJUDGED, CodecSummary, baseline_document, compare, exit_status,
+                              format_table, summarise)
 from bench.store import db_path, read_measurements, read_runs
 
 
@@ -148,6 +148,7 @@ def _judge(args: argparse.Namespace, t0: float) -> int:
     if args.json:
         args.json.write_text(json.dumps([asdict(v) for v in verdicts], indent=1, default=str) + "\n", encoding="utf-8")
     print(format_table(verdicts))
+    print(CI_TEXT)
     if machine_note:
         print(f"\n{machine_note}", file=sys.stdout if judge_time else sys.stderr)
     failed = [v.codec for v in verdicts if v.status == FAIL]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import GateError
-from bench.analysis.bd import BDError, average_curve, bd
+from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, BDError, Curve, average_curve, bd, bootstrap_bd
 from bench.gate.baseline import SCHEMA, MachineClass
 from bench.gate.benchmark import GATE_DATASET, REPLICA, TIME, YARDSTICK, GateBenchmark, yardstick_config
 
@@ -37,6 +37,8 @@ class CodecSummary:
     config_hash: str = ""
     errors: list[str] = field(default_factory=list)
     unmeasured: str = ""  # why the run holds no judgeable cells of this codec (not an error of the codec)
+    #: per image, its points of the first round (bpp, psnr_rgb by rate label): for the BD interval
+    image_points: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def cell_key(rate_label: str, image: str) -> str:
@@ -98,7 +100,10 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
             psnr_rgb=[float(v) for v in curve["psnr_rgb"]], dec_time_ratio=float(np.median(list(ratios.values()))),
             cell_ratios=ratios, cells=len(ok),
             version="; ".join(sorted(ok["codec_version"].dropna().astype(str).unique())),
-            config_hash=str(ok["config_hash"].iloc[0]))
+            config_hash=str(ok["config_hash"].iloc[0]),
+            image_points={str(img): {"rate_label": list(g["rate_label"]), "bpp": [float(v) for v in g["bpp"]],
+                                     "psnr_rgb": [float(v) for v in g["psnr_rgb"]]}
+                          for img, g in first.groupby("image", sort=True)})
     return out
 
 
@@ -112,6 +117,8 @@ class Verdict:
     ratio_base: float = math.nan
     ratio_now: float = math.nan
     time_change: float = math.nan  # median over common cells of ratio now / ratio base, minus 1
+    bd_rate_low: float = math.nan  # 95 % bootstrap interval over the run's images (baseline curve fixed)
+    bd_rate_high: float = math.nan
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -125,6 +132,22 @@ def time_change(base_cells: dict[str, float], now_cells: dict[str, float]) -> tu
 
 
 PASS, FAIL, UNJUDGED = "pass", "FAIL", "UNJUDGED"
+CI_TEXT = (f"BD-rate intervals: 95 % percentile bootstrap over the run's images ({DEFAULT_RESAMPLES} resamples, seed "
+           f"{DEFAULT_SEED}); the baseline stores only its average curve, so they cover this run's image sampling only")
+
+
+def bd_interval(base: dict[str, Any], now: CodecSummary) -> tuple[float, float]:
+    """The bootstrap interval over images of the BD-rate against the baseline curve (NaN without per-image points)."""
+    if not now.image_points:
+        return math.nan, math.nan
+    rows = pd.DataFrame([{"image": img, "rate_label": label, "bpp": b, "psnr_rgb": q}
+                         for img, p in now.image_points.items()
+                         for label, b, q in zip(p["rate_label"], p["bpp"], p["psnr_rgb"])])
+    try:
+        ci = bootstrap_bd(rows, Curve(base["bpp"], base["psnr_rgb"]), "psnr_rgb")
+    except BDError:
+        return math.nan, math.nan
+    return ci.low, ci.high
 
 
 def exit_status(verdicts: list[Verdict]) -> int:
@@ -163,6 +186,8 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
         except BDError as exc:
             v.status = FAIL
             v.reasons.append(f"RD curve cannot be compared with the baseline: {exc}")
+        else:
+            v.bd_rate_low, v.bd_rate_high = bd_interval(base, now)
         if v.bd_rate_pct > bd_threshold:
             v.status = FAIL
             v.reasons.append(f"BD-rate {v.bd_rate_pct:+.2f} % vs baseline (threshold +{bd_threshold:.2f} %)")
@@ -195,10 +220,13 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
 
 def format_table(verdicts: list[Verdict]) -> str:
     """A plain-text table for terminals and CI logs."""
-    header = ("codec", "result", "BD-rate vs base", "dec ratio base", "dec ratio now", "dec change", "why / notes")
+    header = ("codec", "result", "BD-rate vs base [95 % CI]", "dec ratio base", "dec ratio now", "dec change", "why / notes")
     rows = []
     for v in verdicts:
-        rows.append((v.codec, v.status, "" if math.isnan(v.bd_rate_pct) else f"{v.bd_rate_pct:+.2f} %",
+        bd_text = "" if math.isnan(v.bd_rate_pct) else f"{v.bd_rate_pct:+.2f} %"
+        if bd_text and math.isfinite(v.bd_rate_low):
+            bd_text += f" [{v.bd_rate_low:+.2f}, {v.bd_rate_high:+.2f}]"
+        rows.append((v.codec, v.status, bd_text,
                      "" if math.isnan(v.ratio_base) else f"{v.ratio_base:.3f}",
                      "" if math.isnan(v.ratio_now) else f"{v.ratio_now:.3f}",
                      "" if not math.isfinite(v.time_change) else f"{v.time_change:+.1%}",
