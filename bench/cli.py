@@ -347,8 +347,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     """CSV and/or CompressAI results-JSON; errors (existing file, unreadable store) reach ``main``."""
     from bench import export
 
-    if not (args.csv or args.compressai_json):
-        raise UsageError("bench export: nothing to do; give --csv FILE and/or --compressai-json FOLDER")
+    if not (args.csv or args.compressai_json or args.bd):
+        raise UsageError("bench export: nothing to do; give --csv FILE, --compressai-json FOLDER and/or --bd FILE")
     if args.csv:
         n = export.to_csv(args.results, args.csv, force=args.force)
         print(f"{n} rows → {args.csv}")
@@ -356,6 +356,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         for path in export.to_compressai_json(args.results, args.compressai_json, dataset=args.dataset,
                                               force=args.force):
             print(path)
+    if args.bd:
+        n = export.to_bd_csv(args.results, args.bd, anchor=args.anchor, dataset=args.dataset, force=args.force)
+        print(f"{n} BD rows (with 95 % bootstrap intervals) → {args.bd}")
     return 0
 
 
@@ -394,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("results", help="results directory or .sqlite file")
     exp.add_argument("--csv", default=None, help="write every measurement row to this CSV file")
     exp.add_argument("--compressai-json", default=None, help="write one CompressAI-style JSON per codec into this folder")
+    exp.add_argument("--bd", default=None, help="write the report's BD table (every metric, with intervals) to this CSV")
+    exp.add_argument("--anchor", default=None, help="BD anchor for --bd, as python -m bench.report --anchor")
     exp.add_argument("--dataset", default=None, help="dataset whose native cells are averaged (default: the first)")
     exp.add_argument("--force", action="store_true", help="overwrite existing export files (never the results store)")
     return parser

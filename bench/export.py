@@ -144,3 +144,26 @@ def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | N
     for path, doc in docs.items():
         write_atomically(path, lambda fh, doc=doc: json.dump(doc, fh, indent=2, allow_nan=False), force, protected)
     return list(docs)
+
+
+def to_bd_csv(results: str | Path, out: str | Path, anchor: str | None = None, dataset: str | None = None,
+              method: str = "pchip", averaging: str = "average-curve", force: bool = False) -> int:
+    """The report's BD table — every codec's BD-rate and BD-quality per metric, each with its 95 % bootstrap
+    interval over images (resamples and seed in the ``ci_*`` columns) — to ``out``; returns the row count.
+
+    The anchor is chosen as the report chooses it (``anchor`` as ``--anchor``; default the measured
+    Kodak VTM anchor, else the measured ``jpeg-420``).
+    """
+    from bench.report.anchoring import ReportOptions, check_options, resolve_anchor
+    from bench.report.bdsection import bd_frame
+    from bench.report.data import load
+
+    options = ReportOptions(anchor=anchor, method=method, averaging=averaging, dataset=dataset)
+    check_options(options)
+    data = load(results)
+    bd_anchor = resolve_anchor(data, options, [])
+    if bd_anchor is None:
+        raise UsageError(f"{results}: no BD anchor fits these data; pass --anchor")
+    table = bd_frame(data, bd_anchor, options)[0].assign(dataset=bd_anchor.dataset)
+    write_atomically(Path(out), lambda fh: table.to_csv(fh, index=False), force, _protected(results))
+    return len(table)

@@ -102,3 +102,35 @@ def test_compressai_json_is_strict_and_a_lossless_point_is_null(tmp_path: Path) 
     assert doc["results"]["psnr-rgb"] == [30.0, 35.0, None]
     assert doc["results"]["ms-ssim-rgb"] == [None, None, None]  # not measured
     assert doc["results"]["bpp"] == [0.5, 1.0, 1.5]
+
+
+def test_bd_export_carries_bootstrap_intervals(tmp_path: Path, capsys) -> None:
+    from bench.analysis.bd import bootstrap_bd, dataset_bd
+
+    results = tmp_path / "R"
+    with Store(results) as store:
+        run_id = store.start_run({"command": "test"})
+        for codec, factors in (("jpeg-420", {"a": 1.0, "b": 1.0, "c": 1.0}), ("webp", {"a": 0.8, "b": 0.9, "c": 0.95})):
+            for i, psnr in enumerate((30.0, 33.0, 36.0, 39.0)):
+                for image, f in factors.items():
+                    store.add_measurement({
+                        "cell_key": f"{codec}|q{i}|{image}", "run_id": run_id, "status": "ok", "codec": codec,
+                        "codec_version": "1.0", "rate_label": f"q{i}", "dataset": "tiny", "image": image,
+                        "resolution": "native", "device": "cpu", "trained": 1, "bpp": 0.2 * 2 ** i * f,
+                        "psnr_rgb": psnr + (image == "b"), "enc_time_s": 0.01, "dec_time_s": 0.005})
+    out = tmp_path / "bd.csv"
+    assert cli_main(["export", str(results), "--bd", str(out), "--anchor", "codec:jpeg-420"]) == 0
+    assert "BD rows (with 95 % bootstrap intervals)" in capsys.readouterr().out
+    import pandas as pd
+
+    table = pd.read_csv(out).set_index("codec")
+    rows = read_measurements(results)
+    webp, jpeg = rows[rows.codec == "webp"], rows[rows.codec == "jpeg-420"]
+    assert table.loc["webp", "bd_rate_psnr_pct"] == pytest.approx(dataset_bd(webp, jpeg).value, abs=1e-9)
+    ci = bootstrap_bd(webp, jpeg)
+    assert (table.loc["webp", "bd_rate_psnr_low"], table.loc["webp", "bd_rate_psnr_high"]) == pytest.approx(
+        (ci.low, ci.high), abs=1e-9)
+    assert -20.0 - 1e-9 <= ci.low < table.loc["webp", "bd_rate_psnr_pct"] < ci.high <= -5.0 + 1e-9
+    assert (table.loc["webp", "ci_resamples"], table.loc["webp", "ci_seed"]) == (1000, 0)
+    assert bool(table.loc["webp", "ci_paired_psnr"]) and table.loc["webp", "dataset"] == "tiny"
+    assert cli_main(["export", str(results), "--bd", str(out), "--anchor", "codec:jpeg-420"]) == 2  # never overwrites

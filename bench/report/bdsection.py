@@ -124,16 +124,13 @@ def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) ->
         doc.table(shown, columns, {"images": fmt_number(3)})
 
 
-def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Callable[[pd.DataFrame, str], str],
-               method_text: dict[str, str], averaging_text: dict[str, str], difference: str = "") -> pd.DataFrame | None:
-    """The BD-rate section; returns the wide BD table (``data/bd_rate.csv``) or None without an anchor.
+def bd_frame(data: Any, bd_anchor: Any, options: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any, str]:
+    """The wide BD table with intervals (as ``data/bd_rate.csv``) and what it rests on.
 
-    ``difference``: a sentence on how far this anchor lies from the other Kodak VTM anchor.
+    Returns the table, the dataset's native rows and error rows, the anchor target (per-image rows
+    or a published curve) and a sentence on how the anchor is used. Shared by the report and
+    ``bench export --bd``.
     """
-    doc.heading(2, "BD-rate")
-    if bd_anchor is None:
-        doc.text("No BD-rate table: no anchor for the datasets in this store (see the notes above).")
-        return None
     native = data.native[data.native["dataset"] == bd_anchor.dataset]
     errors = data.errors[(data.errors["dataset"] == bd_anchor.dataset) & (data.errors["resolution"] == "native")] \
         if len(data.errors) else data.errors
@@ -152,6 +149,21 @@ def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Call
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bd_table records its warnings per row
         table = tables.bd_against(native, errors, target, bd_anchor.name, options.method, options.averaging, metrics)
+    return table, native, errors, target, how
+
+
+def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Callable[[pd.DataFrame, str], str],
+               method_text: dict[str, str], averaging_text: dict[str, str], difference: str = "") -> pd.DataFrame | None:
+    """The BD-rate section; returns the wide BD table (``data/bd_rate.csv``) or None without an anchor.
+
+    ``difference``: a sentence on how far this anchor lies from the other Kodak VTM anchor.
+    """
+    doc.heading(2, "BD-rate")
+    if bd_anchor is None:
+        doc.text("No BD-rate table: no anchor for the datasets in this store (see the notes above).")
+        return None
+    table, native, errors, target, how = bd_frame(data, bd_anchor, options)
+    metrics = present_metrics(native)
     paired = isinstance(target, pd.DataFrame)
     doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution).{how}"
              f"{difference}\n\n"
