@@ -220,7 +220,8 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
 
 def format_table(verdicts: list[Verdict]) -> str:
     """A plain-text table for terminals and CI logs."""
-    header = ("codec", "result", "BD-rate vs base [95 % CI]", "dec ratio base", "dec ratio now", "dec change", "why / notes")
+    header = ("codec", "result", "BD-rate vs base [95 % CI]", "dec ratio base", "dec ratio now", "dec change",
+              "why / notes")
     rows = []
     for v in verdicts:
         bd_text = "" if math.isnan(v.bd_rate_pct) else f"{v.bd_rate_pct:+.2f} %"

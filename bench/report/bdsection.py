@@ -153,7 +153,8 @@ def bd_frame(data: Any, bd_anchor: Any, options: Any) -> tuple[pd.DataFrame, pd.
 
 
 def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Callable[[pd.DataFrame, str], str],
-               method_text: dict[str, str], averaging_text: dict[str, str], difference: str = "") -> pd.DataFrame | None:
+               method_text: dict[str, str], averaging_text: dict[str, str],
+               difference: str = "") -> pd.DataFrame | None:
     """The BD-rate section; returns the wide BD table (``data/bd_rate.csv``) or None without an anchor.
 
     ``difference``: a sentence on how far this anchor lies from the other Kodak VTM anchor.

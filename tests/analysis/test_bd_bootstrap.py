@@ -143,7 +143,7 @@ def test_bd_table_carries_intervals_and_names_images_left_out() -> None:
     assert row["status"] == "ok" and row["n_images"] == 11 and row["n_error_rows"] == 1
     assert row["images_left_out"] == "img03: no finite psnr_rgb at rate point(s) q2"
     assert row["bd_rate_pct"] == pytest.approx(-10.0, abs=1e-9)
-    assert row["bd_rate_low"] == pytest.approx(-10.0, abs=1e-6) and row["bd_rate_high"] == pytest.approx(-10.0, abs=1e-6)
+    assert (row["bd_rate_low"], row["bd_rate_high"]) == pytest.approx((-10.0, -10.0), abs=1e-6)
     assert row["bd_quality_low"] <= row["bd_quality"] <= row["bd_quality_high"]
     assert (row["ci_resamples"], row["ci_seed"], row["ci_level"], row["ci_paired"]) == (200, 3, 0.95, True)
     none = bd_table(test, anchor, incomplete="drop", n_resamples=0).iloc[0]
@@ -197,7 +197,7 @@ def test_jpeg_ai_summary_mean_of_seven_under_both_conventions() -> None:
         assert row["status"] == "ok" and row["n_images"] == 12
         assert row["bd_rate_mean_pct"] == pytest.approx(-10.0, abs=1e-6), averaging
         assert row["bd_rate_nlpd_pct"] == pytest.approx(-10.0, abs=1e-6)
-        assert row["bd_rate_low"] == pytest.approx(-10.0, abs=1e-5) and row["bd_rate_high"] == pytest.approx(-10, abs=1e-5)
+        assert (row["bd_rate_low"], row["bd_rate_high"]) == pytest.approx((-10.0, -10.0), abs=1e-5)
 
 
 def test_jpeg_ai_summary_names_the_missing_metrics() -> None:

@@ -23,7 +23,8 @@ BD-quality is the mean quality difference (test minus anchor) over the overlappi
 positive is better. For a metric where lower is better (``higher_is_better=False``,
 e.g. NLPD or Butteraugli) the curves are fitted on the negated quality — BD-rate is invariant to
 that affine change for every method — and BD-quality is returned in the metric's own units, so it
-is then negative when the test codec is better. The log base cancels out in exact arithmetic (``log_base`` exists to check it).
+is then negative when the test codec is better. The log base cancels out in exact arithmetic
+(``log_base`` exists to check it).
 
 Everything here is a pure function of its inputs: no I/O.
 """

@@ -19,8 +19,8 @@ import pandas as pd
 
 from bench.analysis.bd.averaging import (AVERAGE_CURVE, AVERAGINGS, MEAN_OF_PER_IMAGE, Averaging, _require_columns,
                                          curve_of, dataset_bd)
-from bench.analysis.bd.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_values, complete_pair,
-                                         summarise)
+from bench.analysis.bd.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_values,
+                                         complete_pair, summarise)
 from bench.analysis.bd.core import DEFAULT_MIN_OVERLAP, METHODS, Curve, HasCurve, Method, _check_method
 from bench.errors import BDError
 
