@@ -147,13 +147,18 @@ def bd_table(
             n_points=r.n_test, n_anchor_points=r.n_anchor, n_images=r.n_images,
         )
         if n_resamples and not convex_hull:
-            for kind, prefix in (("rate", "bd_rate"), ("quality", "bd_quality")):
-                values, images, paired = bootstrap_values(group, target, quality, averaging, kind=kind, method=method,
-                                                          n_resamples=n_resamples, seed=seed,
-                                                          higher_is_better=higher_is_better)
-                interval = summarise(values, len(images), paired, seed, level)
-                row.update({f"{prefix}_low": interval.low, f"{prefix}_high": interval.high})
-            row.update(ci_paired=interval.paired, ci_failed=interval.n_failed, ci_note=interval.note)
+            try:
+                for kind, prefix in (("rate", "bd_rate"), ("quality", "bd_quality")):
+                    values, images, paired = bootstrap_values(group, target, quality, averaging, kind=kind,
+                                                              method=method, n_resamples=n_resamples, seed=seed,
+                                                              higher_is_better=higher_is_better)
+                    interval = summarise(values, len(images), paired, seed, level)
+                    row.update({f"{prefix}_low": interval.low, f"{prefix}_high": interval.high})
+                row.update(ci_paired=interval.paired, ci_failed=interval.n_failed, ci_note=interval.note)
+            except BDError as exc:  # the value stands; say why it has no interval
+                row["ci_note"] = f"no interval: {exc}"
+        elif convex_hull:
+            row["ci_note"] = "no interval with convex_hull=True (each resample would need its own hull)"
     return pd.DataFrame(rows)
 
 
