@@ -70,6 +70,11 @@ class BuildError(BenchError, RuntimeError):
     """Building a third-party tool failed (missing compiler, bad source, failed compile); the message says why."""
 
 
+class ExecutorError(BenchError, RuntimeError):
+    """The execution engine itself is lost (e.g. the Dask scheduler is gone, the cluster cannot start);
+    the run stops cleanly, keeping every cell already stored. One cell's failure is never this."""
+
+
 class DatasetError(BenchError, FileNotFoundError):
     """A named image set is not there (no folder, no images); the message says where it looked and what to do."""
 
