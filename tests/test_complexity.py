@@ -153,3 +153,44 @@ def test_worker_stores_kmac_for_learned_codecs_only(tmp_path, small_photo):
 def test_matmul_yardstick_is_a_rate():
     rate = matmul_gflops(n=256, repeats=2)
     assert np.isfinite(rate) and rate > 0.01
+
+
+def _rows() -> "pd.DataFrame":
+    import pandas as pd
+
+    base = {"device": "cpu", "dataset": "kodak", "resolution": "native", "pixels": 1000, "megapixels": 0.001,
+            "timer": "perf_counter", "image": "a",
+            **dict.fromkeys(("enc_peak_rss_bytes", "dec_peak_rss_bytes", "enc_gpu_peak_bytes", "dec_gpu_peak_bytes",
+                             "enc_mem_bytes", "dec_mem_bytes"), float("nan"))}
+    learned = [{**base, "codec": "net", "adapter": "compressai", "dec_time_s": t, "enc_time_s": 2 * t,
+                "enc_kmac_per_px": 300.0, "dec_kmac_per_px": 200.0, "params": 5_000_000, "matmul_gflops": 100.0,
+                "image": im} for t, im in ((0.004, "a"), (0.008, "b"))]
+    classical = [{**base, "codec": "jpeg", "adapter": "pillow", "dec_time_s": 0.001, "enc_time_s": 0.001}]
+    return pd.DataFrame(learned + classical)
+
+
+def test_report_complexity_table_and_matmul_fraction():
+    from bench.report.tables import complexity_table
+
+    table = complexity_table(_rows()).set_index("codec")
+    # 200 kMAC/px × 1000 px × 2 FLOP = 4e8 FLOP in 4 ms = 100 GFLOP/s = the matmul rate (1.0); 8 ms: 0.5
+    assert table.loc["net", "dec_matmul_fraction"] == pytest.approx(0.75)
+    assert table.loc["net", "dec_kmac_per_px"] == 200.0 and table.loc["net", "params"] == 5_000_000
+    assert np.isnan(table.loc["jpeg", "dec_kmac_per_px"]) and np.isnan(table.loc["jpeg", "dec_matmul_fraction"])
+
+
+def test_kmac_tradeoff_plot_draws_only_counted_codecs():
+    import pandas as pd
+
+    from bench.report import figures
+    from bench.report.tables import tradeoff
+
+    bd = pd.DataFrame({"codec": ["net", "jpeg"], "device": ["cpu", "cpu"], "status_psnr": ["ok", "ok"],
+                       "bd_rate_psnr_pct": [-10.0, 30.0]})
+    frame = tradeoff(bd, _rows(), {"net": "compressai", "jpeg": "pillow"}).set_index("codec")
+    assert frame.loc["net", "dec_kmac_per_px"] == 200.0 and np.isnan(frame.loc["jpeg", "dec_kmac_per_px"])
+    assert frame.loc["net", "dec_time_s"] == pytest.approx(0.006)
+    fig = figures.tradeoff_figure(frame.reset_index(), "anchor", {}, x="dec_kmac_per_px")
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert "net" in labels and "jpeg" not in labels
+    assert "kMAC/pixel" in fig.axes[0].get_xlabel()
