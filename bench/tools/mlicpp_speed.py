@@ -23,11 +23,13 @@ Images: ``kodim01`` is the 768×512 Kodak image; ``WxH`` a centre crop of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +45,6 @@ class DecodeTimer:
     active: "DecodeTimer | None" = None  # the timer of the decode in progress (rANS calls go to it)
 
     def __init__(self, model: Any):
-        import bench.models.mlicpp.model as model_module
-
         self.seconds: dict[str, float] = defaultdict(float)  # wall; "<part>:cpu" the process CPU time
         self._t0: dict[str, tuple[float, float]] = {}
         for name, part in (("g_s", "g_s"), ("h_s", "hyper_decoder")):
@@ -54,21 +54,6 @@ class DecodeTimer:
         model.build_indexes = self._timed(model.build_indexes)
         eb = model.entropy_bottleneck
         eb.decompress = self._timed(eb.decompress)
-        if not isinstance(model_module.RansDecoder, type) or model_module.RansDecoder.__name__ != "TimedRansDecoder":
-            RansDecoder = model_module.RansDecoder
-
-            class TimedRansDecoder:  # what MLICPlusPlus.decompress creates; times into the active timer
-                def __init__(self):
-                    self._dec = RansDecoder()
-
-                def set_stream(self, s):
-                    self._dec.set_stream(s)
-
-                def decode_stream(self, *args):
-                    timer = DecodeTimer.active
-                    return (timer._timed(self._dec.decode_stream) if timer else self._dec.decode_stream)(*args)
-
-            model_module.RansDecoder = TimedRansDecoder
 
     def _add(self, part: str, start: tuple[float, float] | None = None) -> None:
         wall, cpu = _now()
@@ -91,6 +76,32 @@ class DecodeTimer:
         out = {p: self.seconds.get(p + suffix, 0.0) for p in ("g_s", "hyper_decoder", "entropy_coding")}
         out["entropy_model"] = total - sum(out.values())
         return out
+
+
+@contextlib.contextmanager
+def timed_rans() -> Iterator[None]:
+    """Within: the rANS decoder MLICPlusPlus.decompress creates times its calls into the active timer."""
+    import bench.models.mlicpp.model as model_module
+
+    original = model_module.RansDecoder
+
+    class TimedRansDecoder:
+        def __init__(self):
+            self._dec = original()
+
+        def set_stream(self, s):
+            self._dec.set_stream(s)
+
+        def decode_stream(self, *args):
+            timer = DecodeTimer.active
+            return (timer._timed(self._dec.decode_stream) if timer else self._dec.decode_stream)(*args)
+
+    model_module.RansDecoder = TimedRansDecoder
+    try:
+        yield
+    finally:
+        model_module.RansDecoder = original
+        DecodeTimer.active = None
 
 
 def _now() -> tuple[float, float]:
@@ -126,7 +137,8 @@ def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[st
             before = dev.host_rss()
             dev.reset_host_peak()
             t, c = time.perf_counter(), time.process_time()
-            models[mode].decompress(streams[mode])
+            with timed_rans():
+                models[mode].decompress(streams[mode])
             wall, cpu = time.perf_counter() - t, time.process_time() - c
             peak = dev.host_peak_rss()
             if mode not in best or wall < best[mode]["decode_s"]:
