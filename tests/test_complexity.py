@@ -155,7 +155,7 @@ def test_matmul_yardstick_is_a_rate():
     assert np.isfinite(rate) and rate > 0.01
 
 
-def _rows() -> "pd.DataFrame":
+def _rows():
     import pandas as pd
 
     base = {"device": "cpu", "dataset": "kodak", "resolution": "native", "pixels": 1000, "megapixels": 0.001,

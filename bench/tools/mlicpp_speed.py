@@ -165,7 +165,8 @@ def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[st
         record["modes"][mode] = {
             **b, "parts": parts, "bytes": len(streams[mode]), "gflop": total_flops / 1e9,
             "dec_kmac_per_px": c.kmac_per_px(c.decoder_macs), "floor_s": total_flops / rate,
-            "decode_over_floor": b["decode_s"] / (total_flops / rate), "matmul_fraction": total_flops / b["decode_s"] / rate,
+            "decode_over_floor": b["decode_s"] / (total_flops / rate),
+            "matmul_fraction": total_flops / b["decode_s"] / rate,
             "cpu_floor_s": total_flops / cpu_rate, "cpu_matmul_fraction": total_flops / b["decode_cpu_s"] / cpu_rate,
         }
         del record["modes"][mode]["seconds"], record["modes"][mode]["cpu_seconds"]
@@ -178,6 +179,10 @@ def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[st
         "bytes_pct": 100.0 * (fast["bytes"] / ref["bytes"] - 1.0),
     }
     return record
+
+
+def _mb(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -200,7 +205,7 @@ def table(records: list[dict[str, Any]]) -> str:
                          f"{m['matmul_fraction']:>9.2f} {ratio:>8}   cpu {m['decode_cpu_s']:.2f} s, floor "
                          f"{m['floor_s']:.3f} s (decode/floor {m['decode_over_floor']:.2f}; CPU: floor "
                          f"{m['cpu_floor_s']:.2f} s, of matmul {m['cpu_matmul_fraction']:.2f}), {m['bytes']} bytes, "
-                         f"peak +{m['peak_rss_growth_mb'] if m['peak_rss_growth_mb'] is not None else float('nan'):.0f} MB")
+                         f"peak +{_mb(m['peak_rss_growth_mb'])} MB")
         lines.append(f"{r['size']:>10} matmul {r['matmul_gflops']:.1f} GFLOP/s on {r['threads']} threads "
                      f"({r['matmul_gflop_per_cpu_s']:.1f} GFLOP per CPU s), load "
                      f"{r['loadavg_1min']:.2f}; fast vs reference bytes {r['fast_over_reference']['bytes_pct']:+.3f} %")
