@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size} done", file=sys.stderr, flush=True)
     print(table(records))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"command": " ".join(sys.argv), "torch": torch.__version__, "records": records},
+    command = " ".join(["python", "-m", "bench.tools.mlicpp_speed", *sys.argv[1:]])
+    args.json.write_text(json.dumps({"command": command, "torch": torch.__version__, "records": records},
                                     indent=1))
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
