@@ -86,6 +86,11 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "enc_nvml_bytes": "INTEGER",
     "dec_nvml_bytes": "INTEGER",
     "encode_deterministic": "INTEGER",
+    "enc_kmac_per_px": "REAL",  # learned codecs: counted multiply-adds (bench.complexity)
+    "dec_kmac_per_px": "REAL",
+    "params": "INTEGER",
+    "complexity": "TEXT",  # JSON: kMAC/pixel and parameters per part, counted size
+    "matmul_gflops": "REAL",  # float32 2048² matmul rate of the worker, the arithmetic yardstick
     "cross_decode": "TEXT",  # NULL (not checked), 'identical', 'differs', 'error: ...'
     "extras": "TEXT",  # JSON: codec-specific numbers
     "started_at": "TEXT",

@@ -159,6 +159,9 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         started()
         measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol)
         row.update(measured)
+        from bench.complexity import cell_columns  # learned codecs: kMAC/pixel, counted once per size
+
+        row.update(cell_columns(codec, cell.rate, pixels.shape[0], pixels.shape[1]))
         if state.settings.cross_decode:
             row["cross_decode"] = cross_decode(cell, data, decoded, state.settings.threads)
         row["status"] = "ok"

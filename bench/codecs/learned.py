@@ -56,6 +56,12 @@ class LearnedCodec(Codec):
             self._models[rate_index] = self._load(rate_index)
         return self._models[rate_index]
 
+    def complexity(self, rate: RatePoint, height: int, width: int) -> Any:
+        """Counted multiply-adds per part on a ``height``×``width`` image (:mod:`bench.complexity`)."""
+        from bench.complexity import model_complexity
+
+        return model_complexity(self._model(self.rate_index(rate)), height, width)
+
     def warn_untrained(self, why: str) -> None:
         """Warn once that numbers from this codec are valid for complexity only."""
         if not self._warned:

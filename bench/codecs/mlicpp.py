@@ -188,6 +188,12 @@ class MLICPlusPlusCodec(Codec):
             self._models.popitem(last=False)
         return model
 
+    def complexity(self, rate: RatePoint, height: int, width: int) -> Any:
+        """Counted multiply-adds per part on a ``height``×``width`` image (:mod:`bench.complexity`)."""
+        from bench.complexity import model_complexity
+
+        return model_complexity(self.model(self._index(rate)), height, width)
+
     def _threads(self):
         from bench.models.mlicpp import pinned_threads
 

@@ -178,12 +178,24 @@ def _complexity_section(doc: Document, data: ReportData, out: Path, written: lis
         del columns["machine"]
     if table["enc_gpu_peak_mib"].notna().any() or table["dec_gpu_peak_mib"].notna().any():
         columns.update({"enc_gpu_peak_mib": "encode GPU peak (MiB)", "dec_gpu_peak_mib": "decode GPU peak (MiB)"})
+    if table["dec_kmac_per_px"].notna().any():  # learned codecs (bench.complexity)
+        columns.update({"enc_kmac_per_px": "encode kMAC/px", "dec_kmac_per_px": "decode kMAC/px",
+                        "params": "parameters", "dec_matmul_fraction": "decode / matmul rate"})
     columns["timer"] = "timer"
     mib = fmt_fixed(1)
     doc.table(table, columns, {"megapixels": fmt_number(3), "cells": fmt_number(4), "enc_time_s": fmt_number(3),
                                "dec_time_s": fmt_number(3), "enc_mem_mib": mib, "dec_mem_mib": mib,
                                "enc_peak_rss_mib": mib, "dec_peak_rss_mib": mib, "enc_gpu_peak_mib": mib,
-                               "dec_gpu_peak_mib": mib})
+                               "dec_gpu_peak_mib": mib, "enc_kmac_per_px": fmt_number(4),
+                               "dec_kmac_per_px": fmt_number(4),
+                               "params": lambda v: "" if pd.isna(v) else f"{v / 1e6:.1f} M",
+                               "dec_matmul_fraction": fmt_fixed(2)})
+    if table["dec_kmac_per_px"].notna().any():
+        doc.text("kMAC/px: multiply-adds per image pixel counted with PyTorch's FLOP counter (convolutions and "
+                 "matrix products; not entropy coding, element-wise ops or Python loops), encoder = analysis + "
+                 "hyperprior + context, decoder = hyper-synthesis + context + synthesis. Decode / matmul rate: "
+                 "the decoder's counted FLOPs per second of decode time over a float32 2048² matmul timed in the "
+                 "same worker (1.0 = the decoder runs at the machine's arithmetic rate).")
     doc.text(f"Data: [{Path(csv).name}]({csv}).")
 
 
@@ -250,6 +262,11 @@ def _tradeoff_section(doc: Document, data: ReportData, bd: pd.DataFrame | None, 
              "codec family) share a marker and are joined by a line. Lower and further left is better.")
     fig = figs.tradeoff_figure(frame, bd_anchor.name, palette)
     doc.figure(_figure(fig, out, "tradeoff", "decode time vs BD-rate", [csv], written))
+    if frame["dec_kmac_per_px"].notna().any():  # learned codecs: counted decoder multiply-adds
+        doc.text("Decoder multiply-adds per pixel (counted, machine-independent) vs the same BD-rates; "
+                 "codecs without a count (classical) are not drawn.")
+        fig = figs.tradeoff_figure(frame, bd_anchor.name, palette, x="dec_kmac_per_px")
+        doc.figure(_figure(fig, out, "tradeoff_kmac", "decoder kMAC/pixel vs BD-rate", [csv], written))
 
 
 def _slug(text: str) -> str:

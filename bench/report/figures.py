@@ -155,38 +155,51 @@ def scaling_figure(points: pd.DataFrame, fits: pd.DataFrame, costs: Sequence[str
     return fig
 
 
-def tradeoff_figure(frame: pd.DataFrame, anchor_label: str, palette: dict[str, tuple]) -> Figure:
-    """Median decode time (log x) vs BD-rate (y) per codec; one marker per family (adapter),
-    profiles of a family joined by a thin line; below the zero line is better than the anchor."""
+#: x axes of the trade-off figures: column → (axis label, title, tick formatter or None for plain)
+TRADEOFF_X = {
+    "dec_time_s": ("median decode time per image (log)", "Decode time vs coding efficiency"),
+    "dec_kmac_per_px": ("decoder multiply-adds, kMAC/pixel (log; counted, see bench.complexity)",
+                        "Decoder complexity vs coding efficiency"),
+}
+
+
+def tradeoff_figure(frame: pd.DataFrame, anchor_label: str, palette: dict[str, tuple], x: str = "dec_time_s") -> Figure:
+    """Median decode time or decoder kMAC/pixel (``x``, log) vs BD-rate (y) per codec; one marker per
+    family (adapter), profiles of a family joined by a thin line; below the zero line is better than
+    the anchor. Codecs without a value of ``x`` (e.g. classical codecs for kMAC) are left out."""
+    frame = frame[pd.to_numeric(frame[x], errors="coerce") > 0] if len(frame) else frame
+    xlabel, title = TRADEOFF_X[x]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(8.5, 5.6), layout="constrained")
         families = sorted(frame["family"].unique()) if len(frame) else []
         for i, family in enumerate(families):
-            group = frame[frame["family"] == family].sort_values("dec_time_s")
+            group = frame[frame["family"] == family].sort_values(x)
             if len(group) > 1:
-                ax.plot(group["dec_time_s"], group["bd_rate_pct"], color="0.6", lw=0.8, zorder=1)
+                ax.plot(group[x], group["bd_rate_pct"], color="0.6", lw=0.8, zorder=1)
             for _, r in group.iterrows():
-                ax.scatter(r["dec_time_s"], r["bd_rate_pct"], marker=MARKERS[i % len(MARKERS)], s=55,
+                ax.scatter(r[x], r["bd_rate_pct"], marker=MARKERS[i % len(MARKERS)], s=55,
                            color=palette.get(r["codec"]), zorder=3, edgecolors="black", linewidths=0.5)
         ax.axhline(0.0, color=ANCHOR_COLOUR, lw=1, ls="--")
         ax.text(0.01, 0.0, f" {anchor_label} = 0 %", transform=ax.get_yaxis_transform(), va="bottom",
                 fontsize=8.5, color=ANCHOR_COLOUR)
         ax.set_xscale("log")
-        _seconds_axis(ax.xaxis)
-        ax.set_xlabel("median decode time per image (log)")
+        if x == "dec_time_s":
+            _seconds_axis(ax.xaxis)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("BD-rate vs anchor, PSNR-RGB (%)  — lower is better")
-        ax.set_title("Decode time vs coding efficiency")
+        ax.set_title(title)
         if len(frame):
-            ax.set_xlim(frame["dec_time_s"].min() / 1.6, frame["dec_time_s"].max() * 2.2)
+            ax.set_xlim(frame[x].min() / 1.6, frame[x].max() * 2.2)
             lo, hi = _range(np.append(frame["bd_rate_pct"].to_numpy(), 0.0), pad=0.12)
             ax.set_ylim(lo, hi)
             legend = [Line2D([], [], ls="none", marker=MARKERS[i % len(MARKERS)], color="0.4", label=f)
                       for i, f in enumerate(families)]
             ax.legend(handles=legend, title="family (adapter)", loc="upper left", bbox_to_anchor=(1.01, 1.0))
             fig.canvas.draw()  # fix the limits before placing labels in display space
-            place_labels(ax, frame["dec_time_s"].to_numpy(), frame["bd_rate_pct"].to_numpy(), list(frame["codec"]))
+            place_labels(ax, frame[x].to_numpy(), frame["bd_rate_pct"].to_numpy(), list(frame["codec"]))
         else:
-            ax.text(0.5, 0.5, "no codec with a BD-rate", transform=ax.transAxes, ha="center")
+            ax.text(0.5, 0.5, "no codec with a BD-rate" + (" and a kMAC count" if x != "dec_time_s" else ""),
+                    transform=ax.transAxes, ha="center")
     return fig
 
 

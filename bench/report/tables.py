@@ -168,7 +168,8 @@ def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Encode/decode time and memory per codec, device, machine class, dataset and resolution.
 
     Times: median over the cells (each cell's value is already the median of its repeats).
-    Memory: the largest value over the cells (a peak is a peak). ``*_mem_mib`` is the RSS growth
+    Memory: the largest value over the cells (a peak is a peak). kMAC/pixel (learned codecs, counted by
+    :mod:`bench.complexity`) and the decoder's achieved fraction of the matmul rate: medians. ``*_mem_mib`` is the RSS growth
     of the call (see :func:`bench.report.data.add_memory_columns`); ``*_peak_rss_mib`` the
     worker's whole peak RSS; ``*_gpu_peak_mib`` the CUDA allocator's peak (NaN on CPU).
     """
@@ -183,9 +184,13 @@ def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
         "dec_peak_rss_mib": ("dec_peak_rss_bytes", "max"),
         "enc_gpu_peak_mib": ("enc_gpu_peak_bytes", "max"),
         "dec_gpu_peak_mib": ("dec_gpu_peak_bytes", "max"),
+        "enc_kmac_per_px": ("enc_kmac_per_px", "median"),
+        "dec_kmac_per_px": ("dec_kmac_per_px", "median"),
+        "params": ("params", "max"),
+        "dec_matmul_fraction": ("dec_matmul_fraction", "median"),
         "timer": ("timer", "first"),
     }
-    numeric = rows.copy()
+    numeric = add_arithmetic_rate(rows)
     for col in ("enc_peak_rss_bytes", "dec_peak_rss_bytes", "enc_gpu_peak_bytes", "dec_gpu_peak_bytes"):
         numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
     out = numeric.groupby(["codec", "device", "machine", "dataset", "resolution"], sort=True).agg(**agg).reset_index()
@@ -195,6 +200,19 @@ def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
     out["_native"] = out["resolution"] != "native"  # native rows first, then the ladder by size
     out = out.sort_values(["codec", "device", "machine", "_native", "megapixels"]).drop(columns="_native")
     return out.reset_index(drop=True)
+
+
+def add_arithmetic_rate(rows: pd.DataFrame) -> pd.DataFrame:
+    """A copy with numeric kMAC columns and ``dec_matmul_fraction``: the decoder's counted
+    multiply-adds per second (2 FLOPs each) over the matmul rate timed in the same worker.
+
+    NaN where a column is missing (classical codecs, older stores)."""
+    out = rows.copy()
+    for col in ("enc_kmac_per_px", "dec_kmac_per_px", "params", "matmul_gflops", "dec_time_s", "pixels"):
+        out[col] = pd.to_numeric(out[col], errors="coerce") if col in out else math.nan
+    flops_per_s = out["dec_kmac_per_px"] * 2e3 * out["pixels"] / out["dec_time_s"]
+    out["dec_matmul_fraction"] = flops_per_s / (out["matmul_gflops"] * 1e9)
+    return out
 
 
 def scaling_points(ladder: pd.DataFrame, cost: str) -> pd.DataFrame:
@@ -241,17 +259,21 @@ def scaling_fits(ladder: pd.DataFrame, costs: Sequence[str] = tuple(COSTS)) -> p
 # --- trade-off -----------------------------------------------------------------------------------
 
 def tradeoff(bd: pd.DataFrame, native: pd.DataFrame, adapters: dict[str, str]) -> pd.DataFrame:
-    """Decode time vs BD-rate (PSNR-RGB) per codec: ``codec, device, family, dec_time_s, bd_rate_pct``.
+    """Decode time and kMAC/pixel vs BD-rate (PSNR-RGB) per codec:
+    ``codec, device, family, dec_time_s, dec_kmac_per_px, bd_rate_pct``.
 
-    Decode time is the median over the dataset's native cells (all rate points and images);
+    Decode time and kMAC/pixel (NaN for classical codecs) are medians over the dataset's native
+    cells (all rate points and images);
     ``family`` is the codec's adapter, so profiles of one codec (e.g. JPEG 4:2:0 and 4:4:4) share
     a marker. Codecs without a BD-rate (error, untrained) are left out.
     """
     ok = bd[(bd.get("status_psnr") == "ok") & bd["bd_rate_psnr_pct"].notna()]
-    times = native.groupby(["codec", "device"])["dec_time_s"].median()
+    medians = add_arithmetic_rate(native).groupby(["codec", "device"])[["dec_time_s", "dec_kmac_per_px"]].median()
     rows = []
     for _, r in ok.iterrows():
-        t = times.get((r["codec"], r["device"]), math.nan)
+        key = (r["codec"], r["device"])
+        t, k = (medians.loc[key, "dec_time_s"], medians.loc[key, "dec_kmac_per_px"]) if key in medians.index \
+            else (math.nan, math.nan)
         rows.append({"codec": r["codec"], "device": r["device"], "family": adapters.get(r["codec"], r["codec"]),
-                     "dec_time_s": t, "bd_rate_pct": r["bd_rate_psnr_pct"]})
-    return pd.DataFrame(rows, columns=["codec", "device", "family", "dec_time_s", "bd_rate_pct"])
+                     "dec_time_s": t, "dec_kmac_per_px": k, "bd_rate_pct": r["bd_rate_psnr_pct"]})
+    return pd.DataFrame(rows, columns=["codec", "device", "family", "dec_time_s", "dec_kmac_per_px", "bd_rate_pct"])

@@ -54,16 +54,9 @@ def _current_rss_mb() -> float:
 
 def reference_workload(repeats: int = 5) -> float:
     """Seconds for one 2048×2048 fp32 matmul (best of ``repeats``) on the current threads."""
-    import torch
+    from bench.complexity import matmul_gflops
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return best
+    return 2 * 2048**3 / (matmul_gflops(2048, repeats) * 1e9)
 
 
 def load_crop(spec: str, data_dir: Path, source: str):

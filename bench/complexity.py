@@ -1,0 +1,227 @@
+"""Multiply-adds of learned codecs per part, and a matmul yardstick of the machine's arithmetic rate.
+
+Counting runs the model's likelihood forward (every network the encoder or the decoder runs, once,
+on the cell's real input padded as the codec pads it) under ``torch.no_grad()`` and PyTorch's own
+:class:`torch.utils.flop_counter.FlopCounterMode`, and attributes the counts to parts through the
+model's top-level submodules (:data:`PARTS`): analysis ``g_a``, synthesis ``g_s``, hyper-analysis
+``h_a``, hyper-synthesis ``h_s`` and the context / entropy-parameter networks. The encoder is
+analysis + hyperprior (h_a and h_s) + context; the decoder is h_s + context + synthesis. One MAC is
+two FLOPs; kMAC/pixel divides by the real (unpadded) image pixels, as JPEG AI states complexity.
+
+Not ``inference_mode``: the counter's module tracker raises inside it, and a dispatch-level count
+there sees composite ops (``aten.conv2d``, ``aten.linear``, ``aten.matmul``) that the FLOP registry
+does not map — a near-zero count for a conv net is that bug. Checked against a hand count of
+``bmshj2018-factorized`` (tests/test_complexity.py).
+
+What the counter cannot see: entropy coding (rANS, CDF look-ups), Python loops and indexing,
+element-wise ops (activations, GDN's square root, additions, rounding), softmax and normalisation;
+a serial context model (mbt2018) is counted as the same convolutions its per-position decoder
+runs, masked-out kernel taps included. LOF's encoder-side iterations are not counted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+#: top-level submodule name → part (CompressAI zoo, MLIC++, MSP)
+PARTS: dict[str, str] = {
+    "g_a": "analysis", "g_s": "synthesis", "h_a": "hyper_analysis", "h_s": "hyper_synthesis",
+    "context_prediction": "context", "entropy_parameters": "context",  # zoo (mbt2018, cheng2020)
+    "local_context": "context", "channel_context": "context", "global_inter_context": "context",  # MLIC++
+    "global_intra_context": "context", "entropy_parameters_anchor": "context",
+    "entropy_parameters_nonanchor": "context", "lrp_anchor": "context", "lrp_nonanchor": "context",
+    "context": "context", "features": "context",  # MSP
+    # likelihood computations of the forward; real coding uses CDF tables and rANS instead
+    "entropy_bottleneck": "entropy_model", "gaussian_conditional": "entropy_model",
+}
+ENCODER_PARTS = ("analysis", "hyper_analysis", "hyper_synthesis", "context", "other")
+DECODER_PARTS = ("hyper_synthesis", "context", "synthesis", "other")
+COUNTER = "torch.utils.flop_counter.FlopCounterMode under no_grad (conv, matmul, bmm, addmm, sdpa)"
+UNSEEN = "entropy coding, Python loops, element-wise ops, softmax/normalisation; LOF iterations"
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """Counted multiply-adds of one model on one input size, per part."""
+
+    height: int  # the real image
+    width: int
+    counted_height: int  # the padded input the model ran on
+    counted_width: int
+    part_macs: dict[str, int]
+    part_params: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+    @property
+    def params(self) -> int:
+        return sum(self.part_params.values())
+
+    def macs(self, parts: tuple[str, ...]) -> int:
+        return sum(self.part_macs.get(p, 0) for p in parts)
+
+    @property
+    def encoder_macs(self) -> int:
+        return self.macs(ENCODER_PARTS)
+
+    @property
+    def decoder_macs(self) -> int:
+        return self.macs(DECODER_PARTS)
+
+    def kmac_per_px(self, macs: int) -> float:
+        return macs / self.pixels / 1e3
+
+    def columns(self) -> dict[str, Any]:
+        """The stored per-cell columns: encoder/decoder kMAC/pixel, parameters, the per-part split."""
+        return {
+            "enc_kmac_per_px": self.kmac_per_px(self.encoder_macs),
+            "dec_kmac_per_px": self.kmac_per_px(self.decoder_macs),
+            "params": self.params,
+            "complexity": {
+                "kmac_per_px": {p: self.kmac_per_px(m) for p, m in sorted(self.part_macs.items())},
+                "params": dict(sorted(self.part_params.items())),
+                "encoder_parts": [p for p in ENCODER_PARTS if p in self.part_macs],
+                "decoder_parts": [p for p in DECODER_PARTS if p in self.part_macs],
+                "counted_size": [self.counted_height, self.counted_width],
+                "counter": COUNTER, "not_counted": UNSEEN,
+            },
+        }
+
+
+def part_of(module_name: str) -> str:
+    """Part of a top-level submodule name (``"other"`` if unknown)."""
+    return PARTS.get(module_name, "other")
+
+
+def count_macs(net: Any, x: Any, call: Any = None) -> dict[str, int]:
+    """MACs per top-level submodule of ``net`` while ``call(x)`` (default ``net(x)``) runs.
+
+    Work done outside any submodule lands under ``""``.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    # inference_mode(False): a caller inside inference_mode would otherwise break the count
+    with torch.inference_mode(False), torch.no_grad(), counter:
+        (call or net)(x)
+    counts = counter.get_flop_counts()
+    root = type(net).__name__
+    total = sum(counts.get("Global", {}).values())
+    out: dict[str, int] = {}
+    # the outermost called module under each top-level child (a ModuleList/ModuleDict is never called itself)
+    for name, ops in counts.items():
+        parts = name.split(".")
+        if parts[0] != root or len(parts) < 2:
+            continue
+        if any(".".join(parts[:k]) in counts for k in range(2, len(parts))):
+            continue  # counted with an ancestor
+        out[parts[1]] = out.get(parts[1], 0) + sum(ops.values()) // 2
+    rest = total // 2 - sum(out.values())
+    if rest:
+        out[""] = rest
+    return out
+
+
+def _target(model: Any, height: int, width: int) -> tuple[Any, Any]:
+    """The nn.Module to count and the padded input its forward takes, per codec family."""
+    import torch
+    import torch.nn.functional as F
+
+    from bench.models.mlicpp import MLICPlusPlus
+    from bench.models.msp.model import MSPModel
+    from bench.models.zoo import PAD, ZooModel
+
+    x = torch.full((1, 3, height, width), 0.5, device=_device(model))
+    if isinstance(model, MLICPlusPlus):
+        return model, model.pad(x)
+    if isinstance(model, ZooModel):
+        return model.net, F.pad(x, (0, (-width) % PAD, 0, (-height) % PAD), mode="replicate")
+    if isinstance(model, MSPModel):
+        return model, x  # MSPModel.analysis pads to a multiple of 16 itself
+    raise TypeError(f"no complexity counting for {type(model).__name__}")
+
+
+def _device(model: Any) -> Any:
+    net = getattr(model, "net", model)
+    return next(net.parameters()).device
+
+
+def model_complexity(model: Any, height: int, width: int) -> Complexity:
+    """Count ``model`` (MLIC++, a CompressAI zoo model or MSP) on a ``height``×``width`` image."""
+    net, x = _target(model, height, width)
+    macs = count_macs(net, x)
+    parts: dict[str, int] = {}
+    for name, m in macs.items():
+        parts[part_of(name)] = parts.get(part_of(name), 0) + m
+    params: dict[str, int] = {}
+    for name, module in net.named_children():
+        n = sum(p.numel() for p in module.parameters())
+        if n:
+            params[part_of(name)] = params.get(part_of(name), 0) + n
+    return Complexity(height, width, int(x.shape[-2]), int(x.shape[-1]), parts, params)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Achieved GFLOP/s of an n×n float32 matmul (best of ``repeats``) on the current threads / device."""
+    import torch
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    a @ b
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def matmul_cpu_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP per second of this process's CPU time (all threads) for an n×n float32 matmul (best of
+    ``repeats``): unlike the wall-clock rate it hardly moves when other processes load the machine."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.process_time()
+        a @ b
+        best = min(best, time.process_time() - t)
+    return 2 * n**3 / best / 1e9
+
+
+_CACHE: dict[tuple, dict[str, Any]] = {}
+_MATMUL: dict[str, float] = {}
+
+
+def cell_columns(codec: Any, rate: Any, height: int, width: int) -> dict[str, Any]:
+    """Complexity columns of a cell, counted once per (configuration, rate, size) in this process.
+
+    Empty for codecs without a ``complexity(rate, height, width)`` method (classical codecs);
+    ``matmul_gflops`` is the yardstick timed once in this process. A counting failure is stored
+    in ``complexity`` as an error, never fails the cell.
+    """
+    counter = getattr(codec, "complexity", None)
+    if counter is None:
+        return {}
+    from bench.cells import config_hash
+
+    key = (config_hash(codec.config), codec.device, rate.label, height, width)
+    if key not in _CACHE:
+        try:
+            _CACHE[key] = counter(rate, height, width).columns()
+        except Exception as exc:  # noqa: BLE001 — the measurement stands without its count
+            _CACHE[key] = {"complexity": {"error": f"{type(exc).__name__}: {exc}"}}
+        if len(_CACHE) > 256:
+            _CACHE.pop(next(iter(_CACHE)))
+    if codec.device not in _MATMUL:
+        _MATMUL[codec.device] = matmul_gflops(device=codec.device)
+    return {**_CACHE[key], "matmul_gflops": _MATMUL[codec.device]}
