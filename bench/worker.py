@@ -156,7 +156,7 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         row.update(codec_version=codec.library_version(), trained=int(codec.trained))
         started()
         measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol)
-        row.update(measured)
+        row.update(measured, weights_sha256=codec.weights_sha256(cell.rate))
         if state.settings.cross_decode:
             row["cross_decode"] = cross_decode(cell, data, decoded, state.settings.threads)
         row["status"] = "ok"

@@ -177,8 +177,8 @@ def resolve(spec: WeightsSpec) -> tuple[Path, str]:
     if it is absent; :class:`CheckpointError` if its sha256 differs from the description's."""
     path = spec.location()
     if not path.is_file():
-        hint = (f"download it with `python -m bench.codecs.weights CONFIG` (from {spec.url})" if spec.url
-                else "check the path (and the environment variables it uses)")
+        hint = (f"download it from {spec.url} (the weights command of the codec layer does, with the check)"
+                if spec.url else "check the path (and the environment variables it uses)")
         raise FileNotFoundError(f"weights file not found: {path}; {hint}")
     return path, check_sha256(path, spec)
 

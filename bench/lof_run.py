@@ -1,6 +1,6 @@
 """Run LOF on one image through a codec configuration and print the before/after figures.
 
-    python -m bench.models.lof_run --codec msp-base --image kodim23.png --crop 128 \
+    python -m bench.lof_run --codec msp-base --image kodim23.png --crop 128 \
         --iterations 100 --eval-every 25 [--rate 2]
 
 The codec's own LOF setting is replaced by ``--iterations`` (so any learned codec that supports
