@@ -4,7 +4,7 @@
         --iterations 100 --eval-every 25 [--rate 2]
 
 The codec's own LOF setting is replaced by ``--iterations`` (so any learned codec that supports
-LOF — ``msp`` and ``compressai`` adapters — can be tried with a small budget). Prints the real
+LOF — ``msp``, ``compressai`` and ``mlicpp`` adapters — can be tried with a small budget). Prints the real
 coded cost, bytes and PSNR before and after, the extra encode time, and checks that the kept
 bitstream decodes with the unchanged decoder.
 """
