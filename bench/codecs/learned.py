@@ -68,8 +68,6 @@ def torch_device(name: str, device: str):
 
 def missing_weights(config: CodecConfig) -> str | None:
     """Why the declared weights of ``config`` cannot be loaded (malformed, absent), or None."""
-    from bench.models.weights import WeightsSpec  # noqa: F401 — import errors surface here
-
     try:
         specs = weights_specs(config)
     except ValueError as exc:
