@@ -29,14 +29,13 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from bench.download import download
 from bench.errors import BenchError, DatasetError, UsageError, describe, quiet_broken_pipe
 from bench.images import ImageError, LoadedImage, centre_crop, load_image
 
@@ -218,14 +217,7 @@ def fetch_kodak(root: Path | None = None, base_url: str = KODAK_URL, timeout: fl
                 pass
             log.warning("%s is not the published image; downloading it again", target)
         url = base_url.rstrip("/") + "/" + name
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as tmp:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    tmp.write(response.read())
-            except OSError as exc:
-                Path(tmp.name).unlink(missing_ok=True)
-                raise RuntimeError(f"cannot download {url}: {exc}") from exc
-        part = Path(tmp.name)
+        part = download(url, folder, timeout)
         try:
             got = pixel_sha256(load_image(part).pixels)
         except ImageError as exc:

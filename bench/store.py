@@ -48,6 +48,7 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "codec_version": "TEXT",
     "config_hash": "TEXT",
     "trained": "INTEGER",  # 0 for learned codecs on random weights: complexity only
+    "weights_sha256": "TEXT",  # sha256 of the learned codec's weights file; NULL: untrained or classical
     "rate_label": "TEXT NOT NULL",
     "rate_params": "TEXT",  # JSON
     "dataset": "TEXT NOT NULL",

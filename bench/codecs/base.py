@@ -181,6 +181,10 @@ class Codec(abc.ABC):
         """False for learned codecs running on random weights (valid for complexity only)."""
         return True
 
+    def weights_sha256(self, rate: RatePoint) -> str | None:
+        """sha256 of the weights file behind ``rate`` (stored per cell); None without weights."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Everything needed to reproduce this codec's numbers; stored with each run."""
         return {

@@ -11,37 +11,38 @@ Configuration (``codecs/<name>.toml``)::
     [params]
     architecture = "mbt2018"
     metric = "mse"              # or "ms-ssim"
-    checkpoint_dir = "~/w"      # optional; else the torch hub cache. Never downloads.
     seed = 0                    # untrained mode: seed + quality
     require_trained = false     # true: unavailable instead of untrained when weights are missing
     lof_iterations = 0          # > 0: latent overfitting at the encoder (MSE models only)
     lof_lr = 1e-3
     lof_eval_every = 50
     lof_rounding = "ste"        # or "sga"
-    [ladder]
-    param = "quality"
-    values = [1, 2, 3, 4, 5, 6, 7, 8]
+    [[rates]]
+    label = "quality=1"
+    quality = 1
+    weights = { url = "https://compressai.s3.amazonaws.com/models/v1/mbt2018-1-3f36cd77.pth.tar",
+                sha256 = "3f36cd77", lambda = 0.0018, metric = "mse", licence = "…", source = "…" }
 
-Weights missing → untrained (random init, fixed seed, scaled last layers), ``trained`` False and
-a warning: valid for complexity measurements only.
+Weights (:mod:`bench.models.weights`) are looked for on disk only — a ``url``'s file in the
+weights folder (``$BENCH_WEIGHTS_DIR`` or the torch hub cache, where CompressAI downloads them);
+``python -m bench.codecs.weights NAME`` downloads and checks them. Weights missing → untrained
+(random init, fixed seed, scaled last layers), ``trained`` False and a warning: valid for
+complexity measurements only (unless ``require_trained``: then the codec is unavailable).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.codecs.base import CodecConfig, Encoded, Param, RatePoint
+from bench.codecs.learned import LOF_PARAMS, WEIGHTS_PARAM, LearnedCodec, decode_guard, lof_options
 from bench.errors import CodecError
-from bench.codecs.learned import LearnedCodec, decode_guard, lof_options
 
 #: The ``[params]`` this adapter accepts (checked when a configuration is loaded, and by ``_validate``).
 PARAMS = {"architecture": Param(str, required=True), "metric": Param(str, choices=("mse", "ms-ssim")),
-          "checkpoint_dir": Param(str), "seed": Param(int, 0), "require_trained": Param(bool),
-          "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
-          "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga"))}
+          "seed": Param(int, 0), "require_trained": Param(bool), **LOF_PARAMS}
 
 
 def _qualities(config: CodecConfig) -> list[int]:
@@ -72,7 +73,7 @@ class CompressAIZooCodec(LearnedCodec):
     """A CompressAI zoo architecture, one model per quality."""
 
     adapter = "compressai"
-    rate_params = {"quality": Param(int, 1, 8, required=True)}  # CompressAI zoo qualities (cheng2020: 1..6)
+    rate_params = {"quality": Param(int, 1, 8, required=True), **WEIGHTS_PARAM}  # cheng2020: 1..6
     fixed_params = PARAMS
 
     def __init__(self, config: CodecConfig, device: str | None = None):
@@ -81,61 +82,40 @@ class CompressAIZooCodec(LearnedCodec):
         p = config.params
         self.architecture = str(p["architecture"])
         self.metric = str(p.get("metric", "mse"))
-        self.checkpoint_dir = p.get("checkpoint_dir")
         self.seed = int(p.get("seed", 0))
-        self.require_trained = bool(p.get("require_trained", False))
         self.lof = lof_options(p, int(p.get("lof_iterations", 0)))
         self.qualities = _qualities(config)
-        self.weights = {q: self._find(q) for q in self.qualities}
-        missing = [q for q, w in self.weights.items() if w is None]
-        if missing:
+        absent = [i for i, spec in enumerate(self.weights) if spec is None or not spec.location().is_file()]
+        if absent:
+            self.weights = [None if i in absent else spec for i, spec in enumerate(self.weights)]
             self.warn_untrained(
-                f"no local weights for {self.architecture}/{self.metric} at qualities {missing} "
-                f"(checkpoint_dir={self.checkpoint_dir!r}, torch hub cache); random init with seed {self.seed}"
+                f"no local weights for {self.architecture}/{self.metric} at qualities "
+                f"{[self.qualities[i] for i in absent]} (download them with `python -m bench.codecs.weights "
+                f"{config.name}`); random init with seed {self.seed}"
             )
-
-    def _find(self, quality: int) -> Path | None:
-        from bench.models.zoo import find_weights
-
-        return find_weights(self.architecture, self.metric, quality, self.checkpoint_dir)
 
     # --- description -------------------------------------------------------------------------
     @classmethod
     def check_available(cls, config: CodecConfig) -> str | None:
         try:
-            import compressai  # noqa: F401
-            import torch  # noqa: F401
-
             _validate(config)
-            from bench.models.zoo import find_weights, weights_file_name
         except (ImportError, ValueError) as exc:
             return f"{config.name}: {exc}"
-        if config.params.get("require_trained", False):
-            arch, metric = config.params["architecture"], config.params.get("metric", "mse")
-            for q in _qualities(config):
-                if find_weights(arch, metric, q, config.params.get("checkpoint_dir")) is None:
-                    return (
-                        f"{config.name}: require_trained is set but {weights_file_name(arch, metric, q)} "
-                        "is in neither checkpoint_dir nor the torch hub cache (no download is attempted)"
-                    )
-        return None
+        reason = super().check_available(config)
+        if reason and "not found" in reason:  # absent weights: untrained, unless they are required
+            if not config.params.get("require_trained", False):
+                return None
+            return f"{reason} (require_trained is set)"
+        if reason is None and config.params.get("require_trained", False) and any(
+                "weights" not in p.params for p in config.rates):
+            return f"{config.name}: require_trained is set but a rate point has no weights table"
+        return reason
 
     def library_version(self) -> str:
         import compressai
         import torch
 
         return f"compressai {compressai.__version__} ({self.architecture}, {self.metric}); torch {torch.__version__}"
-
-    @property
-    def trained(self) -> bool:
-        return all(w is not None for w in self.weights.values())
-
-    def describe(self) -> dict[str, Any]:
-        info = super().describe()
-        info["weights"] = {
-            str(q): (str(w) if w else f"untrained (seed {self.seed + q})") for q, w in self.weights.items()
-        }
-        return info
 
     @property
     def last_decode_times(self) -> dict[str, float]:
@@ -159,22 +139,19 @@ class CompressAIZooCodec(LearnedCodec):
     def _load(self, rate_index: int):
         from bench.models.zoo import load_model
 
-        quality = self.qualities[rate_index]
-        return load_model(
-            self.architecture, quality, self.metric, self.checkpoint_dir, self.seed, self.device,
-            allow_untrained=not self.require_trained,
-        )
+        return load_model(self.architecture, self.qualities[rate_index], self.metric,
+                          self.weights_file(rate_index), self.seed, self.torch_device)
 
     # --- coding --------------------------------------------------------------------------------
     def encode(self, image: np.ndarray, rate: RatePoint) -> Encoded:
         import torch
 
-        from bench.models.imageio import check_image, to_tensor
         from bench.models.lof import overfit_latent
         from bench.models.quantizers import hard_round
 
-        check_image(image)
-        model = self._model(self.rate_index(rate))
+        x = self.to_tensor(image)
+        index = self.rate_index(rate)
+        model = self._model(index)
         size = (image.shape[0], image.shape[1])
         extras: dict[str, Any] = {
             "sequential_steps": self.sequential_steps(*size),
@@ -182,19 +159,19 @@ class CompressAIZooCodec(LearnedCodec):
             "trained": model.trained,
         }
         if self.lof.iterations > 0:
-            result = overfit_latent(model, image, model.lam, self.lof)
+            lam = self.rate_lambda(index) or model.lam
+            result = overfit_latent(model, image, lam, self.lof)
             data, y = result.data, result.latent
             extras.update(result.extras())
         else:
             with torch.no_grad():
-                y = model.analysis(to_tensor(image, self.device))
+                y = model.analysis(x)
                 data = model.encode_latent(y, size)
         with torch.no_grad():
             extras["estimated_bits"] = float(model.rate_bits(y, hard_round)[0])
         return Encoded(data, extras)
 
     def decode(self, data: bytes) -> np.ndarray:
-        from bench.models.imageio import to_uint8
         from bench.models.zoo import read_header
 
         fields, _ = read_header(data)
@@ -204,7 +181,7 @@ class CompressAIZooCodec(LearnedCodec):
         model = self._model(self.qualities.index(quality))
         self._last_model = model
         try:
-            return to_uint8(model.decode_image(data))
+            return self.to_uint8(model.decode_image(data))
         except CodecError:
             raise
         except Exception as exc:

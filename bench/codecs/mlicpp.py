@@ -1,38 +1,34 @@
 """MLIC++ (Jiang et al., arXiv 2307.15421) as a lic-bench codec.
 
 The model is :mod:`bench.models.mlicpp` (rebuilt from ``spec/mlicpp.md``); bitstreams are real:
-CompressAI's rANS strings in the container of :mod:`bench.models.mlicpp.bitstream`, every byte
-of which counts in the rate. The rate ladder is the list of checkpoints::
+CompressAI's rANS strings in the shared learned-codec container (MLIC++ fields:
+:mod:`bench.models.mlicpp.bitstream`), every byte of which counts in the rate. One rate point
+per checkpoint, described by its ``weights`` table (:mod:`bench.models.weights`)::
 
     [[rates]]
     label = "mse-0.0018"
-    checkpoint = "${MLICPP_CHECKPOINT_DIR}/mlicpp_mse_0.0018.pth.tar"   # ~ and $VARS expanded
-    lmbda = 0.0018
-    metric = "mse"
+    weights = { path = "${MLICPP_CHECKPOINT_DIR}/mlicpp_mse_0.0018.pth.tar", lambda = 0.0018,
+                metric = "mse", licence = "…", source = "https://github.com/JiangWeibeta/MLIC" }
 
 ``[params]``: ``threads`` (torch CPU threads, pinned for encode and decode; default 2),
 ``mode`` ("fast" or "reference", see :meth:`MLICPlusPlus.configure`), ``untrained`` (true:
 seeded random weights instead of checkpoints — complexity measurements only), ``seed``,
-``output_rounding`` ("floor" as the official test's ToPILImage, or "round").
+``output_rounding`` ("floor" as the official test's ToPILImage, or "round"), and the LOF
+settings ``lof_iterations`` (0: off), ``lof_lr``, ``lof_eval_every``, ``lof_rounding``. A rate
+point may carry ``lambda`` (LOF's trade-off when there are no weights to take it from).
 
-The container records the rate point's index, so :meth:`decode` needs only the bytes. On CPU the
-σ/μ bits depend on the thread count, so the decoder runs with the encoder's count (from the
-header) whatever ``threads`` says.
+The container records the rate point's index, so :meth:`decode` needs only the bytes.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import warnings
-from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, Encoded, Param, RatePoint
-from bench.errors import CodecError, CodecUnavailable
+from bench.codecs.base import CodecConfig, Encoded, Param, RatePoint
+from bench.codecs.learned import LOF_PARAMS, WEIGHTS_PARAM, LearnedCodec, decode_guard, lof_options
+from bench.errors import CodecError
 
 DEFAULT_THREADS = 2
 MODES = ("fast", "reference")
@@ -40,22 +36,13 @@ UNTRAINED_WARNING = (
     "MLIC++ runs UNTRAINED (seeded random weights, no checkpoints): rates and distortions are "
     "meaningless; use it for run-time and memory measurements only"
 )
-
-
-def resolve_path(path: str) -> Path:
-    """Expand ``~`` and environment variables; refuse variables that are not set."""
-    expanded = os.path.expanduser(os.path.expandvars(str(path)))
-    unset = re.findall(r"\$\{?(\w+)", expanded)
-    if unset:
-        raise CodecUnavailable(
-            f"checkpoint path {path!r} uses environment variable {', '.join(unset)}, which is not set"
-        )
-    return Path(expanded)
+OFFICIAL_WEIGHTS_HINT = ("download the official 2024-04 weights (github.com/JiangWeibeta/MLIC) and point the "
+                         "paths at them, or use the untrained configuration for complexity measurements")
 
 
 def _params(config: CodecConfig) -> dict[str, Any]:
     params = {"threads": DEFAULT_THREADS, "mode": "fast", "untrained": False, "seed": None,
-              "output_rounding": "round", **config.params}
+              "output_rounding": "round", "lof_iterations": 0, **config.params}
     if params["mode"] not in MODES:
         raise ValueError(f"{config.name}: mode must be one of {MODES}, got {params['mode']!r}")
     if params["output_rounding"] not in ("floor", "round"):
@@ -64,72 +51,49 @@ def _params(config: CodecConfig) -> dict[str, Any]:
         raise ValueError(f"{config.name}: threads must be an integer 1..127")
     if len(config.rates) > 256:
         raise ValueError(f"{config.name}: at most 256 rate points (the container stores a byte)")
+    if not params["untrained"]:
+        unweighted = [p.label for p in config.rates if "weights" not in p.params]
+        if unweighted:
+            raise ValueError(f"{config.name}: rate point {unweighted[0]!r} has no weights table "
+                             "(or set params.untrained = true)")
     return params
 
 
-class MLICPlusPlusCodec(Codec):
+class MLICPlusPlusCodec(LearnedCodec):
     """MLIC++ with real rANS bitstreams; one checkpoint per rate point."""
 
     adapter = "mlicpp"
-    rate_params = {"checkpoint": Param(str), "lmbda": Param(float, 0, low_open=True), "metric": Param(str)}
+    rate_params = {**WEIGHTS_PARAM, "lambda": Param(float, 0, low_open=True)}
     fixed_params = {"threads": Param(int, 1, 127), "mode": Param(str, choices=MODES), "untrained": Param(bool),
-                    "seed": Param(int, 0), "output_rounding": Param(str, choices=("floor", "round"))}
+                    "seed": Param(int, 0), "output_rounding": Param(str, choices=("floor", "round")), **LOF_PARAMS}
     max_loaded = 2  # models kept in memory (334 MB each)
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         super().__init__(config, device)
-        import torch
-
         self.params = _params(config)
         self.untrained = bool(self.params["untrained"])
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"{config.name}: device must be 'cpu' or 'cuda', got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise CodecUnavailable("device 'cuda' requested but torch.cuda.is_available() is False")
-        if self.device == "cuda":
+        self.output_rounding = self.params["output_rounding"]
+        self.lof = lof_options(self.params, int(self.params["lof_iterations"]))
+        if self.torch_device.type == "cuda":
+            import torch
+
             # spec §7 item 24: deterministic cuDNN, no autotuning, TF32 defaults unchanged
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
         if self.untrained:
-            warnings.warn(f"{config.name}: {UNTRAINED_WARNING}", stacklevel=2)
-        self._models: OrderedDict[int, Any] = OrderedDict()
+            self.warn_untrained("seeded random weights, output gains 6/100/6")
 
     # --- availability and description ----------------------------------------------------------
     @classmethod
     def check_available(cls, config: CodecConfig) -> str | None:
         try:
-            import compressai  # noqa: F401
-            import torch
-        except ImportError as exc:
-            return f"MLIC++ needs torch and compressai: {exc}"
-        try:
             params = _params(config)
         except ValueError as exc:
             return str(exc)
-        if config.device == "cuda" and not torch.cuda.is_available():
-            return "device 'cuda' requested but no CUDA device is available"
-        if not config.rates:
-            return f"{config.name}: no [[rates]] (one checkpoint per rate point)"
-        if params["untrained"]:
-            return None
-        missing = []
-        for point in config.rates:
-            if "checkpoint" not in point.params:
-                return f"{config.name}: rate point {point.label!r} has no 'checkpoint' path"
-            try:
-                path = resolve_path(point.params["checkpoint"])
-            except CodecUnavailable as exc:
-                return f"{config.name}: {exc}"
-            if not path.is_file():
-                missing.append(str(path))
-        if missing:
-            return (
-                f"{config.name}: {len(missing)} of {len(config.rates)} MLIC++ checkpoint files not found "
-                f"({', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}); download the official "
-                "2024-04 weights (github.com/JiangWeibeta/MLIC) and point the paths at them, or use "
-                "the untrained configuration for complexity measurements"
-            )
-        return None
+        reason = super().check_available(config)
+        if reason and not params["untrained"] and "not found" in reason:
+            reason = f"{reason}; {OFFICIAL_WEIGHTS_HINT}"
+        return reason
 
     def library_version(self) -> str:
         import compressai
@@ -148,68 +112,37 @@ class MLICPlusPlusCodec(Codec):
             info["warning"] = UNTRAINED_WARNING
         return info
 
-    def synchronize(self) -> None:
-        if self.device == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
-
-    def close(self) -> None:
-        self._models.clear()
-        if self.device == "cuda":
-            import torch
-
-            torch.cuda.empty_cache()
-
     # --- models ------------------------------------------------------------------------------
-    def _index(self, rate: RatePoint) -> int:
-        for i, point in enumerate(self.config.rates):
-            if point.label == rate.label:
-                return i
-        raise CodecError(f"{self.name}: unknown rate point {rate.label!r}")
-
-    def model(self, index: int):
-        """The model of rate point ``index`` (loaded on first use, a few kept)."""
-        if index in self._models:
-            self._models.move_to_end(index)
-            return self._models[index]
+    def _load(self, index: int):
         from bench.models.mlicpp import load_checkpoint, untrained_model
         from bench.models.mlicpp.checkpoint import UNTRAINED_SEED
 
         if self.untrained:
             seed = (self.params["seed"] if self.params["seed"] is not None else UNTRAINED_SEED) + index
-            model = untrained_model(seed=seed).to(self.device)
+            model = untrained_model(seed=seed).to(self.torch_device)
         else:
-            point = self.config.rates[index]
-            model = load_checkpoint(resolve_path(point.params["checkpoint"]), device=self.device)
-        model.configure(reference=self.params["mode"] == "reference")
-        self._models[index] = model
-        while len(self._models) > self.max_loaded:
-            self._models.popitem(last=False)
-        return model
+            model = load_checkpoint(self.weights_file(index), device=self.torch_device)
+        return model.configure(reference=self.params["mode"] == "reference")
 
-    def complexity(self, rate: RatePoint, height: int, width: int) -> Any:
-        """Counted multiply-adds per part on a ``height``×``width`` image (:mod:`bench.complexity`)."""
-        from bench.complexity import model_complexity
-
-        return model_complexity(self.model(self._index(rate)), height, width)
+    def model(self, index: int):
+        """The model of rate point ``index`` (loaded on first use, a few kept)."""
+        return self._model(index)
 
     def _threads(self):
         from bench.models.mlicpp import pinned_threads
 
-        return pinned_threads(self.params["threads"] if self.device == "cpu" else None)
+        return pinned_threads(self.params["threads"] if self.torch_device.type == "cpu" else None)
 
     # --- coding ------------------------------------------------------------------------------
     def encode(self, image: np.ndarray, rate: RatePoint) -> Encoded:
-        import torch
-
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
-            raise CodecError(f"MLIC++ encodes H×W×3 uint8 images, got {getattr(image, 'shape', type(image))}")
-        index = self._index(rate)
+        x = self.to_tensor(image)
+        index = self.rate_index(rate)
         model = self.model(index)
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
+        extras: dict[str, Any] = {"torch_threads": self.params["threads"], "trained": self.trained}
         try:
             with self._threads():
+                if self.lof.iterations > 0:
+                    return self._encode_lof(model, index, image, extras)
                 result = model.compress(x, model_id=index)
         except CodecError:
             raise
@@ -217,33 +150,36 @@ class MLICPlusPlusCodec(Codec):
             raise CodecError(f"MLIC++ encode failed: {type(exc).__name__}: {exc}") from exc
         stats = result.stats
         return Encoded(result.data, extras={
+            **extras,
             "estimated_bits": result.estimated_bits,
             "estimated_bits_y": result.y_bits_estimated,
             "estimated_bits_z": result.z_bits_estimated,
             "y_symbols": stats["y_symbols"],
             "y_nonzero_fraction": stats["y_nonzero"] / stats["y_symbols"],
             "y_escaped": stats["y_escaped"],
-            "torch_threads": self.params["threads"],
-            "trained": self.trained,
         })
+
+    def _encode_lof(self, model, index: int, image: np.ndarray, extras: dict[str, Any]) -> Encoded:
+        from bench.models.lof import overfit_latent
+        from bench.models.mlicpp.lof import MLICLatent
+
+        lam = self.rate_lambda(index)
+        if lam is None:
+            raise CodecError(f"{self.name}: LOF needs the rate point's λ (a 'lambda' or weights.lambda)")
+        latent = MLICLatent(model, index)
+        result = overfit_latent(latent, image, lam, self.lof)
+        return Encoded(result.data, {**extras, **result.extras(), "estimated_bits": latent.estimate_bits(result.latent)})
 
     def decode(self, data: bytes) -> np.ndarray:
         from bench.models.mlicpp import bitstream
 
         header = bitstream.peek(data)  # CodecError on a bad header
-        if header.model_id >= len(self.config.rates):
-            raise CodecError(f"MLIC++ stream names rate point #{header.model_id}; {self.name} has {len(self.config.rates)}")
+        self.rate_at(header.model_id)
         model = self.model(header.model_id)
         try:
             x_hat = model.decompress(data)
         except CodecError:
             raise
         except Exception as exc:
-            raise CodecError(f"MLIC++ decode failed: {type(exc).__name__}: {exc}") from exc
+            raise decode_guard(self.name, exc) from exc
         return self.to_uint8(x_hat)
-
-    def to_uint8(self, x_hat) -> np.ndarray:
-        """[1,3,H,W] float → H×W×3 uint8: clamp to [0,1], ×255, floor (official) or round."""
-        v = x_hat[0].clamp(0, 1).mul(255)
-        v = v.round() if self.params["output_rounding"] == "round" else v.floor()
-        return v.byte().permute(1, 2, 0).cpu().numpy()

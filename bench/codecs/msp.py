@@ -10,52 +10,42 @@ Configuration (``codecs/msp-*.toml``)::
     [params]
     profile = "msp-base"        # built-in profile (bench.models.msp.profiles); fields may be overridden
     seed = 0                    # untrained mode: seed of the random init (seed + rate index)
-    checkpoints = ["a.pth", …]  # optional, one per rate point in ladder order → trained weights
-    require_trained = false     # true: unavailable instead of untrained when checkpoints are absent
+    require_trained = false     # true: unavailable unless every rate point has weights
     [ladder]
-    param = "lambda"            # every rate point needs a λ (LOF's trade-off; names the checkpoint)
+    param = "lambda"            # every rate point needs a λ (LOF's trade-off)
     values = [0.0018, …]
+    # trained: [[rates]] instead of [ladder], one weights table each (bench.models.weights)
+    # [[rates]]
+    # lambda = 0.0018
+    # weights = { path = "~/msp/msp-base-0.0018.pth", sha256 = "…", lambda = 0.0018, … }
 
-Without checkpoints the codec runs untrained (``trained`` is False, a warning is raised): valid
+Without weights the codec runs untrained (``trained`` is False, a warning is raised): valid
 for complexity measurements only.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.codecs.base import CodecConfig, Encoded, Param, RatePoint
+from bench.codecs.learned import WEIGHTS_PARAM, LearnedCodec, decode_guard
 from bench.errors import CodecError
-from bench.codecs.learned import LearnedCodec, decode_guard
-
-
-def _checkpoints(config: CodecConfig) -> list[Path] | None:
-    paths = config.params.get("checkpoints")
-    if paths is None:
-        return None
-    if not isinstance(paths, list) or len(paths) != len(config.rates):
-        raise ValueError(
-            f"{config.name}: params.checkpoints must list one file per rate point "
-            f"({len(config.rates)}), got {paths!r}"
-        )
-    return [Path(str(p)).expanduser() for p in paths]
 
 
 class MSPCodec(LearnedCodec):
     """The MSP(+LOF) re-implementation as a benchmark codec."""
 
     adapter = "msp"
-    rate_params = {"lambda": Param(float, 0, low_open=True, required=True)}
+    rate_params = {"lambda": Param(float, 0, low_open=True, required=True), **WEIGHTS_PARAM}
     # profile fields with the ranges of MSPProfile.validate, plus the adapter's own keys
     fixed_params = {
         "profile": Param(str, required=True), "levels": Param(int, 1, 6), "steps_per_level": Param(int, choices=(2, 3)),
         "groups": Param(int, 1, 8), "N": Param(int, 8), "M": Param(int, 1), "context_width": Param(int, 1),
         "feature_channels": Param(int, 1), "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
         "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga")), "seed": Param(int, 0),
-        "checkpoints": Param(list), "require_trained": Param(bool), "lambdas": Param(list),
+        "require_trained": Param(bool), "lambdas": Param(list),
     }
 
     def __init__(self, config: CodecConfig, device: str | None = None):
@@ -64,7 +54,6 @@ class MSPCodec(LearnedCodec):
 
         self.profile = profile_from_params(config.params)
         self.seed = int(config.params.get("seed", 0))
-        self.checkpoints = _checkpoints(config)
         for point in config.rates:
             if "lambda" not in point.params:
                 raise ValueError(f"{config.name}: rate point {point.label!r} has no 'lambda'")
@@ -75,30 +64,23 @@ class MSPCodec(LearnedCodec):
             p.lof_iterations, lr=p.lof_lr, eval_every=p.lof_eval_every, rounding=p.lof_rounding, seed=self.seed
         ).validate()
         self._last_model: Any = None
-        if self.checkpoints is None:
-            self.warn_untrained(f"no params.checkpoints; random init with seed {self.seed}")
+        if not any(self.weights):
+            self.warn_untrained(f"no weights; random init with seed {self.seed}")
+        elif not self.trained:
+            self.warn_untrained(f"no weights for some rate points; random init with seed {self.seed} there")
 
     # --- description -------------------------------------------------------------------------
     @classmethod
     def check_available(cls, config: CodecConfig) -> str | None:
         try:
-            import compressai  # noqa: F401
-            import torch  # noqa: F401
-
             from bench.models.msp import profile_from_params
 
             profile_from_params(config.params)
-            paths = _checkpoints(config)
         except (ImportError, KeyError, ValueError) as exc:
             return f"{config.name}: {exc.args[0] if exc.args else exc}"
-        if not config.rates:
-            return f"{config.name}: no rate points"
-        if paths is None and config.params.get("require_trained", False):
-            return f"{config.name}: require_trained is set but params.checkpoints is missing"
-        missing = [str(p) for p in paths or [] if not p.is_file()]
-        if missing:
-            return f"{config.name}: checkpoint file(s) not found: {', '.join(missing)}"
-        return None
+        if config.params.get("require_trained", False) and any("weights" not in p.params for p in config.rates):
+            return f"{config.name}: require_trained is set but a rate point has no weights table"
+        return super().check_available(config)
 
     def library_version(self) -> str:
         import compressai
@@ -108,10 +90,6 @@ class MSPCodec(LearnedCodec):
             f"lic-bench MSP re-implementation v1 ({self.profile.name}); "
             f"torch {torch.__version__}, compressai {compressai.__version__}"
         )
-
-    @property
-    def trained(self) -> bool:
-        return self.checkpoints is not None
 
     @property
     def sequential_steps(self) -> int:
@@ -131,7 +109,6 @@ class MSPCodec(LearnedCodec):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info["profile"] = {**vars(self.profile), "sequential_steps": self.sequential_steps}
-        info["weights"] = [str(p) for p in self.checkpoints] if self.checkpoints else f"untrained (seed {self.seed})"
         info["reimplementation"] = "lic-bench re-implementation of MSP+LOF (arXiv 2210.04112), not the authors' code"
         return info
 
@@ -139,8 +116,8 @@ class MSPCodec(LearnedCodec):
     def _load(self, rate_index: int):
         from bench.models.msp import create_model
 
-        checkpoint = self.checkpoints[rate_index] if self.checkpoints else None
-        model = create_model(self.profile, checkpoint, seed=self.seed + rate_index, device=self.device)
+        model = create_model(self.profile, self.weights_file(rate_index), seed=self.seed + rate_index,
+                             device=self.torch_device)
         model.rate_index = rate_index
         return model
 
@@ -148,10 +125,9 @@ class MSPCodec(LearnedCodec):
     def encode(self, image: np.ndarray, rate: RatePoint) -> Encoded:
         import torch
 
-        from bench.models.imageio import check_image, to_tensor
         from bench.models.lof import overfit_latent
 
-        check_image(image)
+        x = self.to_tensor(image)
         index = self.rate_index(rate)
         model = self._model(index)
         size = (image.shape[0], image.shape[1])
@@ -163,7 +139,6 @@ class MSPCodec(LearnedCodec):
             extras["estimated_bits"] = model.estimate_bits(result.latent)
         else:
             with torch.no_grad():
-                x = to_tensor(image, self.device)
                 data, _ = model.compress_latent(model.analysis(x), size, index)
             stats = model.last_encode_stats
             extras["estimated_bits"] = stats["estimated_bits"]
@@ -171,7 +146,6 @@ class MSPCodec(LearnedCodec):
         return Encoded(data, extras)
 
     def decode(self, data: bytes) -> np.ndarray:
-        from bench.models.imageio import to_uint8
         from bench.models.msp import read_header
 
         header, _ = read_header(data)
@@ -179,7 +153,7 @@ class MSPCodec(LearnedCodec):
         model = self._model(header.rate_index)
         self._last_model = model
         try:
-            return to_uint8(model.decompress(data))
+            return self.to_uint8(model.decompress(data))
         except CodecError:
             raise
         except Exception as exc:  # a model failure on these bytes is this cell's error

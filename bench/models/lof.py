@@ -14,7 +14,8 @@ keeps the best y, the starting y = g_a(x) included, so LOF never makes the image
 worse. The decoder and bitstream format are untouched: the result is an ordinary bitstream.
 
 A codec takes part by implementing :class:`LatentOptimizable` (MSP: ``bench.models.msp``; the
-CompressAI zoo: ``bench.models.zoo.ZooModel``). What another model (e.g. MLIC++) needs:
+CompressAI zoo: ``bench.models.zoo.ZooModel``; MLIC++: ``bench.models.mlicpp.lof.MLICLatent``).
+What a model needs:
 
 * ``analysis(x) -> y`` and ``synthesis(ŷ, size) -> x̂`` (padding/cropping inside);
 * ``rate_bits(y, quantize) -> (bits, ŷ)``: the model's Σ −log₂ p(ŷ) as a differentiable scalar,
@@ -30,13 +31,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from bench.models.imageio import check_image, to_tensor, to_uint8
 from bench.models.quantizers import Quantizer, SGARound, ste_round
@@ -173,3 +176,26 @@ def overfit_latent(model: LatentOptimizable, image: np.ndarray, lam: float, opti
                     best, best_it, best_y = candidate, it, y.detach().clone()
     elapsed = time.perf_counter() - t0
     return LOFResult(best.data, options.iterations, elapsed, before, best, best_it, evaluations, best_y)
+
+
+class _FixedLatent(nn.Module):
+    """Stands in for g_a so that a model's own ``compress()`` codes a given latent."""
+
+    def __init__(self, y: Tensor):
+        super().__init__()
+        self.y = y
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.y
+
+
+@contextmanager
+def latent_as_analysis(net: nn.Module, y: Tensor) -> Iterator[None]:
+    """Within the block, ``net.g_a`` returns ``y`` whatever its input: ``encode_latent`` runs the
+    model's unchanged ``compress()``, so the bitstream is exactly what its decoder expects."""
+    original = net.g_a
+    net.g_a = _FixedLatent(y)
+    try:
+        yield
+    finally:
+        net.g_a = original

@@ -7,6 +7,19 @@ strings) only. That covers the files the project loads: CompressAI zoo state dic
 dicts, and the official MLIC++ ``.pth.tar`` (spec §6.2: ``epoch``, ``state_dict``, ``loss`` (a
 tensor), optimizer and ``MultiStepLR`` state dicts). No extra globals are allowed; a file that
 needs one is refused with a :class:`CheckpointError` naming it, and nothing in it has run.
+
+**The weights description.** Every learned codec describes the trained weights of a rate point
+the same way, as a ``weights`` table of its ``[[rates]]`` entry (in the spirit of timm's
+pretrained configurations)::
+
+    weights = { path = "${MLICPP_CHECKPOINT_DIR}/mlicpp_mse_0.0018.pth.tar",   # or url = "https://…"
+                sha256 = "…", lambda = 0.0018, metric = "mse",
+                licence = "…", source = "https://github.com/…" }
+
+:class:`WeightsSpec` reads it; :func:`resolve` finds the local file (``path`` with ``~`` and
+``$VARS`` expanded, or for a ``url`` the file of the same name in :func:`weights_dir`) and checks
+its sha256 (a full digest, or a prefix of at least 8 hex digits as torch hub file names carry);
+:func:`fetch` downloads a ``url`` there first. A rate point without ``weights`` runs untrained.
 """
 
 from __future__ import annotations
@@ -14,10 +27,13 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from bench.errors import CheckpointError
+from bench.hashing import file_sha256
 
 _GLOBAL_IN_MESSAGE = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
@@ -67,3 +83,119 @@ def _reason(message: str) -> str:
         return message.strip().splitlines()[0] if message.strip() else "not a torch.save file"
     tail = message.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
     return " ".join(tail.split()) or "not a torch.save file"
+
+
+# --- the weights description ---------------------------------------------------------------------
+_KEYS = {"path": str, "url": str, "sha256": str, "lambda": (int, float), "metric": str, "licence": str,
+         "source": str}
+_HEX = re.compile(r"[0-9a-f]{8,64}")
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """The trained weights of one rate point: where they are, their sha256, and what they are."""
+
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None  # full hex digest, or a prefix of >= 8 hex digits
+    lam: float | None = None  # the λ they were trained for (R + λ·255²·D)
+    metric: str | None = None  # the distortion they were trained for ("mse", "ms-ssim")
+    licence: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def parse(cls, table: Any, where: str) -> WeightsSpec:
+        """Read a ``weights`` table; ``ValueError`` naming ``where`` and the key if it is wrong."""
+        if not isinstance(table, dict):
+            raise ValueError(f"{where}: weights must be a table {{ path|url, sha256, lambda, ... }}, got {table!r}")
+        for key, value in table.items():
+            kind = _KEYS.get(key)
+            if kind is None:
+                raise ValueError(f"{where}: unknown weights key {key!r} (known: {', '.join(_KEYS)})")
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError(f"{where}: weights.{key} = {value!r} has the wrong type")
+        if ("path" in table) == ("url" in table):
+            raise ValueError(f"{where}: weights need exactly one of 'path' (a local file) and 'url'")
+        sha = table.get("sha256")
+        if sha is not None and not _HEX.fullmatch(sha.lower()):
+            raise ValueError(f"{where}: weights.sha256 = {sha!r} is not 8..64 hex digits")
+        if "url" in table:
+            if urlparse(table["url"]).scheme not in ("http", "https", "file"):
+                raise ValueError(f"{where}: weights.url = {table['url']!r} is not an http(s) or file URL")
+            if sha is None:
+                raise ValueError(f"{where}: weights with a url need a sha256 (downloads are always checked)")
+        lam = table.get("lambda")
+        if lam is not None and not lam > 0:
+            raise ValueError(f"{where}: weights.lambda = {lam!r} must be > 0")
+        return cls(table.get("path"), table.get("url"), sha.lower() if sha else None,
+                   float(lam) if lam is not None else None, table.get("metric"), table.get("licence"),
+                   table.get("source"))
+
+    def location(self) -> Path:
+        """Where the file is (or, for a ``url``, will be once fetched). ``CheckpointError`` if a
+        ``$VARIABLE`` of the path is not set."""
+        if self.url is not None:
+            return weights_dir() / Path(urlparse(self.url).path).name
+        expanded = os.path.expanduser(os.path.expandvars(str(self.path)))
+        unset = re.findall(r"\$\{?(\w+)", expanded)
+        if unset:
+            raise CheckpointError(f"weights path {self.path!r} uses environment variable "
+                                  f"{', '.join(unset)}, which is not set")
+        return Path(expanded)
+
+    def describe(self) -> dict[str, Any]:
+        """The description as stored with a run (only the keys that are set)."""
+        keys = ("path", "url", "sha256", "lam", "metric", "licence", "source")
+        return {("lambda" if k == "lam" else k): getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def weights_dir() -> Path:
+    """Folder of downloaded weights: ``$BENCH_WEIGHTS_DIR``, else torch hub's ``checkpoints``
+    folder (``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch``), so weights
+    CompressAI or torch hub already downloaded are found."""
+    if os.environ.get("BENCH_WEIGHTS_DIR"):
+        return Path(os.environ["BENCH_WEIGHTS_DIR"]).expanduser()
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "torch")
+    return Path(torch_home).expanduser() / "hub" / "checkpoints"
+
+
+def check_sha256(path: Path, spec: WeightsSpec) -> str:
+    """The file's sha256; :class:`CheckpointError` with both hashes if it is not the declared one."""
+    actual = file_sha256(path)
+    if spec.sha256 is not None and not actual.startswith(spec.sha256):
+        raise CheckpointError(
+            f"{path}: sha256 {actual} does not match the configuration's {spec.sha256}: these are not "
+            "the weights the configuration describes (a different or damaged file); fetch them again "
+            "or correct the path"
+        )
+    return actual
+
+
+def resolve(spec: WeightsSpec) -> tuple[Path, str]:
+    """The local weights file and its (checked) sha256. ``FileNotFoundError`` saying what to do
+    if it is absent; :class:`CheckpointError` if its sha256 differs from the description's."""
+    path = spec.location()
+    if not path.is_file():
+        hint = (f"download it from {spec.url} (the weights command of the codec layer does, with the check)"
+                if spec.url else "check the path (and the environment variables it uses)")
+        raise FileNotFoundError(f"weights file not found: {path}; {hint}")
+    return path, check_sha256(path, spec)
+
+
+def fetch(spec: WeightsSpec, timeout: float = 60.0) -> Path:
+    """Make the weights local: download a ``url`` into :func:`weights_dir` (checked before it is
+    renamed into place) unless a checked copy is already there. Returns the file."""
+    from bench.download import download
+
+    path = spec.location()
+    if path.is_file() or spec.url is None:
+        return resolve(spec)[0]
+    part = download(spec.url, path.parent, timeout)
+    try:
+        check_sha256(part, spec)
+    except CheckpointError as exc:
+        part.unlink(missing_ok=True)
+        raise CheckpointError(f"{spec.url}: {str(exc).split(': ', 1)[1]}") from None
+    part.replace(path)
+    return path

@@ -1,10 +1,9 @@
 """CompressAI zoo models as complete codecs: weights, real bitstreams, and LOF support.
 
-* Weights come from a local file only — a given ``checkpoint_dir`` or the user's torch hub cache
-  (``torch.hub.get_dir()/checkpoints``), under the file name of CompressAI's download URL. Nothing
-  is ever downloaded. Without weights the model is *untrained*: random init from a fixed seed,
-  made to code realistic symbol statistics (:mod:`bench.models.untrained`), valid for complexity
-  measurements only.
+* Weights: a local file the caller found and checked (the rate point's ``weights`` description,
+  :mod:`bench.models.weights`). Without weights the model is *untrained*: random init from a
+  fixed seed, made to code realistic symbol statistics (:mod:`bench.models.untrained`), valid
+  for complexity measurements only.
 * Bitstream: CompressAI's own ``compress()`` strings in the checked frame of
   :mod:`bench.models.bitstream` (magic ``b"CAZ1"``), header::
 
@@ -23,8 +22,6 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +39,7 @@ from torch import Tensor, nn
 from bench.errors import CodecError
 from bench.models import bitstream
 from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood, total_bits
+from bench.models.lof import latent_as_analysis
 from bench.models.quantizers import Quantizer
 from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
 from bench.models.weights import load_weights_file
@@ -69,46 +67,14 @@ def check_architecture(architecture: str, metric: str, quality: int | None = Non
         raise ValueError(f"{architecture} has qualities {sorted(cfgs[architecture])}, not {quality!r}")
 
 
-def weights_file_name(architecture: str, metric: str, quality: int) -> str:
-    """File name CompressAI's zoo downloads these weights to (basename of its URL)."""
+def weights_url(architecture: str, metric: str, quality: int) -> str:
+    """CompressAI's download URL of these weights (its file name carries a sha256 prefix)."""
     check_architecture(architecture, metric, quality)
-    return model_urls[architecture][metric][quality].rsplit("/", 1)[-1]
-
-
-def find_weights(architecture: str, metric: str, quality: int, checkpoint_dir: str | Path | None = None) -> Path | None:
-    """The local weights file, looked for in ``checkpoint_dir`` then the torch hub cache."""
-    name = weights_file_name(architecture, metric, quality)
-    dirs = [Path(checkpoint_dir).expanduser()] if checkpoint_dir else []
-    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
-    for d in dirs:
-        if (d / name).is_file():
-            return d / name
-    return None
+    return model_urls[architecture][metric][quality]
 
 
 def architecture_id(architecture: str, metric: str) -> int:
     return zlib.crc32(f"{architecture}:{metric}".encode())
-
-
-class _FixedLatent(nn.Module):
-    """Stands in for g_a so that ``compress()`` codes a given latent."""
-
-    def __init__(self, y: Tensor):
-        super().__init__()
-        self.y = y
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.y
-
-
-@contextmanager
-def _latent_as_analysis(net: nn.Module, y: Tensor) -> Iterator[None]:
-    original = net.g_a
-    net.g_a = _FixedLatent(y)
-    try:
-        yield
-    finally:
-        net.g_a = original
 
 
 class ZooModel:
@@ -192,7 +158,7 @@ class ZooModel:
         """The complete bitstream for latent ``y`` of an image of ``size`` (CompressAI compress())."""
         if y.shape[0] != 1:
             raise ValueError("one image at a time (batch size 1)")
-        with torch.no_grad(), _latent_as_analysis(self.net, y):
+        with torch.no_grad(), latent_as_analysis(self.net, y):
             out = self.net.compress(torch.zeros(1, 3, 1, 1, device=y.device))
         strings = [group[0] for group in out["strings"]]
         shape = tuple(int(d) for d in out["shape"])
@@ -229,11 +195,7 @@ class ZooModel:
 def read_header(data: bytes) -> tuple[tuple[int, ...], list[bytes]]:
     """(version, architecture id, quality, height, width, shape0, shape1); ``CodecError`` if bad."""
     raw, strings = bitstream.unpack(data, MAGIC, "CompressAI")
-    if len(raw) != _HEADER.size:
-        raise CodecError(f"CompressAI: header is {len(raw)} bytes, expected {_HEADER.size}")
-    fields = _HEADER.unpack(raw)
-    if fields[0] != VERSION:
-        raise CodecError(f"CompressAI: bitstream version {fields[0]}, this decoder reads {VERSION}")
+    fields = bitstream.unpack_fields(raw, _HEADER, VERSION, "CompressAI")
     if not (0 < fields[3] <= MAX_SIDE and 0 < fields[4] <= MAX_SIDE):
         raise CodecError(f"CompressAI: invalid image size {fields[3]}×{fields[4]} in header")
     return fields, strings
@@ -263,26 +225,19 @@ def load_model(
     architecture: str,
     quality: int,
     metric: str = "mse",
-    checkpoint_dir: str | Path | None = None,
+    weights: str | Path | None = None,
     seed: int = 0,
-    device: str = "cpu",
-    allow_untrained: bool = True,
+    device: str | torch.device = "cpu",
 ) -> ZooModel:
-    """A zoo model with local weights if present, else (if allowed) a seeded untrained one."""
+    """A zoo model with the weights file ``weights`` (checked by the caller), or if None a
+    seeded untrained one."""
     check_architecture(architecture, metric, quality)
-    path = find_weights(architecture, metric, quality, checkpoint_dir)
     cls = model_architectures[architecture]
-    if path is not None:
+    if weights is not None:
         from compressai.zoo import load_state_dict
 
-        state = load_state_dict(load_weights_file(path, "CompressAI weights file"))
+        state = load_state_dict(load_weights_file(weights, "CompressAI weights file"))
         net = cls.from_state_dict(state)
-    elif not allow_untrained:
-        raise FileNotFoundError(
-            f"no weights for {architecture}/{metric} q{quality}: looked for "
-            f"{weights_file_name(architecture, metric, quality)} in "
-            f"{checkpoint_dir or '(no checkpoint_dir)'} and {Path(torch.hub.get_dir()) / 'checkpoints'}"
-        )
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + quality)
@@ -291,4 +246,4 @@ def load_model(
             _init_untrained(net)
     _mask_context(net)
     net.update(force=True)
-    return ZooModel(net.to(device), architecture, metric, quality, trained=path is not None)
+    return ZooModel(net.to(device), architecture, metric, quality, trained=weights is not None)

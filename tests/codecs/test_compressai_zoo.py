@@ -10,7 +10,8 @@ import torch
 
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig, RatePoint
-from bench.errors import CodecError
+from bench.errors import CheckpointError, CodecError
+from bench.hashing import file_sha256
 from bench.models import zoo
 from bench.models.imageio import to_tensor, to_uint8
 from bench.models.quantizers import hard_round
@@ -33,17 +34,21 @@ def image(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module", autouse=True)
 def no_user_weights(tmp_path_factory):
-    """Point the torch hub cache at an empty folder: tests never see (or fetch) real weights."""
+    """Point the weights folder at an empty one: tests never see (or fetch) real weights."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch-home")))
+        mp.delenv("BENCH_WEIGHTS_DIR", raising=False)
         yield
 
 
 @pytest.fixture(scope="module")
-def hyperprior(tmp_path_factory):
-    empty = tmp_path_factory.mktemp("no-weights")  # never the user's cache: tests stay untrained
+def hyperprior():
     with pytest.warns(UserWarning, match="UNTRAINED"):
-        return registry.create(config(checkpoint_dir=str(empty)))
+        return registry.create(config())
+
+
+def with_weights(rates, **weights) -> tuple[RatePoint, ...]:
+    return tuple(RatePoint(r.label, {**r.params, "weights": dict(weights)}) for r in rates)
 
 
 def test_configurations_in_codecs_dir() -> None:
@@ -52,7 +57,11 @@ def test_configurations_in_codecs_dir() -> None:
         cfg = configs[name]
         assert cfg.adapter == "compressai" and cfg.params["architecture"] == name
         assert [r.params["quality"] for r in cfg.rates] == list(range(1, 9))
-        assert registry.availability(cfg) is None
+        assert registry.availability(cfg) is None  # absent weights: untrained, not unavailable
+        for r in cfg.rates:  # CompressAI's published files, pinned by the hash in their names
+            w = r.params["weights"]
+            assert w["url"] == zoo.weights_url(name, "mse", r.params["quality"]) and w["url"].endswith(f"-{w['sha256']}.pth.tar")
+            assert w["lambda"] == zoo.MSE_LAMBDAS[r.params["quality"]] and w["licence"].startswith("BSD")
     assert registry.adapter_class("compressai").__name__ == "CompressAIZooCodec"
 
 
@@ -61,8 +70,12 @@ def test_bad_configurations_are_reported(tmp_path: Path) -> None:
     assert "qualities" in registry.availability(config("cheng2020-anchor", rates=(RatePoint("q7", {"quality": 7}),)))
     assert "unknown parameter" in registry.availability(config(qualty=3))
     assert "MSE models only" in registry.availability(config(metric="ms-ssim", lof_iterations=5))
-    msg = registry.availability(config(require_trained=True, checkpoint_dir=str(tmp_path)))
-    assert zoo.weights_file_name("bmshj2018-hyperprior", "mse", 1) in msg and "no download" in msg
+    assert "no weights table" in registry.availability(config(require_trained=True))
+    missing = config(require_trained=True, rates=with_weights(Q12, path=str(tmp_path / "w.pth.tar")))
+    msg = registry.availability(missing)
+    assert "2 of 2 weights files not found" in msg and str(tmp_path) in msg and "require_trained" in msg
+    url = config(require_trained=True, rates=with_weights(Q12[:1], url=zoo.weights_url("mbt2018", "mse", 1), sha256="3f36cd77"))
+    assert "python -m bench.codecs.weights" in registry.availability(url)
     with pytest.raises(ValueError, match="unknown CompressAI architecture"):
         registry.create(config("mbt2019"))
 
@@ -70,7 +83,7 @@ def test_bad_configurations_are_reported(tmp_path: Path) -> None:
 def test_untrained_is_labelled(hyperprior) -> None:
     assert hyperprior.trained is False
     info = hyperprior.describe()
-    assert info["trained"] is False and info["weights"]["1"].startswith("untrained")
+    assert info["trained"] is False and info["weights"]["quality=1"] == "untrained"
     assert "compressai 1.2.8" in hyperprior.library_version()
 
 
@@ -116,7 +129,7 @@ def test_corrupt_bitstreams(hyperprior) -> None:
 
 def test_mbt2018_serial_context_round_trip(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="UNTRAINED"):
-        codec = registry.create(config("mbt2018", rates=Q12[:1], checkpoint_dir=str(tmp_path)))
+        codec = registry.create(config("mbt2018", rates=Q12[:1]))
     img = image(64, 80, seed=3)
     enc = codec.encode(img, Q12[0])
     assert enc.extras["sequential_steps"] == 1 + 4 * 8  # z, then one step per latent position
@@ -126,20 +139,35 @@ def test_mbt2018_serial_context_round_trip(tmp_path: Path) -> None:
     assert codec.sequential_steps(2048, 1365) > 100 * codec.sequential_steps(128, 128) // 2
 
 
-def test_local_weights_are_used_and_marked_trained(tmp_path: Path) -> None:
-    """A checkpoint under CompressAI's file name in checkpoint_dir is loaded (no download)."""
-    reference = zoo.load_model("mbt2018-mean", 1, checkpoint_dir=str(tmp_path), seed=7)
-    torch.save(reference.net.state_dict(), tmp_path / zoo.weights_file_name("mbt2018-mean", "mse", 1))
-    cfg = config("mbt2018-mean", rates=Q12[:1], checkpoint_dir=str(tmp_path), require_trained=True)
+def test_local_weights_are_used_and_marked_trained(tmp_path: Path, monkeypatch) -> None:
+    """A url's file already in the weights folder is loaded (no download), its sha256 checked."""
+    reference = zoo.load_model("mbt2018-mean", 1, seed=7)
+    url = "https://example.invalid/models/mbt2018-mean-1-test.pth.tar"
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
+    torch.save(reference.net.state_dict(), tmp_path / "mbt2018-mean-1-test.pth.tar")
+    sha = file_sha256(tmp_path / "mbt2018-mean-1-test.pth.tar")
+    cfg = config("mbt2018-mean", rates=with_weights(Q12[:1], url=url, sha256=sha), require_trained=True)
     assert registry.availability(cfg) is None
     codec = registry.create(cfg)
-    assert codec.trained is True and str(tmp_path) in codec.describe()["weights"]["1"]
+    assert codec.trained is True and codec.describe()["weights"]["quality=1"]["url"] == url
     img = image(64, 64, seed=4)
     assert codec.encode(img, Q12[0]).data == reference.compress(to_tensor(img))
+    assert codec.weights_sha256(Q12[0]) == sha
+
+
+def test_weights_with_another_sha256_are_refused(tmp_path: Path) -> None:
+    """Loading a weights file whose sha256 differs from the configuration's names both hashes."""
+    path = tmp_path / "w.pth.tar"
+    torch.save(zoo.load_model("bmshj2018-hyperprior", 1).net.state_dict(), path)
+    actual, wrong = file_sha256(path), "0" * 64
+    codec = registry.create(config(rates=with_weights(Q12[:1], path=str(path), sha256=wrong)))
+    with pytest.raises(CheckpointError) as err:
+        codec.encode(image(64, 64), Q12[0])
+    assert actual in str(err.value) and wrong in str(err.value)
 
 
 def test_lof_option_for_zoo(tmp_path: Path) -> None:
-    cfg = config("mbt2018-mean", rates=Q12[:1], checkpoint_dir=str(tmp_path), lof_iterations=3, lof_eval_every=1)
+    cfg = config("mbt2018-mean", rates=Q12[:1], lof_iterations=3, lof_eval_every=1)
     with pytest.warns(UserWarning):
         codec = registry.create(cfg)
     enc = codec.encode(image(48, 48, seed=5), Q12[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,10 @@ import pytest
 import torch
 
 from bench.codecs.base import CodecConfig, Encoded, RatePoint
-from bench.errors import CodecError
 from bench.codecs.mlicpp import MLICPlusPlusCodec
+from bench.errors import CodecError, CodecUnavailable
+from bench.hashing import file_sha256
+from bench.models.mlicpp.bitstream import peek
 from bench.codecs.registry import BUILTIN_ADAPTERS, adapter_class, availability, create, load_config
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -31,9 +34,12 @@ def test_registered_and_configs_load():
     assert adapter_class("mlicpp") is MLICPlusPlusCodec
     config = load_config(CODECS / "mlicpp.toml")
     assert config.adapter == "mlicpp" and len(config.rates) == 6
-    assert [p.params["lmbda"] for p in config.rates] == [0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483]
-    assert all(p.params["metric"] == "mse" and "checkpoint" in p.params for p in config.rates)
+    weights = [p.params["weights"] for p in config.rates]
+    assert [w["lambda"] for w in weights] == [0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483]
+    assert all(w["metric"] == "mse" and "MLICPP_CHECKPOINT_DIR" in w["path"] and w["source"] for w in weights)
     assert config.params["threads"] == 2
+    lof = load_config(CODECS / "mlicpp-lof.toml")
+    assert lof.params["untrained"] is True and lof.params["lof_iterations"] > 0 and lof.rates[0].params["lambda"] > 0
 
 
 def test_missing_checkpoints_are_explained(monkeypatch, tmp_path):
@@ -42,8 +48,10 @@ def test_missing_checkpoints_are_explained(monkeypatch, tmp_path):
     assert "MLICPP_CHECKPOINT_DIR, which is not set" in availability(config)
     monkeypatch.setenv("MLICPP_CHECKPOINT_DIR", str(tmp_path))
     reason = availability(config)
-    assert "6 of 6 MLIC++ checkpoint files not found" in reason and str(tmp_path) in reason
-    assert "untrained" in reason
+    assert "6 of 6 weights files not found" in reason and str(tmp_path) in reason
+    assert "untrained" in reason and "JiangWeibeta/MLIC" in reason
+    no_weights = CodecConfig(name="m", adapter="mlicpp", rates=(RatePoint("r"),))
+    assert "has no weights table" in availability(no_weights)
 
 
 def test_untrained_mode_is_labelled(untrained_codec):
@@ -90,7 +98,7 @@ def test_bad_input_and_corrupt_streams(untrained_codec, photo):
     for bad in (b"", data[:10], data[:-3], data[:20] + bytes([data[20] ^ 0x10]) + data[21:]):
         with pytest.raises(CodecError):
             untrained_codec.decode(bad)
-    wrong_rate = data[:1] + bytes([5]) + data[2:]
+    wrong_rate = data[:11] + bytes([5]) + data[12:]  # the header's model id (rate index)
     with pytest.raises(CodecError, match="rate point #5"):
         untrained_codec.decode(wrong_rate)
 
@@ -118,15 +126,87 @@ def test_checkpoint_ladder_with_env_and_home(monkeypatch, tmp_path, photo):
     torch.save({"epoch": 9, "state_dict": state}, tmp_path / "ckpt" / "a.pth.tar")
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("MY_CKPT", str(tmp_path / "ckpt"))
+    sha = file_sha256(tmp_path / "ckpt" / "a.pth.tar")
     config = CodecConfig(name="mlicpp-test", adapter="mlicpp", params={"threads": 2}, rates=(
-        RatePoint("a", {"checkpoint": "$MY_CKPT/a.pth.tar", "lmbda": 0.0018, "metric": "mse"}),
-        RatePoint("b", {"checkpoint": "~/ckpt/a.pth.tar", "lmbda": 0.0035, "metric": "mse"}),
+        RatePoint("a", {"weights": {"path": "$MY_CKPT/a.pth.tar", "sha256": sha, "lambda": 0.0018, "metric": "mse"}}),
+        RatePoint("b", {"weights": {"path": "~/ckpt/a.pth.tar", "lambda": 0.0035, "metric": "mse"}}),
     ))
     assert availability(config) is None
     codec = create(config)
     assert codec.trained is True
     image = np.ascontiguousarray(photo[:64, :64])
     a, b = codec.encode(image, config.rates[0]), codec.encode(image, config.rates[1])
-    assert a.data[1] == 0 and b.data[1] == 1  # the rate index travels in the stream
-    assert a.data[2:-4] == b.data[2:-4]  # same weights under both labels
+    assert peek(a.data).model_id == 0 and peek(b.data).model_id == 1  # the rate index travels in the stream
+    assert a.data[12:] == b.data[12:]  # same weights under both labels (only CRC and model id differ)
     assert np.array_equal(codec.decode(a.data), codec.decode(b.data))
+    assert codec.weights_sha256(config.rates[0]) == codec.weights_sha256(config.rates[1]) == sha
+
+
+def test_devices_any_torch_string():
+    """Every device string torch accepts is taken; refused only when the device is absent."""
+    for device in ("cpu", "cpu:0"):
+        config = CodecConfig(name="m", adapter="mlicpp", params={"untrained": True}, rates=(RatePoint("r"),), device=device)
+        assert availability(config) is None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    absent = CodecConfig(name="m", adapter="mlicpp", params={"untrained": True}, rates=(RatePoint("r"),),
+                         device=f"cuda:{count}")
+    assert f"has {count} CUDA device(s)" in availability(absent)
+    with pytest.raises(CodecUnavailable, match=f"cuda:{count}"):
+        create(absent)
+    bogus = CodecConfig(name="m", adapter="mlicpp", params={"untrained": True}, rates=(RatePoint("r"),), device="gpu7")
+    assert "not a torch device" in availability(bogus)
+
+
+def test_models_are_bounded_and_released(monkeypatch):
+    """The base keeps at most max_loaded models (least recently used evicted, close() called)."""
+    from bench.codecs.learned import LearnedCodec
+
+    closed: list[int] = []
+
+    class Model:
+        def __init__(self, index: int):
+            self.index = index
+
+        def close(self) -> None:
+            closed.append(self.index)
+
+    class Tiny(LearnedCodec):
+        adapter = "tiny-test"
+        max_loaded = 2
+
+        def _load(self, rate_index: int):
+            return Model(rate_index)
+
+        def library_version(self) -> str:
+            return "tiny"
+
+        def encode(self, image, rate):
+            raise NotImplementedError
+
+        def decode(self, data):
+            raise NotImplementedError
+
+    codec = Tiny(CodecConfig(name="t", adapter="tiny-test", rates=tuple(RatePoint(f"r{i}") for i in range(3))))
+    a = codec._model(0)
+    codec._model(1)
+    assert codec._model(0) is a  # cached, and now the most recently used
+    codec._model(2)
+    assert closed == [1] and list(codec._models) == [0, 2]
+    codec.close()
+    assert sorted(closed) == [0, 1, 2] and not codec._models
+
+
+@pytest.mark.slow
+def test_lof_through_the_adapter(photo):
+    """mlicpp-lof: LOF runs inside encode, keeps a stream the unchanged decoder reads, never worse."""
+    config = load_config(CODECS / "mlicpp-lof.toml")
+    config = dataclasses.replace(config, params={**config.params, "lof_iterations": 2, "lof_eval_every": 1})
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        codec = create(config)
+    image = np.ascontiguousarray(photo[:64, :64])
+    enc = codec.encode(image, config.rates[0])
+    x = enc.extras
+    assert x["lof_iterations"] == 2 and x["lof_cost_after"] <= x["lof_cost_before"]
+    assert x["lof_bytes_after"] == len(enc.data) and x["estimated_bits"] > 0
+    assert codec.decode(enc.data).shape == image.shape
+    codec.close()

@@ -12,6 +12,7 @@ import torch
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig, Encoded, RatePoint
 from bench.errors import CodecError
+from bench.hashing import file_sha256
 from bench.models.msp import create_model, profile_from_params
 
 CODECS = Path(__file__).resolve().parents[2] / "codecs"
@@ -59,17 +60,23 @@ def test_unknown_profile_and_bad_params_are_reported() -> None:
         registry.create(no_lambda)
 
 
-def test_checkpoint_availability_messages(tmp_path: Path) -> None:
+def with_weights(paths: list[Path], **params) -> CodecConfig:
+    rates = tuple(RatePoint(r.label, {**r.params, "weights": {"path": str(p)}}) for r, p in zip(RATES, paths))
+    return dataclasses.replace(config(**params), rates=rates)
+
+
+def test_weights_availability_messages(tmp_path: Path) -> None:
     assert "require_trained" in registry.availability(config(require_trained=True))
-    missing = config(checkpoints=[str(tmp_path / "a.pth"), str(tmp_path / "b.pth")])
-    assert "not found" in registry.availability(missing)
-    assert "one file per rate point" in registry.availability(config(checkpoints=["only-one.pth"]))
+    missing = with_weights([tmp_path / "a.pth", tmp_path / "b.pth"])
+    assert "2 of 2 weights files not found" in registry.availability(missing)
+    bad = dataclasses.replace(config(), rates=(RatePoint("r", {"lambda": 0.01, "weights": {"file": "a.pth"}}),))
+    assert "unknown weights key 'file'" in registry.availability(bad)
 
 
 def test_untrained_codec_is_labelled(tiny_codec) -> None:
     assert tiny_codec.trained is False
     info = tiny_codec.describe()
-    assert info["trained"] is False and info["weights"].startswith("untrained")
+    assert info["trained"] is False and set(info["weights"].values()) == {"untrained"}
     assert "re-implementation" in info["reimplementation"]
     assert info["profile"]["sequential_steps"] == tiny_codec.sequential_steps == 10
     assert "MSP" in tiny_codec.library_version()
@@ -107,7 +114,7 @@ def test_corrupt_bitstreams(tiny_codec) -> None:
 
 
 def test_bad_image_is_rejected(tiny_codec) -> None:
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(CodecError, match="uint8"):
         tiny_codec.encode(np.zeros((8, 8), np.uint8), RATES[0])
 
 
@@ -118,10 +125,11 @@ def test_checkpoints_load_as_trained(tmp_path: Path) -> None:
         model = create_model(profile, seed=100 + i)
         paths.append(tmp_path / f"r{i}.pth")
         torch.save({"state_dict": model.state_dict()}, paths[-1])
-    cfg = config(checkpoints=[str(p) for p in paths])
+    cfg = with_weights(paths)
     assert registry.availability(cfg) is None
     codec = registry.create(cfg)
     assert codec.trained is True
+    assert codec.weights_sha256(RATES[1]) is None  # not loaded yet
     img = image(40, 56, seed=2)
     direct = create_model(profile, seed=101)
     direct.rate_index = 1
@@ -130,6 +138,7 @@ def test_checkpoints_load_as_trained(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = direct.encode_latent(direct.analysis(to_tensor(img)), (40, 56))
     assert codec.encode(img, RATES[1]).data == expected  # the checkpoint's weights were used
+    assert codec.weights_sha256(RATES[1]) == file_sha256(paths[1])  # recorded per cell
 
 
 def test_lof_through_the_adapter() -> None:

@@ -21,8 +21,8 @@ def test_ladder_and_rates_forms(tmp_path):
     ladder = registry.load_config(write(tmp_path, "a", 'adapter = "jpeg"\n[ladder]\nparam = "quality"\nvalues = [10, 50]\n'))
     assert [r.label for r in ladder.rates] == ["quality=10", "quality=50"] and ladder.rates[1].params == {"quality": 50}
     rates = registry.load_config(write(tmp_path, "b", 'adapter = "mlicpp"\n[[rates]]\nlabel = "q1"\n'
-                                                      'checkpoint = "a.pth"\nlmbda = 0.0018\n'))
-    assert rates.name == "b" and rates.rate("q1").params == {"checkpoint": "a.pth", "lmbda": 0.0018}
+                                                      'weights = { path = "a.pth", lambda = 0.0018 }\n'))
+    assert rates.name == "b" and rates.rate("q1").params == {"weights": {"path": "a.pth", "lambda": 0.0018}}
     with pytest.raises(KeyError, match="no rate point 'q9'.*known: q1"):
         rates.rate("q9")
 

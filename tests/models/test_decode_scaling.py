@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.models.msp import decode_scaling as ds
+from bench import decode_scaling as ds
 
 
 def test_helpers() -> None:

@@ -1,4 +1,4 @@
-"""LOF: never worse than the start, real costs, unchanged bitstream format — on MSP and a zoo model."""
+"""LOF: never worse than the start, real costs, unchanged bitstream format — on MSP, a zoo model and MLIC++."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import torch
 from bench.models import zoo
 from bench.models.imageio import to_tensor
 from bench.models.lof import LatentOptimizable, LOFOptions, coded_cost, overfit_latent
+from bench.models.mlicpp import bitstream as mlicpp_bitstream
+from bench.models.mlicpp import untrained_model
+from bench.models.mlicpp.lof import MLICLatent
 from bench.models.msp import MSPProfile, create_model, read_header
 from bench.models.quantizers import SGARound, hard_round, ste_round
 
@@ -37,6 +40,24 @@ def zoo_model(tmp_path_factory):
     return model
 
 
+@pytest.fixture(scope="module")
+def mlicpp_model():
+    """Untrained MLIC++ (the mlicpp-untrained weights) behind its LOF interface, rate index 3."""
+    torch.set_num_threads(2)
+    return MLICLatent(untrained_model(), model_id=3)
+
+
+@pytest.fixture
+def models(request):
+    """The model of each parametrised case, built only when that case runs."""
+    return lambda which: request.getfixturevalue(f"{which}_model")
+
+
+WHICH = ["msp", "zoo", "mlicpp"]
+# full LOF runs on the 83M-parameter MLIC++ take ~1 min of CPU each: in the slow set
+WHICH_LOF = ["msp", "zoo", pytest.param("mlicpp", marks=pytest.mark.slow)]
+
+
 def _independent_cost(model, data: bytes, image: np.ndarray, lam: float) -> float:
     """Price a bitstream from scratch: real bytes + λ·MSE of the real 8-bit decoded image."""
     decoded = model.decode_image(data).clamp(0, 1).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
@@ -44,14 +65,14 @@ def _independent_cost(model, data: bytes, image: np.ndarray, lam: float) -> floa
     return 8 * len(data) / (image.shape[0] * image.shape[1]) + lam * mse
 
 
-def test_models_satisfy_the_protocol(msp_model, zoo_model) -> None:
-    assert isinstance(msp_model, LatentOptimizable)
-    assert isinstance(zoo_model, LatentOptimizable)
+@pytest.mark.parametrize("which", WHICH)
+def test_models_satisfy_the_protocol(which, models) -> None:
+    assert isinstance(models(which), LatentOptimizable)
 
 
-@pytest.mark.parametrize("which", ["msp", "zoo"])
-def test_lof_never_increases_coded_cost_and_keeps_format(which, msp_model, zoo_model) -> None:
-    model = msp_model if which == "msp" else zoo_model
+@pytest.mark.parametrize("which", WHICH_LOF)
+def test_lof_never_increases_coded_cost_and_keeps_format(which, models) -> None:
+    model = models(which)
     image = make_image()
     lam = 0.0130
     result = overfit_latent(model, image, lam, LOFOptions(iterations=6, lr=2e-2, eval_every=2))
@@ -67,8 +88,11 @@ def test_lof_never_increases_coded_cost_and_keeps_format(which, msp_model, zoo_m
     # same container and header (only the strings may differ)
     if which == "msp":
         assert read_header(result.data)[0] == read_header(plain)[0]
-    else:
+    elif which == "zoo":
         assert zoo.read_header(result.data)[0] == zoo.read_header(plain)[0]
+    else:
+        assert mlicpp_bitstream.peek(result.data) == mlicpp_bitstream.peek(plain)
+        assert mlicpp_bitstream.peek(plain).model_id == 3
     decoded = model.decode_image(result.data)
     assert decoded.shape == (1, 3, *image.shape[:2])
     extras = result.extras()
@@ -76,10 +100,10 @@ def test_lof_never_increases_coded_cost_and_keeps_format(which, msp_model, zoo_m
     assert extras["lof_cost_after"] <= extras["lof_cost_before"]
 
 
-@pytest.mark.parametrize("which", ["msp", "zoo"])
-def test_lof_keeps_start_when_every_iterate_is_worse(which, msp_model, zoo_model) -> None:
+@pytest.mark.parametrize("which", WHICH_LOF)
+def test_lof_keeps_start_when_every_iterate_is_worse(which, models) -> None:
     """A destructive step size makes every iterate worse: LOF must return the starting bitstream."""
-    model = msp_model if which == "msp" else zoo_model
+    model = models(which)
     image = make_image(seed=1)
     result = overfit_latent(model, image, 0.0067, LOFOptions(iterations=2, lr=500.0, eval_every=1))
     assert result.best_iteration == 0
@@ -132,3 +156,20 @@ def test_quantizers() -> None:
     sga.tau = 1e-3  # cold: close to nearest rounding
     cold = sga(y, mu)
     assert torch.allclose(cold, hard, atol=0.05)
+
+
+def test_mlicpp_rate_is_the_coders_rate(mlicpp_model) -> None:
+    """LOF's differentiable rate for MLIC++, at hard rounding, is the real coder's estimate:
+    the same recursion, contexts and likelihoods as compress() (so LOF optimises the real model)."""
+    image = make_image(seed=5)
+    x = to_tensor(image)
+    with torch.no_grad():
+        y = mlicpp_model.analysis(x)
+        result = mlicpp_model.model.compress(x)
+        bits, y_hat = mlicpp_model.rate_bits(y, hard_round)
+    assert float(bits) == pytest.approx(result.estimated_bits, rel=1e-5)
+    # and the gradient reaches y through every context (STE)
+    y = y.clone().requires_grad_(True)
+    bits, _ = mlicpp_model.rate_bits(y, ste_round)
+    (grad,) = torch.autograd.grad(bits, [y])
+    assert bool(torch.isfinite(grad).all()) and float(grad.abs().sum()) > 0

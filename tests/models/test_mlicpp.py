@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 
 from bench.errors import CodecError
 from bench.models.mlicpp import CheckpointError, MLICPlusPlus, load_checkpoint, parameter_count, untrained_model
+from bench.models import bitstream as shared_bitstream
 from bench.models.mlicpp import bitstream
 from bench.models.mlicpp.checkerboard import ANCHOR, NONANCHOR, keep, parity_mask, squeeze, unsqueeze
 from bench.models.mlicpp.checkpoint import check_state_dict, normalize_state_dict
@@ -236,8 +236,8 @@ def test_round_trip_decoder_equals_encoder(model, photo, size):
     assert x_hat.shape == (1, 3, h, w)
     assert torch.equal(x_hat, result.x_hat)  # bit-identical to the encoder-side reconstruction
     stats = result.stats
-    overhead = 7 + len(bitstream._uleb128(stats["z_bytes"])) + 4  # fixed fields, z length, CRC
-    assert stats["container_bytes"] == len(result.data) == stats["z_bytes"] + stats["y_bytes"] + overhead
+    assert stats["container_bytes"] == len(result.data) == stats["z_bytes"] + stats["y_bytes"] + bitstream.OVERHEAD
+    assert bitstream.OVERHEAD == 28  # shared frame (magic, CRC, lengths) + MLIC++ header fields
     assert stats["y_symbols"] == 320 * ((h + 63) // 64 * 4) * ((w + 63) // 64 * 4)
     assert 0 < result.estimated_bits
     print(f"{h}x{w}: {len(result.data)} bytes, estimated/real bits {result.estimated_bits / (8 * len(result.data)):.3f}, "
@@ -271,7 +271,8 @@ def test_reference_layout_round_trip_and_streams_do_not_mix(model, photo):
         assert torch.equal(model.decompress(result.data), result.x_hat)
     finally:
         model.configure(reference=False)
-    with pytest.raises(CodecError, match="checksum"):
+    assert bitstream.peek(result.data).mode == 1  # the header records the computation mode
+    with pytest.raises(CodecError, match="CRC-32 mismatch"):
         model.decompress(result.data)
     fast = model.compress(x, reconstruct=True)
     assert (fast.x_hat - result.x_hat).abs().max() < 0.05  # same model, other last bits
@@ -296,23 +297,24 @@ def test_garbled_streams_raise(model, stream):
         data[pos] ^= 1 << int(rng.integers(0, 8))
         with pytest.raises(CodecError):
             model.decompress(bytes(data))
-    with pytest.raises(CodecError, match="not an MLIC"):
+    with pytest.raises(CodecError, match="not a MLIC bitstream"):
         model.decompress(b"\x00" * len(stream))
 
 
 def test_absurd_header_sizes_raise(model, stream):
+    raw, strings = shared_bitstream.unpack(stream, bitstream.MAGIC, "t", model.stream_key())
     for height, width in ((0, 64), (65535, 65535), (20000, 10)):
-        data = bytearray(stream)
-        data[3:7] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-        body = bytes(data[:-4])
-        data[-4:] = zlib.crc32(body, model.stream_key()).to_bytes(4, "big")  # a *valid* CRC
+        fields = raw[:4] + height.to_bytes(2, "big") + width.to_bytes(2, "big")
+        data = shared_bitstream.pack(bitstream.MAGIC, fields, strings, model.stream_key())  # a *valid* CRC
         with pytest.raises(CodecError, match="out of range"):
-            model.decompress(bytes(data))
+            model.decompress(data)
+    with pytest.raises(CodecError, match="version 7"):  # a future format is refused, not misread
+        model.decompress(shared_bitstream.pack(bitstream.MAGIC, bytes([7]) + raw[1:], strings, model.stream_key()))
 
 
 def test_other_weights_are_refused(stream):
     other = untrained_model(seed=7)
-    with pytest.raises(CodecError, match="different weights"):
+    with pytest.raises(CodecError, match="other weights"):
         other.decompress(stream)
 
 

@@ -6,6 +6,9 @@ payload that creates a marker file; a loader that ran it would leave the marker 
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +19,9 @@ from bench.errors import CheckpointError
 from bench.models.mlicpp import load_checkpoint
 from bench.models.msp.factory import create_model
 from bench.models.msp.profiles import get_profile
-from bench.models.weights import load_weights_file
-from bench.models.zoo import load_model, weights_file_name
+from bench.hashing import file_sha256
+from bench.models.weights import WeightsSpec, fetch, load_weights_file, resolve
+from bench.models.zoo import load_model
 
 
 class Payload:
@@ -41,8 +45,7 @@ def load_mlicpp(tmp_path: Path, marker: Path) -> None:
 
 
 def load_zoo(tmp_path: Path, marker: Path) -> None:
-    save_malicious(tmp_path / weights_file_name("bmshj2018-hyperprior", "mse", 1), marker)
-    load_model("bmshj2018-hyperprior", 1, checkpoint_dir=tmp_path, allow_untrained=False)
+    load_model("bmshj2018-hyperprior", 1, weights=save_malicious(tmp_path / "zoo.pth.tar", marker))
 
 
 def load_msp(tmp_path: Path, marker: Path) -> None:
@@ -97,3 +100,86 @@ def test_not_a_torch_file(tmp_path):
         load_weights_file(path)
     with pytest.raises(FileNotFoundError, match="not found"):
         load_weights_file(tmp_path / "absent.pth")
+
+
+# --- the weights description (one per rate point) ------------------------------------------------
+def test_weights_table_is_checked():
+    spec = WeightsSpec.parse({"path": "~/w.pth", "sha256": "ABCDEF12", "lambda": 0.0018, "metric": "mse",
+                              "licence": "MIT", "source": "x"}, "c: rate point 'a'")
+    assert spec.sha256 == "abcdef12" and spec.lam == 0.0018 and spec.location() == Path.home() / "w.pth"
+    assert spec.describe()["lambda"] == 0.0018
+    bad = [({"sha256": "ab"}, "exactly one of 'path'"),
+           ({"path": "a", "url": "http://h/a"}, "exactly one of 'path'"),
+           ({"path": "a", "sha256": "xyz"}, "not 8..64 hex digits"),
+           ({"url": "http://h/a.pth"}, "need a sha256"),
+           ({"url": "ftp://h/a.pth", "sha256": "abcdef12"}, "not an http"),
+           ({"path": "a", "lambda": -1}, "must be > 0"),
+           ({"path": "a", "lamda": 1}, "unknown weights key 'lamda'"),
+           ({"path": 3}, "wrong type")]
+    for table, message in bad:
+        with pytest.raises(ValueError, match=message) as err:
+            WeightsSpec.parse(table, "c: rate point 'a'")
+        assert "c: rate point 'a'" in str(err.value)
+
+
+def test_sha256_mismatch_names_both_hashes(tmp_path, monkeypatch):
+    path = tmp_path / "w.pth"
+    torch.save({"w": torch.ones(2)}, path)
+    actual = file_sha256(path)
+    assert resolve(WeightsSpec(path=str(path), sha256=actual)) == (path, actual)
+    assert resolve(WeightsSpec(path=str(path), sha256=actual[:8]))[1] == actual  # torch hub style prefix
+    assert resolve(WeightsSpec(path=str(path)))[1] == actual  # unpinned: still recorded
+    wrong = "f" * 64
+    with pytest.raises(CheckpointError) as err:
+        resolve(WeightsSpec(path=str(path), sha256=wrong))
+    assert actual in str(err.value) and wrong in str(err.value) and str(path) in str(err.value)
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        resolve(WeightsSpec(path=str(tmp_path / "absent.pth")))
+    monkeypatch.delenv("NO_SUCH_DIR_VAR", raising=False)
+    with pytest.raises(CheckpointError, match="NO_SUCH_DIR_VAR, which is not set"):
+        WeightsSpec(path="$NO_SUCH_DIR_VAR/w.pth").location()
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving ``tmp_path / "www"``."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_downloads_checks_and_reuses(http_root, tmp_path, monkeypatch):
+    root, base = http_root
+    torch.save({"w": torch.arange(4.0)}, root / "model-1.pth.tar")
+    sha = file_sha256(root / "model-1.pth.tar")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(cache))
+    spec = WeightsSpec(url=f"{base}/model-1.pth.tar", sha256=sha)
+    with pytest.raises(FileNotFoundError, match="download it from"):
+        resolve(spec)
+    path = fetch(spec)
+    assert path == cache / "model-1.pth.tar" and file_sha256(path) == sha
+    assert torch.equal(load_weights_file(path)["w"], torch.arange(4.0))
+    (root / "model-1.pth.tar").unlink()
+    assert fetch(spec) == path  # a checked local copy is reused, no second download
+
+
+def test_fetch_refuses_a_wrong_download_and_leaves_nothing(http_root, tmp_path, monkeypatch):
+    root, base = http_root
+    (root / "model-2.pth.tar").write_bytes(b"not the weights")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(cache))
+    expected = "a" * 64
+    with pytest.raises(CheckpointError) as err:
+        fetch(WeightsSpec(url=f"{base}/model-2.pth.tar", sha256=expected))
+    assert expected in str(err.value) and file_sha256(root / "model-2.pth.tar") in str(err.value)
+    assert list(cache.iterdir()) == []  # neither the file nor a .part is left behind
+    with pytest.raises(RuntimeError, match="cannot download"):
+        fetch(WeightsSpec(url=f"{base}/absent.pth.tar", sha256=expected))
+    assert list(cache.iterdir()) == []

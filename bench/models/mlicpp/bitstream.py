@@ -1,72 +1,51 @@
-"""The MLIC++ container: every byte the decoder needs, and nothing it can silently misread.
+"""MLIC++'s header fields in the shared learned-codec container (:mod:`bench.models.bitstream`).
 
-Layout (integers big-endian)::
+Magic ``b"MLIC"``; header fields (big-endian)::
 
-    offset   size   field
-    0        1      format byte 0xA1 (MLIC++ container, version 1)
-    1        1      model id 0..255 (the adapter's rate-point index; picks the checkpoint)
-    2        1      flags: bit 7 = encoded on CUDA; bits 0..6 = torch CPU threads of the encoder (1..127)
-    3        2      H, original image height (1..MAX_SIDE)
-    5        2      W, original image width (1..MAX_SIDE)
-    7        1..4   n_z = length of the z string, unsigned LEB128
-    ...      n_z    z string: EntropyBottleneck rANS stream of ẑ (H/64 × W/64 after padding)
-    ...      n_y    y string: one rANS stream of all 20 checkerboard parts (to the CRC)
-    end-4    4      CRC-32 (zlib) of all preceding bytes, seeded with the model's stream key
-                    (fingerprint of the weights and of the computation layout)
+    version u8 (2) | model id u8 | mode u8 | flags u8 | H u16 | W u16
 
-Overhead: 12 bytes (13 once the z string exceeds 127 bytes), against 28 in the official file
-format (which has no checksum). The CRC costs 4 bytes (32 bits; 0.08 % of a 5 kB file) and is
-needed because CompressAI's rANS decoder reads garbage without noticing, and reads past the end
-of a truncated string. Seeding it with a fingerprint of the weights also turns "decoded with the
-wrong checkpoint" into a clear error instead of a wrong image.
+* model id 0..255: the adapter's rate-point index (picks the checkpoint);
+* mode: the encoder's computation mode (0 = fast, 1 = reference; further values are free for
+  new numerics of the entropy-parameter path);
+* flags: bit 7 = encoded on CUDA; bits 0..6 = torch CPU threads of the encoder (1..127);
+* H, W: the original image size (1..MAX_SIDE).
+
+Strings: the z string (EntropyBottleneck rANS stream of ẑ, H/64 × W/64 after padding), then the
+y string (one rANS stream of all 20 checkerboard parts). The CRC-32 is seeded with the model's
+stream key (fingerprint of the weights and of the computation layout), so a stream decoded with
+other weights or another layout is refused instead of decoding to garbage. The frame costs 28
+bytes (the official file format also spends 28, without a checksum).
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 
 from bench.errors import CodecError
+from bench.models import bitstream
 
-FORMAT_BYTE = 0xA1
+MAGIC = b"MLIC"
+VERSION = 2
 MAX_SIDE = 16384  # a 16k×16k image needs ~60 GB of activations: larger headers are corrupt
 MAX_PIXELS = 16384 * 16384
-_FIXED = struct.Struct(">BBBHH")
-_CRC = 4
-MIN_SIZE = _FIXED.size + 1 + _CRC
+_FIELDS = struct.Struct(">BBBBHH")
 RANS_MIN_BYTES = 8  # a flushed rANS64 stream holds at least its 64-bit final state
+#: Bytes a stream spends besides its two rANS strings.
+OVERHEAD = bitstream.FRAME_BYTES + _FIELDS.size + 2 * 4
+_NAME = "MLIC++"
 
 
 @dataclass(frozen=True)
 class Header:
-    """The decoded fixed fields of a container."""
+    """The decoded header fields of an MLIC++ stream."""
 
     model_id: int
     height: int
     width: int
-    threads: int  # torch CPU threads of the encoder (bits of σ, μ depend on it on CPU)
+    threads: int  # torch CPU threads of the encoder
     cuda: bool
-
-
-def _uleb128(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_uleb128(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    for i in range(pos, min(end, pos + 4)):
-        value |= (data[i] & 0x7F) << shift
-        if not data[i] & 0x80:
-            return value, i + 1
-        shift += 7
-    raise CodecError("MLIC++ container: bad z-string length field")
+    mode: int = 0  # 0 fast, 1 reference
 
 
 def _check_size(height: int, width: int) -> None:
@@ -75,54 +54,37 @@ def _check_size(height: int, width: int) -> None:
 
 
 def pack(header: Header, z_string: bytes, y_string: bytes, fingerprint: int) -> bytes:
-    """Serialise one image's strings; see the module docstring for the layout."""
+    """Serialise one image's strings; see the module docstring for the fields."""
     _check_size(header.height, header.width)
-    if not 0 <= header.model_id <= 255:
-        raise ValueError(f"model id must fit in a byte, got {header.model_id}")
+    if not 0 <= header.model_id <= 255 or not 0 <= header.mode <= 255:
+        raise ValueError(f"model id and mode must fit in a byte, got {header.model_id}, {header.mode}")
     threads = min(max(int(header.threads), 1), 127)
     flags = (0x80 if header.cuda else 0) | threads
-    body = (
-        _FIXED.pack(FORMAT_BYTE, header.model_id, flags, header.height, header.width)
-        + _uleb128(len(z_string))
-        + z_string
-        + y_string
-    )
-    return body + struct.pack(">I", zlib.crc32(body, fingerprint & 0xFFFFFFFF))
+    fields = _FIELDS.pack(VERSION, header.model_id, header.mode, flags, header.height, header.width)
+    return bitstream.pack(MAGIC, fields, [z_string, y_string], fingerprint)
+
+
+def _header(raw: bytes) -> Header:
+    _, model_id, mode, flags, height, width = bitstream.unpack_fields(raw, _FIELDS, VERSION, _NAME)
+    _check_size(height, width)
+    if flags & 0x7F == 0:
+        raise CodecError("MLIC++ container: encoder thread count is 0")
+    return Header(model_id, height, width, flags & 0x7F, bool(flags & 0x80), mode)
 
 
 def peek(data: bytes) -> Header:
-    """Read and validate the fixed fields without checking the CRC (to choose a model)."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise CodecError(f"MLIC++ bitstream must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < MIN_SIZE:
-        raise CodecError(f"MLIC++ bitstream truncated: {len(data)} bytes, a container has at least {MIN_SIZE}")
-    fmt, model_id, flags, height, width = _FIXED.unpack_from(data)
-    if fmt != FORMAT_BYTE:
-        raise CodecError(f"not an MLIC++ container (format byte 0x{fmt:02X}, expected 0x{FORMAT_BYTE:02X})")
-    _check_size(height, width)
-    threads = flags & 0x7F
-    if threads == 0:
-        raise CodecError("MLIC++ container: encoder thread count is 0")
-    return Header(model_id=model_id, height=height, width=width, threads=threads, cuda=bool(flags & 0x80))
+    """Read and validate the header fields without checking the CRC (to choose a model)."""
+    return _header(bitstream.peek(data, MAGIC, _NAME))
 
 
 def unpack(data: bytes, fingerprint: int) -> tuple[Header, bytes, bytes]:
-    """Validate the whole container (sizes, CRC with the model fingerprint) → header, z, y."""
-    header = peek(data)
-    data = bytes(data)
-    body, stored = data[:-_CRC], struct.unpack(">I", data[-_CRC:])[0]
-    if zlib.crc32(body, fingerprint & 0xFFFFFFFF) != stored:
-        raise CodecError(
-            "MLIC++ bitstream checksum mismatch: the data is corrupt or truncated, "
-            "or it was encoded with different weights (another checkpoint / rate point) "
-            "or another computation layout (reference vs fast)"
-        )
-    n_z, pos = _read_uleb128(body, _FIXED.size, len(body))
-    z_string, y_string = body[pos:pos + n_z], body[pos + n_z:]
-    if len(z_string) != n_z:
-        raise CodecError(f"MLIC++ container: z string needs {n_z} bytes, only {len(z_string)} present")
-    for name, s in (("z", z_string), ("y", y_string)):
+    """Validate the whole stream (frame, CRC with the model's key, strings) → header, z, y."""
+    peek(data)
+    raw, strings = bitstream.unpack(data, MAGIC, _NAME, fingerprint)
+    header = _header(raw)
+    if len(strings) != 2:
+        raise CodecError(f"MLIC++ container: {len(strings)} strings, expected 2 (z, y)")
+    for name, s in zip("zy", strings):
         if len(s) < RANS_MIN_BYTES or len(s) % 4:
             raise CodecError(f"MLIC++ container: {name} string of {len(s)} bytes is not a rANS64 stream")
-    return header, z_string, y_string
+    return header, strings[0], strings[1]

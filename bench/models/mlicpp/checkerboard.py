@@ -19,7 +19,10 @@ NONANCHOR = "nonanchor"
 PARITIES = (ANCHOR, NONANCHOR)
 
 
+# Cached masks are made outside inference mode (normal tensors serve both): one made inside
+# ``compress()`` would otherwise be refused by autograd later (LOF's rate through the recursion).
 @lru_cache(maxsize=16)
+@torch.inference_mode(False)
 def _anchor_mask(h: int, w: int, device: torch.device) -> Tensor:
     rows = torch.arange(h, device=device).view(h, 1)
     cols = torch.arange(w, device=device).view(1, w)
@@ -27,6 +30,7 @@ def _anchor_mask(h: int, w: int, device: torch.device) -> Tensor:
 
 
 @lru_cache(maxsize=16)
+@torch.inference_mode(False)
 def _even_rows(h: int, device: torch.device) -> Tensor:
     return (torch.arange(h, device=device) % 2 == 0).view(h, 1)
 

@@ -52,6 +52,7 @@ def relative_position_index(window: int = WINDOW) -> Tensor:
     return rel[..., 0] * (2 * window - 1) + rel[..., 1]
 
 
+@torch.inference_mode(False)  # cached by LocalContext: a normal tensor also serves autograd (LOF)
 def anchor_slots(h: int, w: int, device: torch.device) -> Tensor:
     """Boolean [L,25]: slot p of pixel l's window is an in-image anchor."""
     alpha = parity_mask(ANCHOR, h, w, device).float()

@@ -317,7 +317,7 @@ class MLICPlusPlus(CompressionModel):
         encoder.encode_with_indexes(all_symbols.tolist(), all_indexes.tolist(), *self._coder_tables())
         y_string = encoder.flush()
         header = bitstream.Header(model_id=model_id, height=H, width=W, threads=torch.get_num_threads(),
-                                  cuda=device.type == "cuda")
+                                  cuda=device.type == "cuda", mode=int(self.reference))
         data = bitstream.pack(header, z_string, y_string, self.stream_key())
         x_hat = self.g_s(y_hat)[:, :, :H, :W] if reconstruct else None
         return CompressResult(

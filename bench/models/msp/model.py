@@ -74,11 +74,7 @@ class MSPHeader:
 def read_header(data: bytes) -> tuple[MSPHeader, list[bytes]]:
     """Parse and check an MSP bitstream; ``CodecError`` if it is corrupt or not MSP."""
     raw, strings = bitstream.unpack(data, MAGIC, "MSP")
-    if len(raw) != _HEADER.size:
-        raise CodecError(f"MSP: header is {len(raw)} bytes, expected {_HEADER.size}")
-    version, fp, rate, s, k, g, h, w = _HEADER.unpack(raw)
-    if version != VERSION:
-        raise CodecError(f"MSP: bitstream version {version}, this decoder reads version {VERSION}")
+    _, fp, rate, s, k, g, h, w = bitstream.unpack_fields(raw, _HEADER, VERSION, "MSP")
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
         raise CodecError(f"MSP: invalid image size {h}×{w} in header")
     return MSPHeader(fp, rate, s, k, g, h, w), strings

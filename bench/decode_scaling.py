@@ -1,6 +1,6 @@
 """Measure decode time against resolution: serial O(n) context model vs MSP's constant steps.
 
-    python -m bench.models.msp.decode_scaling [--out results.json] [--sizes 256x256,...]
+    python -m bench.decode_scaling [--out results.json] [--sizes 256x256,...]
 
 Centre crops of one image (default ``$BENCH_DATA_DIR/imagecompression-info-subset/
 flower_foveon.png``, 2268×1512) at each size are encoded once and decoded ``--repeats`` times

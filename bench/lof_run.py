@@ -1,10 +1,10 @@
 """Run LOF on one image through a codec configuration and print the before/after figures.
 
-    python -m bench.models.lof_run --codec msp-base --image kodim23.png --crop 128 \
+    python -m bench.lof_run --codec msp-base --image kodim23.png --crop 128 \
         --iterations 100 --eval-every 25 [--rate 2]
 
 The codec's own LOF setting is replaced by ``--iterations`` (so any learned codec that supports
-LOF — ``msp`` and ``compressai`` adapters — can be tried with a small budget). Prints the real
+LOF — ``msp``, ``compressai`` and ``mlicpp`` adapters — can be tried with a small budget). Prints the real
 coded cost, bytes and PSNR before and after, the extra encode time, and checks that the kept
 bitstream decodes with the unchanged decoder.
 """
