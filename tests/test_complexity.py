@@ -159,7 +159,7 @@ def _rows():
     import pandas as pd
 
     base = {"device": "cpu", "dataset": "kodak", "resolution": "native", "pixels": 1000, "megapixels": 0.001,
-            "timer": "perf_counter", "image": "a",
+            "timer": "perf_counter", "image": "a", "machine": "test-cpu × 2 (x86_64)",
             **dict.fromkeys(("enc_peak_rss_bytes", "dec_peak_rss_bytes", "enc_gpu_peak_bytes", "dec_gpu_peak_bytes",
                              "enc_mem_bytes", "dec_mem_bytes"), float("nan"))}
     learned = [{**base, "codec": "net", "adapter": "compressai", "dec_time_s": t, "enc_time_s": 2 * t,
