@@ -155,7 +155,7 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         codec = state.codec(cell)
         row.update(codec_version=codec.library_version(), trained=int(codec.trained))
         started()
-        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol)
+        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol, state.settings.metrics)
         row.update(measured)
         if state.settings.cross_decode:
             row["cross_decode"] = cross_decode(cell, data, decoded, state.settings.threads)
