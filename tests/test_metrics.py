@@ -146,3 +146,29 @@ def test_vif_takes_the_reference_first_contrast_enhancement_scores_above_one(pho
     reduced = np.clip(np.rint(128 + 0.8 * (original.astype(float) - 128)), 0, 255).astype(np.uint8)
     assert run.compute(original, enhanced, ("vif",))[0]["vif"] > 1.0
     assert run.compute(original, reduced, ("vif",))[0]["vif"] < 1.0
+
+
+def test_run_computes_only_the_selected_metrics_and_export_and_manifest_follow(tmp_path):
+    """``bench run --metrics`` reaches the worker: the chosen columns are filled, the others NULL;
+    the manifest records each chosen metric's implementation; the CompressAI export names them."""
+    import json
+
+    from bench.store import read_measurements, read_runs
+    from tests.test_cli import bench, write_photos
+
+    photos = write_photos(tmp_path / "photos", names=("astronaut",))
+    out = tmp_path / "res"
+    done = bench("run", "--codecs", "jpeg-420", "--rates", "quality=50", "--dataset", str(photos), "--ladder", "none",
+                 "--jobs", "1", "--repeats", "1", "--metrics", "psnr-y,psnr-hvs-m", "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    row = read_measurements(out).iloc[0]
+    assert row["status"] == "ok" and 25 < row["psnr_y"] < 60 and 25 < row["psnr_hvs_m"] < 70
+    assert row[["psnr_rgb", "ms_ssim", "vif", "vmaf"]].isna().all()
+    manifest = json.loads(read_runs(out)["manifest"].iloc[0])
+    assert [m["metric"] for m in manifest["metrics"]] == ["psnr-y", "psnr-hvs-m"]
+    assert manifest["metrics"][1]["implementation"].startswith("psnr-hvsm ")
+    done = bench("export", str(out), "--compressai-json", str(tmp_path / "json"))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "json" / "jpeg-420.json").read_text())["results"]
+    assert results["psnr-hvs-m"][0] == pytest.approx(row["psnr_hvs_m"]) and "vif" not in results
+    assert results["psnr-rgb"] == [None]  # not measured: null, as the export documents
