@@ -60,10 +60,14 @@ def find_source(given: Path | None) -> Path:
 
 
 def checked_sha256(tarball: Path) -> str:
-    """The tarball's sha256, refused (UsageError) when it differs from the expected one."""
+    """The tarball's sha256; a UsageError when it differs from its ``SHA256SUMS`` line or, for the
+    release's file name, from the known hash."""
     actual = file_sha256(tarball)
-    expected, where = expected_sha256(tarball) or (KNOWN_SHA256, f"the known hash of {TARBALL}")
-    if tarball.name == TARBALL and expected != actual:
+    listed = expected_sha256(tarball)  # its line in SHA256SUMS beside it
+    if listed is None and tarball.name != TARBALL:
+        return actual  # another source of the user's: built as given, its hash recorded in BUILD.json
+    expected, where = listed or (KNOWN_SHA256, f"the known hash of {TARBALL}")
+    if expected != actual:
         raise UsageError(f"{tarball}: sha256 is {actual}, but {where} says {expected}; the file is corrupt or not "
                          f"libvmaf {VERSION}: get it again ({UPSTREAM}, tag {TAG})")
     return actual
