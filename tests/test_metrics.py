@@ -175,3 +175,20 @@ def test_run_computes_only_the_selected_metrics_and_export_and_manifest_follow(t
     results = json.loads((tmp_path / "json" / "jpeg-420.json").read_text())["results"]
     assert results["psnr-hvs-m"][0] == pytest.approx(row["psnr_hvs_m"]) and "vif" not in results
     assert results["psnr-rgb"] == [None]  # not measured: null, as the export documents
+
+
+def test_kodak_jpeg_pair_agrees_with_second_implementations(data_dir):
+    """kodim01 against its Pillow JPEG q50: each metric with a second implementation installed
+    here agrees with it (tolerances from bench.tools.metrics_check's measured agreement, ×10)."""
+    from bench.tools.metrics_check import check
+
+    tolerance = {"psnr-rgb": 1e-9, "psnr-y": 1e-9, "psnr-yuv": 1e-9, "ms-ssim": 1e-5, "ms-ssim-y": 1e-5,
+                 "fsim": 1e-5, "psnr-hvs-m": 1e-6}
+    rows = {r["metric"]: r for r in check(["kodim01"], 50, None, names=tuple(tolerance))}
+    compared = []
+    for name, tol in tolerance.items():
+        row = rows[name]
+        if "max_abs_diff" in row:
+            assert row["max_abs_diff"] < tol, (name, row)
+            compared.append(name)
+    assert {"psnr-rgb", "ms-ssim", "ms-ssim-y", "psnr-hvs-m"} <= set(compared)  # always installed

@@ -3,8 +3,8 @@
 Adding a metric = one :class:`Metric` entry in :data:`METRICS` (its compute function in
 ``basic.py``/``perceptual.py`` or beside the entry) plus its test in ``tests/test_metrics.py``.
 The JPEG AI set follows the JPEG AI CTC's list of objective metrics (ISO/IEC JTC1/SC29/WG1
-N89022, "Report on the JPEG AI Call for Evidence Results", §4.1–4.6, plus PSNR-HVS-M of the later
-CTC): computed on the luma of BT.709 Y'CbCr; VMAF on Y'CbCr 4:4:4 (it reads luma only).
+N89022, "Report on the JPEG AI Call for Evidence Results", §4.1–4.6; PSNR-HVS-M joined in the
+later CTC, not read here): computed on the luma of BT.709 Y'CbCr; VMAF on Y'CbCr 4:4:4 (it reads luma only).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Second implementations: scikit-image (PSNR), piq (MS-SSIM), pyiqa (FSIM), sewar 
 psnr-hvsm's C++ backend (PSNR-HVS-M; same authors, separate code) and libvmaf's floating-point
 feature path with ``vmaf_float_v0.6.1`` (``--vmaf-float``: a vmaf binary built with
 ``-Denable_float=true``; same authors, separate code). A missing one is reported as such. The
-seconds are this process's wall and CPU time for one call of our implementation per image (after
+seconds are wall time and CPU time (this process and its children, with torch's default threads) for one call of our implementation per image (after
 one untimed call, so set-ups are not counted): indicative on a loaded machine.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -110,8 +111,10 @@ def second_implementations(vmaf_float: Path | None) -> dict[str, tuple[str, Call
     }
 
 
-def check(images: Sequence[str], quality: int, vmaf_float: Path | None) -> list[dict]:
-    """One row per metric: our values, the second implementation's, the largest difference, seconds per image."""
+def check(images: Sequence[str], quality: int, vmaf_float: Path | None,
+          names: Sequence[str] | None = None) -> list[dict]:
+    """One row per metric (all, or ``names``): our values, the second implementation's, the largest
+    difference, seconds per image."""
     from io import BytesIO
 
     from PIL import Image
@@ -126,6 +129,8 @@ def check(images: Sequence[str], quality: int, vmaf_float: Path | None) -> list[
     others = second_implementations(vmaf_float)
     rows = []
     for metric in METRICS:
+        if names is not None and metric.name not in names:
+            continue
         row: dict = {"metric": metric.name, "ours": [], "other": [], "second": others.get(metric.name, ("none", None))[0]}
         reason = run.unavailable(metric)
         if reason:
@@ -134,10 +139,11 @@ def check(images: Sequence[str], quality: int, vmaf_float: Path | None) -> list[
         wall, cpu = [], []
         for _, o, d in pairs:
             run.compute(o, d, (metric.name,))  # untimed: set-up and first-call costs
-            w0, c0 = time.perf_counter(), time.process_time()
+            w0, c0, k0 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
             values, problems = run.compute(o, d, (metric.name,))
-            wall.append(time.perf_counter() - w0)
-            cpu.append(time.process_time() - c0)
+            k1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall.append(time.perf_counter() - w0)  # CPU: this process and its children (the vmaf CLI)
+            cpu.append(time.process_time() - c0 + k1.ru_utime - k0.ru_utime + k1.ru_stime - k0.ru_stime)
             row["ours"].append(values[metric.columns[0]])
             second = others.get(metric.name, (None, None))[1]
             if second is not None:
