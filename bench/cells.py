@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.codecs.base import CodecConfig, RatePoint
 from bench.measure import Protocol
+from bench.metrics.registry import DEFAULT as DEFAULT_METRICS
 
 
 def now() -> str:
@@ -88,3 +89,4 @@ class Settings:
     cross_decode: bool = False
     timeout_s: float = 900.0
     startup_timeout_s: float = 600.0
+    metrics: tuple[str, ...] = DEFAULT_METRICS  # registry names (bench.metrics), computed per cell

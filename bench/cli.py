@@ -24,6 +24,8 @@ from bench.codecs.base import CodecConfig
 from bench.errors import BenchError, UsageError, describe, quiet_broken_pipe
 from bench.executors import EXECUTORS, executor_class
 from bench.measure import Protocol
+from bench.metrics import select as select_metrics
+from bench.metrics.run import table as metric_table
 from bench.runner import Runner, Settings, now
 from bench.store import Store
 from bench.storelock import lock_store
@@ -32,7 +34,7 @@ from bench.summary import summary_tables
 log = logging.getLogger("bench")
 
 PACKAGES = ("lic-bench", "numpy", "pillow", "imagecodecs", "pillow-heif", "torch", "compressai",
-            "pytorch-msssim", "scipy", "pandas")
+            "pytorch-msssim", "scipy", "pandas", "piq", "pyiqa", "psnr-hvsm", "ssimulacra2")
 
 
 def _version(package: str) -> str | None:
@@ -124,6 +126,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics() -> int:
+    """The metric registry as a table: what each computes, on which channel, with what, and whether it can run here."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
+    table = Table(title="quality metrics (--metrics default | jpeg-ai | all | names)")
+    for col in ("metric", "columns", "on", "sets", "implementation / reason"):
+        table.add_column(col, overflow="fold")
+    for m in metric_table():
+        sets = ", ".join(s for s, yes in (("default", m["default"]), ("jpeg-ai", m["jpeg-ai"])) if yes) or "-"
+        table.add_row(escape(m["metric"]), escape(m["columns"]), escape(m["on"]), sets,
+                      escape(m["implementation"]) if m["available"] else f"[red]unavailable[/red] {escape(m['reason'])}")
+    console.print(table)
+    return 0
+
+
 # --- run -----------------------------------------------------------------------------------------
 
 def check_run_args(args: argparse.Namespace) -> None:
@@ -142,6 +162,7 @@ def check_run_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--rates {args.rates!r}: no rate label given (python -m bench list shows each ladder)")
     plan.ladder_sizes(args.ladder)
     executor_class(args.executor, **_executor_options(args))
+    select_metrics(args.metrics)
 
 
 def _executor_options(args: argparse.Namespace) -> dict[str, str | None]:
@@ -177,6 +198,7 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
+        "metrics": metric_table(settings.metrics),
         "protocol": {"warmup": settings.protocol.warmup, "repeats": settings.protocol.repeats,
                      "timeout_s": settings.timeout_s, "cross_decode": settings.cross_decode},
         "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "description": c.description,
@@ -207,7 +229,10 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
     for note in notes + plan_notes:
         console.print(f"[yellow]{note}[/yellow]")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    settings = Settings(Protocol(args.warmup, args.repeats), threads, args.cross_decode, args.timeout)
+    settings = Settings(Protocol(args.warmup, args.repeats), threads, args.cross_decode, args.timeout,
+                        metrics=select_metrics(args.metrics))
+    notes += [f"metric {m['metric']}: unavailable — {m['reason']} (its columns stay NULL)"
+              for m in metric_table(settings.metrics) if not m["available"]]
     out = Path(args.out)
     with Store(out) as store:
         runner = Runner(store, settings, args.jobs, args.executor, **_executor_options(args))
@@ -269,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="every codec configuration with availability and version")
+    sub.add_parser("metrics", help="every quality metric: columns, channel, implementation, availability")
 
     run = sub.add_parser("run", help="run a benchmark into a results store")
     run.add_argument("--codecs", default=None, help="comma-separated names, 'all', or 'default' (default)")
@@ -295,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where cells run: local worker processes (default) or a Dask cluster")
     run.add_argument("--scheduler", default=None, help="dask: an existing scheduler, tcp://HOST:PORT")
     run.add_argument("--cluster", default=None, help="dask: a cluster to start, e.g. local:2 or slurm")
+    run.add_argument("--metrics", default="default",
+                     help="quality metrics: 'default', 'jpeg-ai', 'all' or names (python -m bench metrics lists them)")
     run.add_argument("--retry-errors", action="store_true", help="re-run cells stored as errors")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -316,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "metrics":
+            return cmd_metrics()
         if args.command == "run":
             return cmd_run(args, argv)
         return cmd_export(args)

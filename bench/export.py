@@ -2,7 +2,9 @@
 
 CompressAI's plotting scripts read ``{"name", "description", "results": {"psnr-rgb", "ms-ssim-rgb",
 "bpp", "encoding_time", "decoding_time"}}`` with one entry per rate point, averaged over images.
-We write one such file per codec, from the native-resolution, successful cells of one dataset.
+We write one such file per codec, from the native-resolution, successful cells of one dataset;
+every other registry metric measured in those cells is added under its registry name (``vmaf``,
+``ms-ssim-y``, ...).
 
 The JSON is strict (no ``NaN``/``Infinity``, which ``json.loads`` elsewhere rejects): a value that
 is not a finite number is written as ``null`` — a lossless rate point (PSNR infinite) has
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.errors import UsageError
+from bench.metrics.registry import METRICS
 from bench.store import db_path, read_measurements
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -124,8 +127,11 @@ def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | N
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; pass --force to overwrite it")
         names[path] = str(codec)
+        # every registry metric with a value (CompressAI's own keys for PSNR-RGB and MS-SSIM, else the metric's name)
+        measured = [m for m in METRICS if m.columns[0] in group and group[m.columns[0]].notna().any()]
         mean = group.groupby("rate_label", sort=False)[
-            ["bpp", "psnr_rgb", "ms_ssim", "enc_time_s", "dec_time_s"]].mean().sort_values("bpp")
+            ["bpp", *{"psnr_rgb", "ms_ssim"} | {m.columns[0] for m in measured}, "enc_time_s", "dec_time_s"]
+        ].mean().sort_values("bpp")
         images = group["image"].nunique()
         docs[path] = {
             "name": codec,
@@ -135,6 +141,8 @@ def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | N
             "results": {
                 "psnr-rgb": _finite_or_none(mean["psnr_rgb"].tolist()),
                 "ms-ssim-rgb": _finite_or_none(mean["ms_ssim"].tolist()),
+                **{m.name: _finite_or_none(mean[m.columns[0]].tolist()) for m in measured
+                   if m.name not in ("psnr-rgb", "ms-ssim")},
                 "bpp": _finite_or_none(mean["bpp"].tolist()),
                 "encoding_time": _finite_or_none(mean["enc_time_s"].tolist()),
                 "decoding_time": _finite_or_none(mean["dec_time_s"].tolist()),

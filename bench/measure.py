@@ -28,7 +28,8 @@ import numpy as np
 from bench import device as dev
 from bench.codecs.base import Codec, Encoded, RatePoint
 from bench.errors import CodecError
-from bench.metrics import all_metrics
+from bench.metrics import DEFAULT as DEFAULT_METRICS
+from bench.metrics import compute as compute_metrics
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ def _time_stats(prefix: str, times: tuple[list[float], list[float]], skip: int, 
 
 
 def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
-            protocol: Protocol = Protocol()) -> tuple[dict[str, Any], bytes, np.ndarray]:
-    """Measure ``codec`` on ``image`` at ``rate``.
+            protocol: Protocol = Protocol(),
+            metrics: tuple[str, ...] = DEFAULT_METRICS) -> tuple[dict[str, Any], bytes, np.ndarray]:
+    """Measure ``codec`` on ``image`` at ``rate``; quality by the registry's ``metrics`` (names).
 
     Returns the measurement columns, the bitstream and the decoded image.
 
@@ -104,11 +106,14 @@ def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
     extras = dict(encoded.extras)
     if codec.last_decode_extras:
         extras["decode"] = dict(codec.last_decode_extras)
+    quality, metric_problems = compute_metrics(image, decoded, metrics)
+    if metric_problems:  # a metric never fails the cell: its columns stay NULL, the reason is kept
+        extras["metrics_null"] = metric_problems
     row: dict[str, Any] = {
         "bytes": len(data),
         "bpp": 8.0 * len(data) / (height * width),
         "estimated_bits": extras.pop("estimated_bits", None),
-        **all_metrics(image, decoded),
+        **quality,
         **_time_stats("enc", enc_s, protocol.warmup, codec.subprocess),
         **_time_stats("dec", dec_s, protocol.warmup, codec.subprocess),
         "repeats": timed,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import StoreError
+from bench.metrics.registry import columns as metric_columns
 
 DB_NAME = "results.sqlite"
 
@@ -64,10 +65,7 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "bytes": "INTEGER",
     "bpp": "REAL",
     "estimated_bits": "REAL",
-    "psnr_rgb": "REAL",
-    "psnr_y": "REAL",
-    "ms_ssim": "REAL",
-    "ms_ssim_db": "REAL",
+    **dict.fromkeys(metric_columns(), "REAL"),  # every metric's columns, from the registry (bench/metrics)
     "enc_time_s": "REAL",  # median over repeats
     "enc_time_min_s": "REAL",
     "enc_time_max_s": "REAL",

@@ -157,7 +157,7 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         codec = state.codec(cell)
         row.update(codec_version=codec.library_version(), trained=int(codec.trained))
         started()
-        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol)
+        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol, state.settings.metrics)
         row.update(measured, weights_sha256=codec.weights_sha256(cell.rate))
         from bench.complexity import cell_columns  # learned codecs: kMAC/pixel, counted once per size
 

@@ -216,7 +216,13 @@ def test_provenance_comes_from_the_run_manifest(report: Path, store: Path) -> No
     provenance = md.split("## Rate-distortion", 1)[0]
     for value in (manifest["git_commit"], manifest["cpu"], manifest["packages"]["pillow"], "--repeats 1"):
         assert value and str(value) in provenance, value
-    assert "`psnr_rgb`" in provenance and "10·log10(255²/MSE)" in provenance  # quoted from the README
+    from bench.metrics.registry import BY_NAME
+
+    # metric definitions from the registry, with the implementation version the run recorded
+    assert "`psnr_rgb`" in provenance and BY_NAME["psnr-rgb"].definition in provenance
+    ms_ssim = next(m for m in manifest["metrics"] if m["metric"] == "ms-ssim")
+    assert ms_ssim["implementation"].startswith("pytorch-msssim ") and ms_ssim["implementation"] in provenance
+    assert "`vmaf`" not in provenance  # not measured: not defined
     versions = read_measurements(store).groupby("codec")["codec_version"].first()
     assert versions["jpeg-420"] in provenance
 

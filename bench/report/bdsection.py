@@ -1,7 +1,7 @@
 """The report's BD-rate section: one table per metric family with bootstrap intervals, the JPEG AI
 summary and the sensitivity table.
 
-Which metrics: :data:`BD_METRICS` (today's three) filtered to the columns the store has. The BD
+Which metrics: the metric registry (:data:`bench.metrics.registry.METRICS`) filtered to the columns the store has. The BD
 anchor is used per image when it can be: a measured codec of the store, or a published anchor
 file with ``per_image`` points for every tested image (then BD and interval are paired, on the
 same images); otherwise its average curve is fixed and the interval says so.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,28 +20,13 @@ import pandas as pd
 from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAGE, jpeg_ai_summary, sensitivity_table
 from bench.analysis.bd.bootstrap import FIXED_ANCHOR_NOTE
 from bench.errors import ReportError
+from bench.metrics.registry import METRICS, Metric
 from bench.report import tables
 from bench.report.document import Document, fmt_number
 
 
-@dataclass(frozen=True)
-class BDMetric:
-    """What the BD tables need of a metric (the fields of the metric registry's ``Metric``)."""
-
-    name: str
-    bd_column: str
-    higher_is_better: bool = True
-    family: str = ""
-    jpeg_ai: bool = False
-
-
-# INTEGRATOR: replace this list with the metric registry (bench.metrics.registry.METRICS.values(), whose
-# Metric has name, bd_column, higher_is_better, family, jpeg_ai); nothing else here names a metric.
-BD_METRICS: tuple[BDMetric, ...] = (
-    BDMetric("PSNR-RGB", "psnr_rgb", True, "PSNR"),
-    BDMetric("PSNR-Y", "psnr_y", True, "PSNR"),
-    BDMetric("MS-SSIM", "ms_ssim_db", True, "SSIM", jpeg_ai=True),
-)
+#: every metric's BD column, name, direction, family and JPEG AI membership come from the registry
+BD_METRICS: tuple[Metric, ...] = METRICS
 
 
 def present_metrics(rows: pd.DataFrame, metrics: Sequence[Any] = BD_METRICS) -> list[Any]:

@@ -84,13 +84,10 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
     doc.heading(3, "Codecs")
     doc.table(prov.codecs_table(data.rows, data.errors, data.runs))
     doc.heading(3, "Definitions")
-    definitions, source = prov.readme_definitions()
-    if definitions:
-        doc.text(f"Quoted from {source}:")
-        lines = ["| column | meaning |", "|---|---|"] + [f"| {d.column} | {d.meaning} |" for d in definitions]
-        doc.text("\n".join(lines))
-    else:
-        doc.text(f"Definitions: {source}.")
+    doc.text("From the metric registry (bench/metrics/registry.py) and the runs' manifests:")
+    lines = ["| column | meaning |", "|---|---|"] + [f"| {d.column} | {d.meaning} |" for d in prov.definitions(
+        data.runs, {c for c in data.rows.columns if data.rows[c].notna().any()})]
+    doc.text("\n".join(lines))
     doc.text(
         "Derived in this report:\n\n"
         "- **dataset-average curve**: per codec and rate point, the mean bpp and the mean of the per-image quality "

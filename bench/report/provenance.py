@@ -1,7 +1,9 @@
 """Where the report's numbers come from: run manifests, codec versions, metric definitions.
 
-The metric and timing definitions are quoted from the project README's section "What is
-measured, exactly" (the single place they are written down), so the report cannot drift from it.
+The quality metrics' definitions come from the metric registry (:mod:`bench.metrics.registry`),
+with the implementation and version each run recorded in its manifest; the other columns'
+definitions are :data:`COLUMN_DEFINITIONS` (the README's section "What is measured, exactly"
+says the same for readers of the manual). Nothing is parsed from the README at run time.
 """
 
 from __future__ import annotations
@@ -13,44 +15,50 @@ from typing import Any
 
 import pandas as pd
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-DEFINITIONS_SECTION = "## What is measured, exactly"
-#: README table rows the report uses (matched against the row's first cell).
-USED_COLUMNS = ("bpp", "psnr_rgb", "ms_ssim", "enc_time_s", "enc_peak_rss_bytes", "enc_gpu_peak_bytes", "trained")
+from bench.metrics.registry import METRICS
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+#: Definitions of the non-metric columns the report uses.
+COLUMN_DEFINITIONS: tuple[tuple[str, str], ...] = (
+    ("`bytes`, `bpp`", "length of the complete bitstream the decoder receives (headers included); "
+                       "bpp = 8·bytes/(H·W) of the coded image"),
+    ("`enc_time_s`, `dec_time_s`", "wall time of the `encode`/`decode` call: `--warmup` untimed calls (the first "
+                                   "yields the measured bitstream), then `--repeats` timed calls; the median"),
+    ("`enc_peak_rss_bytes`, `dec_peak_rss_bytes`", "peak resident set of the worker process over the encode / "
+                                                   "decode calls (the child's for subprocess codecs)"),
+    ("`enc_gpu_peak_bytes`, `dec_gpu_peak_bytes`", "CUDA only: `torch.cuda.max_memory_allocated` after a reset"),
+    ("`trained`", "0 for learned codecs on random weights: complexity only, excluded from RD plots and BD tables"),
+)
 
 
 @dataclass(frozen=True)
 class Definition:
-    column: str  # as written in the README, Markdown kept (e.g. "`bytes`, `bpp`")
+    column: str  # Markdown, e.g. "`bytes`, `bpp`"
     meaning: str
 
 
-def readme_definitions(readme: Path = README) -> tuple[list[Definition], str]:
-    """The README's definition rows the report relies on, and where they were read from.
-
-    Returns ``([], reason)`` when the README or its section is missing (an installed package
-    without the source tree); the report then says so instead of inventing definitions.
-    """
-    if not readme.is_file():
-        return [], f"{readme} not found: see the project README, section 'What is measured, exactly'"
-    lines = readme.read_text(encoding="utf-8").splitlines()
-    try:
-        start = lines.index(DEFINITIONS_SECTION)
-    except ValueError:
-        return [], f"{readme} has no section {DEFINITIONS_SECTION!r}"
-    out = []
-    for line in lines[start + 1:]:
-        if line.startswith("## "):
-            break
-        if not line.startswith("|") or set(line) <= set("|-: "):
+def definitions(runs: list[dict[str, Any]] | None = None, measured: set[str] | None = None) -> list[Definition]:
+    """The report's column definitions: the fixed columns, then each metric of the registry (those
+    with a value in ``measured`` columns, when given) with its channel, BD column, direction and
+    the implementation (version) the runs recorded."""
+    used: dict[str, set[str]] = {}
+    for m in runs or []:
+        for row in m.get("metrics") or []:
+            used.setdefault(row.get("metric"), set()).add(str(row.get("implementation")))
+    out = [Definition(column, meaning) for column, meaning in COLUMN_DEFINITIONS]
+    for metric in METRICS:
+        if measured is not None and not set(metric.columns) & measured:
             continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 2 and cells[0] != "column" and any(f"`{c}`" in cells[0] for c in USED_COLUMNS):
-            out.append(Definition(cells[0], " | ".join(cells[1:])))
-    return out, f"README.md, section “{DEFINITIONS_SECTION.lstrip('# ')}”"
+        versions = "; ".join(sorted(used.get(metric.name, ()))) or f"{metric.implementation} (not in these runs)"
+        direction = "higher is better" if metric.higher_is_better else "lower is better"
+        out.append(Definition(", ".join(f"`{c}`" for c in metric.columns),
+                              f"**{metric.name}** on {metric.colour}: {metric.definition} BD on `{metric.bd_column}`, "
+                              f"{direction}; NULL below {metric.min_side} px a side. Implementation: {versions}."))
+    return out
 
 
-def git_commit(where: Path = README.parent) -> str | None:
+def git_commit(where: Path = PROJECT) -> str | None:
     """The commit of the code that wrote the report (``-dirty`` with uncommitted changes)."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=where, timeout=10)

@@ -127,8 +127,8 @@ def installed(prefix: Path) -> dict | None:
         return None
 
 
-def _extract(tarball: Path, dest: Path) -> Path:
-    """Unpack ``tarball`` into ``dest`` (no member may leave it); the folder holding CMakeLists.txt."""
+def _extract(tarball: Path, dest: Path, marker: str = "CMakeLists.txt") -> Path:
+    """Unpack ``tarball`` into ``dest`` (no member may leave it); the folder holding ``marker``."""
     root = dest.resolve()
 
     def inside(path: Path) -> bool:
@@ -149,9 +149,9 @@ def _extract(tarball: Path, dest: Path) -> Path:
         # the 'data' filter (Python ≥ 3.11.4 / 3.10.12) enforces the same rules once more while extracting
         tar.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     tops = [dest] + [p for p in dest.iterdir() if p.is_dir()]
-    top = next((p for p in tops if (p / "CMakeLists.txt").is_file()), None)
+    top = next((p for p in tops if (p / marker).exists()), None)
     if top is None:
-        raise UsageError(f"{tarball} holds no CMakeLists.txt at its top; is it the VTM source archive?")
+        raise UsageError(f"{tarball} holds no {marker} at its top; is it the right source archive?")
     return top
 
 
