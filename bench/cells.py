@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,6 +40,9 @@ class Cell:
     image_sha256: str
     resolution: str  # 'native' or 'WxH' centre crop
     device: str
+    #: the image file's bytes, carried to a worker that may not see ``image_path`` (the dask
+    #: executor fills it on the worker); not part of the key, the hash or the comparison
+    image_bytes: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
