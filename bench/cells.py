@@ -1,7 +1,8 @@
-"""What the runner and its workers share: the cell (one unit of work) and the run settings.
+"""What the driver, the executors and the workers share: the cell (one unit of work) and the run settings.
 
-Both sides import this module; the main process's loop lives in :mod:`bench.runner`, the code
-that runs inside a worker process in :mod:`bench.worker`.
+Every side imports this module: cells are made by :mod:`bench.plan`, run by an executor
+(:mod:`bench.executors`) whose workers measure them with :mod:`bench.worker`, and stored by the
+driver (:mod:`bench.runner`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ def config_hash(config: CodecConfig) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """One unit of work; everything a worker needs, picklable."""
+    """One unit of work; everything a worker needs, picklable.
+
+    ``round`` repeats a cell (the gate runs every cell once per round, each round in fresh
+    workers): round k > 1 is part of the key, so each round is stored as its own row. Round 1
+    leaves the key exactly as it was before rounds existed, so stores written then still resume.
+    """
 
     config: CodecConfig
     rate: RatePoint
@@ -40,16 +46,22 @@ class Cell:
     image_sha256: str
     resolution: str  # 'native' or 'WxH' centre crop
     device: str
+    round: int = 1
     #: the image file's bytes, carried to a worker that may not see ``image_path`` (the dask
     #: executor fills it on the worker); not part of the key, the hash or the comparison
     image_bytes: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
-        ident = json.dumps([config_hash(self.config), self.rate.label, self.rate.params, self.image_sha256,
-                            self.resolution, self.device], sort_keys=True, default=str)
-        digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-        return f"{self.config.name}|{self.rate.label}|{self.dataset}/{self.image}|{self.resolution}|{self.device}|{digest}"
+        parts: list[Any] = [config_hash(self.config), self.rate.label, self.rate.params, self.image_sha256,
+                            self.resolution, self.device]
+        extra = ""
+        if self.round != 1:  # round 1: the key of a cell from before rounds existed
+            parts.append(self.round)
+            extra = f"|round {self.round}"
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return (f"{self.config.name}|{self.rate.label}|{self.dataset}/{self.image}|{self.resolution}|{self.device}"
+                f"{extra}|{digest}")
 
     @property
     def lane(self) -> str:
@@ -65,7 +77,7 @@ class Cell:
                 "rate_params": self.rate.params, "dataset": self.dataset, "image": self.image,
                 "image_sha256": self.image_sha256, "resolution": self.resolution,
                 "width": width, "height": height, "pixels": width * height if width else None,
-                "device": self.device}
+                "device": self.device, "round": self.round}
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import datasets
+from bench import datasets, plan
 from bench.codecs import registry
 from bench.codecs.base import CodecConfig
-from bench.errors import BenchError, DatasetError, UsageError, describe, quiet_broken_pipe
-from bench.images import ImageError, file_sha256, load_image
+from bench.errors import BenchError, UsageError, describe, quiet_broken_pipe
+from bench.executors import EXECUTORS, executor_class
 from bench.measure import Protocol
-from bench.runner import Cell, Runner, Settings, now
+from bench.runner import Runner, Settings, now
 from bench.store import Store
 from bench.storelock import lock_store
 from bench.summary import summary_tables
@@ -126,137 +126,33 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # --- run -----------------------------------------------------------------------------------------
 
-def _resolve_device(config: CodecConfig, override: str | None) -> str:
-    from bench.device import cuda_available
-
-    device = override or config.device
-    if device == "auto":
-        return "cuda" if cuda_available() else "cpu"
-    return device
-
-
-def select_codecs(args: argparse.Namespace) -> tuple[list[CodecConfig], list[str]]:
-    configs = registry.load_configs(args.codecs_dir)
-    notes = [f"{name}: unavailable — {exc}" for name, exc in configs.broken.items()]
-    if args.codecs in (None, "default"):
-        wanted = [c for c in configs.values() if c.default_run]
-    elif args.codecs == "all":
-        wanted = list(configs.values())
-    else:
-        names = [n.strip() for n in args.codecs.split(",") if n.strip()]
-        unknown = [n for n in names if n not in configs and n not in configs.broken]
-        if unknown:
-            raise UsageError(f"unknown codec(s): {', '.join(unknown)} (see python -m bench list)")
-        wanted = [configs[n] for n in names]  # a broken configuration raises its ConfigError here
-        notes = []
-    usable = []
-    for config in wanted:
-        reason = registry.availability(config)
-        if reason:
-            notes.append(f"{config.name}: unavailable — {reason}")
-        else:
-            usable.append(config)
-    return usable, notes
-
-
-def _image_cells(config, rates, dataset_name, paths, resolutions, device) -> list[Cell]:
-    cells = []
-    for path, image_name, sha in paths:
-        for resolution in resolutions:
-            for rate in rates:
-                cells.append(Cell(config, rate, dataset_name, image_name, str(path), sha, resolution, device))
-    return cells
-
-
-def _sha_or_unreadable(path: Path) -> str:
-    try:
-        return file_sha256(path)
-    except OSError:
-        return "unreadable"
-
-
 def check_run_args(args: argparse.Namespace) -> None:
     """Refuse option values that cannot work before anything runs (:class:`UsageError`: one line, exit 2)."""
     for option, value, least, what in (
             ("--jobs", args.jobs, 1, "worker processes"), ("--threads", args.threads, 1, "threads per worker"),
             ("--images", args.images, 0, "images to use; 0: ladder cells only"),
             ("--ladder-per-size", args.ladder_per_size, 1, "images per ladder size"),
-            ("--warmup", args.warmup, 0, "untimed calls"), ("--repeats", args.repeats, 1, "timed calls")):
+            ("--warmup", args.warmup, 0, "untimed calls"), ("--repeats", args.repeats, 1, "timed calls"),
+            ("--rounds", args.rounds, 1, "times each cell runs")):
         if value is not None and value < least:
             raise UsageError(f"{option} {value}: must be at least {least} ({what})")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: must be a positive number of seconds")
-    if args.rates is not None and not _labels(args.rates):
+    if args.rates is not None and not plan.labels(args.rates):
         raise UsageError(f"--rates {args.rates!r}: no rate label given (python -m bench list shows each ladder)")
-    _ladder_sizes(args.ladder)
+    plan.ladder_sizes(args.ladder)
+    executor_class(args.executor, **_executor_options(args))
 
 
-def _labels(text: str) -> list[str]:
-    return [label.strip() for label in text.split(",") if label.strip()]
+def _executor_options(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"scheduler": args.scheduler, "cluster": args.cluster}
 
 
-def _ladder_sizes(text: str) -> list[tuple[int, int]]:
-    """``--ladder``: 'default', 'none' or WxH,WxH; a bad size is a :class:`UsageError` naming it."""
-    if text in ("default", "none"):
-        return list(datasets.DEFAULT_LADDER) if text == "default" else []
-    try:
-        return [datasets.parse_size(s) for s in text.split(",")]
-    except UsageError as exc:
-        raise UsageError(f"--ladder: {exc}; use 'default', 'none' or sizes like 256x256,768x512") from None
-
-
-def _rates(config: CodecConfig, labels: list[str]) -> list:
-    try:
-        return [config.rate(label) for label in labels]
-    except KeyError as exc:
-        raise UsageError(f"--rates: {exc.args[0]}; give labels every chosen codec has, or run the codecs "
-                         "separately") from None
-
-
-def plan(args: argparse.Namespace, configs: list[CodecConfig]) -> tuple[list[Cell], list[str]]:
-    """Every cell of the run, in order, plus notes for the user."""
-    notes: list[str] = []
-    rates_of = {c.name: _rates(c, _labels(args.rates)) if args.rates else list(c.rates) for c in configs}
-    dataset = datasets.resolve(args.dataset) if args.dataset else datasets.default_dataset()
-    if dataset.name == "samples":
-        notes.append(f"no Kodak under {datasets.data_dir()}: using {dataset.note}")
-    paths = list(dataset.paths)[: args.images] if args.images is not None else list(dataset.paths)
-    native = [(p, p.stem, _sha_or_unreadable(p)) for p in paths]
-    if dataset.name == "kodak":
-        hashes = datasets.kodak_pixel_hashes()
-        for p, _, _ in native:
-            try:
-                if datasets.pixel_sha256(load_image(p).pixels) != hashes[p.name]:
-                    notes.append(f"{p.name}: decoded pixels differ from the published Kodak image")
-            except ImageError as exc:
-                notes.append(str(exc))
-
-    ladder_entries = []
-    if args.ladder != "none":
-        try:
-            ladder_set = datasets.resolve(args.ladder_set)
-        except DatasetError as exc:
-            notes.append(f"{exc}; resolution ladder built from {dataset.name} instead")
-            ladder_set = dataset
-        images, errors = datasets.load_all(ladder_set)
-        notes += [f"ladder: {reason}" for reason in errors.values()]
-        sizes = _ladder_sizes(args.ladder)
-        ladder_entries, skipped = datasets.ladder(images, sizes, args.ladder_per_size)
-        if skipped:
-            notes.append(f"ladder sizes skipped (no image large enough, no upscaling): {', '.join(skipped)}")
-
-    cells: list[Cell] = []
-    for config in configs:
-        device = _resolve_device(config, args.device)
-        rates = rates_of[config.name]
-        cells += _image_cells(config, rates, dataset.name, native, ["native"], device)
-        if ladder_entries and config.rates:
-            mid = [config.rates[len(config.rates) // 2]] if args.ladder_rates == "mid" else rates
-            for entry in ladder_entries:
-                cells += _image_cells(config, mid, f"ladder:{entry.image.path.parent.name}",
-                                      [(entry.image.path, entry.image.name, entry.image.sha256)],
-                                      [entry.label], device)
-    return cells, notes
+def plan_spec(args: argparse.Namespace) -> plan.PlanSpec:
+    """The ``bench run`` options that say what to run."""
+    return plan.PlanSpec(dataset=args.dataset, images=args.images, rates=args.rates, ladder=args.ladder,
+                         ladder_set=args.ladder_set, ladder_per_size=args.ladder_per_size,
+                         ladder_rates=args.ladder_rates, device=args.device, rounds=args.rounds)
 
 
 def command_line(argv: list[str]) -> str:
@@ -276,6 +172,8 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
         "gpu": ", ".join(gpu_models()) or None,
         "threads": settings.threads,
         "jobs": args.jobs,
+        "executor": {"name": args.executor, **_executor_options(args)},
+        "rounds": args.rounds,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
@@ -302,20 +200,22 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
-    configs, notes = select_codecs(args)
+    configs, notes = plan.select_codecs(args.codecs, args.codecs_dir)
     if not configs:
         raise UsageError("no codec available to run: " + "; ".join(notes) if notes else "no codec selected")
-    cells, plan_notes = plan(args, configs)  # a user error here is the only line printed
+    cells, plan_notes = plan.plan(plan_spec(args), configs)  # a user error here is the only line printed
     for note in notes + plan_notes:
         console.print(f"[yellow]{note}[/yellow]")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     settings = Settings(Protocol(args.warmup, args.repeats), threads, args.cross_decode, args.timeout)
     out = Path(args.out)
     with Store(out) as store:
-        runner = Runner(store, settings, args.jobs)
+        runner = Runner(store, settings, args.jobs, args.executor, **_executor_options(args))
         todo, skipped = runner.pending(cells, args.retry_errors)
+        for note in plan.image_notes(todo):  # only images that still have cells to run
+            console.print(f"[yellow]{note}[/yellow]")
         console.print(f"{len(cells)} cells: {skipped} already in {store.path}, {len(todo)} to run "
-                      f"({args.jobs} CPU worker(s), {threads} thread(s) each)")
+                      f"(executor {args.executor}, {args.jobs} CPU worker(s), {threads} thread(s) each)")
         if not todo:
             return 0
         run_id = store.start_run(manifest(args, configs, settings, argv))
@@ -380,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rate points for ladder cells: the ladder's middle point (default) or all")
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU worker processes")
     run.add_argument("--threads", type=int, default=None, help="threads per worker (default: CPUs / jobs)")
+    run.add_argument("--rounds", type=int, default=1, help="run every cell this many times (default 1)")
     run.add_argument("--device", default=None, help="override every codec's device (cpu, cuda, auto)")
     run.add_argument("--out", default="results/default", help="results directory (default results/default)")
     run.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (the first gives the bitstream)")
@@ -387,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=900.0, help="seconds before a cell is killed and stored as an error")
     run.add_argument("--cross-decode", action="store_true",
                      help="decode again in a separate process with another thread count / device and record whether identical")
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="where cells run: local worker processes (default) or a Dask cluster")
+    run.add_argument("--scheduler", default=None, help="dask: an existing scheduler, tcp://HOST:PORT")
+    run.add_argument("--cluster", default=None, help="dask: a cluster to start, e.g. local:2 or slurm")
     run.add_argument("--retry-errors", action="store_true", help="re-run cells stored as errors")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 

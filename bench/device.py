@@ -7,6 +7,7 @@ device-agnostic. Host memory uses Linux's per-process high-water mark: writing `
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -118,7 +119,9 @@ def nvml_process_bytes(device: str) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; else what ``platform`` says)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -135,3 +138,12 @@ def gpu_models() -> list[str]:
         return []
     torch = _torch()
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_name(device: str) -> str | None:
+    """The model of the GPU ``device`` names (``cuda``, ``cuda:1``); ``None`` for a CPU device.
+    Imports torch only for a CUDA device, so CPU workers stay light."""
+    if not is_cuda(device):
+        return None
+    torch = _torch()
+    return torch.cuda.get_device_name(torch.device(device))

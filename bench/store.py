@@ -58,6 +58,7 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "height": "INTEGER",
     "pixels": "INTEGER",
     "device": "TEXT",
+    "round": "INTEGER",  # 1, or k for the k-th repetition of the same cell (the gate's rounds)
     "threads": "INTEGER",
     "bytes": "INTEGER",
     "bpp": "REAL",
@@ -90,6 +91,13 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "started_at": "TEXT",
     "finished_at": "TEXT",
     "wall_s": "REAL",
+    # where the cell ran (bench.machine.machine_info, filled on the worker's machine) and by what
+    "host": "TEXT",
+    "cpu_model": "TEXT",
+    "logical_cpus": "INTEGER",
+    "arch": "TEXT",
+    "gpu_model": "TEXT",  # NULL when the cell ran on a CPU
+    "executor": "TEXT",  # 'local' or 'dask'
 }
 
 

@@ -1,6 +1,6 @@
 """The code that runs inside a worker process: measure cells sent by the runner, one at a time.
 
-Protocol on the pipe from :mod:`bench.runner`: the runner sends a :class:`~bench.cells.Cell` (or
+Protocol on the pipe from :mod:`bench.executors.local`: the executor sends a :class:`~bench.cells.Cell` (or
 ``None`` to stop); the worker answers ``("started", cell_key)`` once the cell's image is loaded
 and its codec constructed — the runner's timeout clock starts there, so worker start-up (Python,
 torch, model weights) never counts against a cell — and then ``("row", row)`` with the finished
@@ -191,12 +191,14 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
     ``started`` is called once the image is loaded and the codec constructed, just before the
     measured work (the runner starts the cell's timeout there).
     """
+    from bench.machine import machine_info
     from bench.measure import measure
 
     row = cell.identity()
     row.update(started_at=now(), threads=state.settings.threads)
     t0 = time.perf_counter()
     try:
+        row.update(machine_info(cell.device))
         pixels = state.pixels(cell)
         row.update(width=pixels.shape[1], height=pixels.shape[0], pixels=pixels.shape[0] * pixels.shape[1])
         codec = state.codec(cell)

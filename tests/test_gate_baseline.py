@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.gate import (DEFAULT_BASELINE, FAIL, UNJUDGED, YARDSTICK, CodecSummary, compare, exit_status, main,
-                        replicate)
+from bench.gate import DEFAULT_BASELINE, FAIL, UNJUDGED, YARDSTICK, CodecSummary, compare, exit_status, main
 from bench.gate.baseline import MachineClass, read_baseline
 from bench.store import Store
 from tests.conftest import python_module
@@ -27,9 +26,10 @@ OTHER_MACHINE = {"cpu_model": "Some Other CPU", "logical_cpus": 64, "arch": "aar
 
 
 def gate_store(folder: Path, baseline: dict, machine: dict | str | None = None, skip: tuple[str, ...] = (),
-               bpp_scale: dict[str, float] | None = None) -> Path:
+               bpp_scale: dict[str, float] | None = None, row_machine=None) -> Path:
     """A gate store whose numbers reproduce ``baseline``; ``machine`` goes into the run's manifest
-    (a dict as ``machine``, a string as the old ``cpu``; default: the baseline's own ``cpu``)."""
+    (a dict as ``machine``, a string as the old ``cpu``; default: the baseline's own ``cpu``);
+    ``row_machine(codec, round)``, if given, the machine columns of each row."""
     bench = baseline["benchmark"]
     w, h = (int(v) for v in bench["crop"].split("x"))
     manifest = {"cpu": baseline["cpu"]} if machine is None else (
@@ -39,9 +39,10 @@ def gate_store(folder: Path, baseline: dict, machine: dict | str | None = None, 
         run_id = store.start_run(manifest)
 
         def add(codec: str, label: str, k: int, image: str, **numbers: object) -> None:
-            store.add_measurement({"cell_key": f"{codec}|{replicate(label, k)}|{image}", "run_id": run_id,
-                                   "status": "ok", "codec": codec, "rate_label": replicate(label, k),
-                                   "dataset": "kodak", "image": image, "resolution": bench["crop"], **numbers})
+            store.add_measurement({"cell_key": f"{codec}|{label}|{image}|round {k}", "run_id": run_id,
+                                   "status": "ok", "codec": codec, "rate_label": label, "round": k,
+                                   "dataset": "kodak", "image": image, "resolution": bench["crop"],
+                                   **(row_machine(codec, k) if row_machine else {}), **numbers})
 
         for k in range(1, bench.get("rounds", 5) + 1):
             for image in bench["images"]:
@@ -170,6 +171,31 @@ def test_update_baseline_records_the_machine_class(tmp_path: Path, capsys) -> No
     assert doc["machine"] == OTHER_MACHINE
     assert doc["codecs"]["webp"]["bpp"] == pytest.approx(COMMITTED["codecs"]["webp"]["bpp"], rel=1e-12)
     assert main(["--baseline", str(new), "--results", str(store)]) == 0  # same class now: times judged, passed
+
+
+THIS_CLASS = {"cpu_model": "Intel(R) Xeon(R) Processor", "logical_cpus": 2, "arch": "x86_64"}
+
+
+def test_rows_from_two_machine_classes_are_not_timed_even_with_the_flag(tmp_path: Path, capsys) -> None:
+    """Cells spread over a cluster: odd rounds on the baseline's class, even rounds elsewhere."""
+    store = gate_store(tmp_path / "s", COMMITTED,
+                       row_machine=lambda codec, k: THIS_CLASS if k % 2 else OTHER_MACHINE)
+    for flags in ([], ["--timing-across-machines"]):
+        assert main(["--baseline", str(DEFAULT_BASELINE), "--results", str(store), *flags]) == 2
+        captured = capsys.readouterr()
+        assert "measured on 2 machine classes" in captured.err and "Some Other CPU" in captured.err
+        assert "CANNOT JUDGE" in captured.out
+    new = tmp_path / "new.json"
+    assert main(["--baseline", str(new), "--update-baseline", "--results", str(store)]) == 2
+    assert "refusing to write a baseline from cells measured on 2 machine classes" in capsys.readouterr().err
+    assert not new.exists()
+
+
+def test_the_rows_machine_class_outranks_the_manifests(tmp_path: Path, capsys) -> None:
+    """Workers may be other computers than the client: the rows say where the cells were timed."""
+    store = gate_store(tmp_path / "s", COMMITTED, machine=OTHER_MACHINE, row_machine=lambda codec, k: THIS_CLASS)
+    assert main(["--baseline", str(DEFAULT_BASELINE), "--results", str(store)]) == 0
+    assert "gate: passed" in capsys.readouterr().out
 
 
 def test_unexpected_error_exits_2_not_1(tmp_path: Path) -> None:

@@ -40,27 +40,37 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def make_executor(name: str, settings: Settings, jobs: int, **options: Any) -> Executor:
-    """The executor called ``name``, running ``jobs`` cells at a time with ``settings``.
+def executor_class(name: str, **options: Any) -> type:
+    """The class of the executor called ``name``, after checking ``options`` — without starting
+    anything, so a command can refuse bad options before it opens a store.
 
-    ``options`` go to the executor's constructor (for ``dask``: ``scheduler``, ``cluster``); the
-    local executor takes none and refuses any that is set. Raises :class:`UsageError` for an
-    unknown name, an option the executor does not take, or an executor whose module cannot be
-    imported here (its dependencies missing).
+    Raises :class:`UsageError` for an unknown name, an option the executor does not take (the
+    local executor takes none), or an executor whose module cannot be imported here.
     """
-    given = {k: v for k, v in options.items() if v is not None}
+    given = sorted(k for k, v in options.items() if v is not None)
     if name == "local":
         if given:
-            raise UsageError(f"--executor local takes no {', '.join('--' + k for k in sorted(given))} "
+            raise UsageError(f"--executor local takes no {', '.join('--' + k for k in given)} "
                              "(those are for --executor dask)")
         from bench.executors.local import LocalExecutor
 
-        return LocalExecutor(settings, jobs)
+        return LocalExecutor
     if name == "dask":
         try:
             module = importlib.import_module("bench.executors.dask")
         except ImportError as exc:
             raise UsageError(f"--executor dask is not available here ({exc}); install dask and distributed "
                              "(pip install 'dask[distributed]') or use --executor local") from None
-        return module.DaskExecutor(settings, jobs, **given)
+        return module.DaskExecutor
     raise UsageError(f"--executor {name!r}: unknown executor; choose one of {', '.join(EXECUTORS)}")
+
+
+def make_executor(name: str, settings: Settings, jobs: int, **options: Any) -> Executor:
+    """The executor called ``name``, running ``jobs`` cells at a time with ``settings``.
+
+    ``options`` (``None`` values dropped) go to its constructor; for ``dask``: ``scheduler``
+    (``tcp://HOST:PORT``) and ``cluster`` (a spec such as ``local:2``). Errors as
+    :func:`executor_class`.
+    """
+    cls = executor_class(name, **options)
+    return cls(settings, jobs, **{k: v for k, v in options.items() if v is not None})

@@ -13,8 +13,8 @@ decode time
     Never absolute seconds (machines differ, and so does one machine's load from run to run):
     every run also times a **yardstick** — libwebp decoding a WebP (q75) of each gate crop, a
     fixed configuration defined here, not one of ``codecs/``. The benchmark runs in **rounds**;
-    each round runs every cell once (rate labels ``<label>@<round>``) in a **fresh worker
-    process**, yardstick first. A codec cell's time in a round is divided by the yardstick's time
+    each round runs every cell once (the round is a field of the cell and a column of the
+    store) in a **fresh worker process**, yardstick first. A codec cell's time in a round is divided by the yardstick's time
     for the same image in the same round (same process, minutes apart at most); the cell's
     **ratio** is the median of those quotients over the rounds. The baseline stores these
     dimensionless ratios per cell. A codec **fails** when the median over its cells of (ratio now
@@ -39,17 +39,22 @@ A codec with error cells fails too. Exit status: 0 when every codec passed; 1 wh
 regressed (the table says what and by how much); 2 when the gate cannot judge — no baseline or
 one of the wrong shape (see :mod:`bench.gate.baseline`), no Kodak, bad options, a codec missing
 from the baseline or from the run, decode times from another machine class than the baseline's
-(without ``--timing-across-machines``), or any unexpected error (never 1, which means "regressed").
+(without ``--timing-across-machines``), rows of one run from several machine classes, or any
+unexpected error (never 1, which means "regressed").
 A regression outranks "cannot judge": when both occur the status is 1. ``--update-baseline``
 rewrites the baseline from this run, deliberately, and says so.
 
 machine class
     Decode-time ratios are judged only against a baseline recorded on the same machine class
-    (CPU model, logical CPU count, architecture; :class:`bench.gate.baseline.MachineClass`).
-    On another class the rates are still judged (BD-rate is machine-independent) but the times
-    are not, and the gate exits 2 naming both classes. ``--timing-across-machines`` judges them
-    anyway: the ratios are normalised by the yardstick, so the comparison is indicative, and the
-    printout says it is cross-machine. ``nox -s gate`` (CI) passes it.
+    (CPU model, logical CPU count, architecture; :class:`bench.machine.MachineClass`). The run's
+    class is the one its rows record (each row carries the machine that measured it), else its
+    manifest's. On another class the rates are still judged (BD-rate is machine-independent) but
+    the times are not, and the gate exits 2 naming both classes. ``--timing-across-machines``
+    judges them anyway: the ratios are normalised by the yardstick, so the comparison is
+    indicative, and the printout says it is cross-machine. ``nox -s gate`` (CI) passes it. When
+    the run's own rows come from several machine classes (cells spread over a cluster), a codec
+    and its yardstick may have been timed on different machines: the times are not judged, with
+    or without that option, and the gate exits 2 (1 if a rate regressed).
 
 The comparison (:func:`summarise`, :func:`compare`) is pure; only :func:`run_benchmark` runs codecs.
 The package's modules: :mod:`~bench.gate.benchmark` (what the gate runs, and running it),
@@ -59,16 +64,16 @@ baseline file) and :mod:`~bench.gate.cli` (the command line).
 
 from bench.errors import GateError
 from bench.gate.baseline import DEFAULT_BASELINE, SCHEMA, MachineClass, read_baseline, validate_baseline
-from bench.gate.benchmark import (GATE_DATASET, REPLICA, TIME, YARDSTICK, GateBenchmark, idlest_cpu, one_cpu,
-                                  plan_cells, replicate, run_benchmark, yardstick_config)
+from bench.gate.benchmark import (GATE_DATASET, TIME, YARDSTICK, GateBenchmark, idlest_cpu, one_cpu, plan_cells,
+                                  run_benchmark, yardstick_config)
 from bench.gate.cli import build_parser, main
 from bench.gate.judge import (FAIL, PASS, UNJUDGED, CodecSummary, Verdict, baseline_document, cell_key, compare,
                               exit_status, format_table, summarise, time_change, yardstick_times)
 
 __all__ = [
-    "DEFAULT_BASELINE", "FAIL", "GATE_DATASET", "PASS", "REPLICA", "SCHEMA", "TIME", "UNJUDGED", "YARDSTICK",
+    "DEFAULT_BASELINE", "FAIL", "GATE_DATASET", "PASS", "SCHEMA", "TIME", "UNJUDGED", "YARDSTICK",
     "CodecSummary", "GateBenchmark", "GateError", "MachineClass", "Verdict", "baseline_document", "build_parser",
     "cell_key", "compare", "exit_status", "format_table", "idlest_cpu", "main", "one_cpu", "plan_cells",
-    "read_baseline", "replicate", "run_benchmark", "summarise", "time_change", "validate_baseline",
+    "read_baseline", "run_benchmark", "summarise", "time_change", "validate_baseline",
     "yardstick_config", "yardstick_times",
 ]

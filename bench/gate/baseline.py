@@ -6,74 +6,25 @@ message naming the file and the key, never judged as a pass (an empty ``codecs``
 vacuously) or as a regression (a crash used to exit 1).
 
 **Machine class.** Decode-time ratios are only comparable between runs on the same kind of
-machine: the CPU model string, the number of logical CPUs and the architecture
-(``platform.machine()``). Baselines written before the class was recorded carry only ``cpu``
-(``"<model> (<n> logical CPUs)"``); it is read as a class whose architecture is unknown, and an
-unknown part matches anything.
+machine (:class:`bench.machine.MachineClass`, the one definition the report uses too). Baselines
+written before the class was recorded carry only ``cpu`` (``"<model> (<n> logical CPUs)"``); it
+is read as a class whose architecture is unknown.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import re
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BDError, GateError
+from bench.machine import MachineClass  # noqa: F401 — re-exported: the gate's callers import it from here
 
 SCHEMA = "lic-bench/gate-baseline/1"
 DEFAULT_BASELINE = Path(__file__).resolve().parents[2] / "gate" / "baseline.json"  # the project's gate/baseline.json
-_OLD_CPU = re.compile(r"^(?P<model>.*) \((?P<n>\d+) logical CPUs\)$")
-
-
-@dataclass(frozen=True)
-class MachineClass:
-    """The kind of machine a run's timings belong to; ``None`` parts are unknown (old records)."""
-
-    cpu_model: str | None
-    logical_cpus: int | None
-    arch: str | None
-
-    @classmethod
-    def here(cls) -> MachineClass:
-        from bench.device import cpu_model
-
-        return cls(cpu_model(), os.cpu_count(), platform.machine() or None)
-
-    @classmethod
-    def of(cls, record: dict[str, Any]) -> MachineClass:
-        """From a baseline or a run manifest: its ``machine`` entry, else its old ``cpu`` string."""
-        machine = record.get("machine")
-        if isinstance(machine, dict):
-            return cls(machine.get("cpu_model"), machine.get("logical_cpus"), machine.get("arch"))
-        cpu = record.get("cpu")
-        if isinstance(cpu, str) and (m := _OLD_CPU.match(cpu)):
-            return cls(m["model"], int(m["n"]), None)
-        return cls(cpu if isinstance(cpu, str) else None, None, None)
-
-    def known(self) -> bool:
-        """Model and CPU count are known (the architecture may not be)."""
-        return self.cpu_model is not None and self.logical_cpus is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def matches(self, other: MachineClass) -> bool:
-        """Same class: model and CPU count known and equal; the architecture equal where both know it."""
-        if not (self.known() and other.known()):
-            return False
-        return (self.cpu_model, self.logical_cpus) == (other.cpu_model, other.logical_cpus) and (
-            self.arch is None or other.arch is None or self.arch == other.arch)
-
-    def __str__(self) -> str:
-        return (f"{self.cpu_model or 'unknown CPU'}, "
-                f"{self.logical_cpus if self.logical_cpus is not None else '?'} logical CPUs, "
-                f"{self.arch or 'arch not recorded'}")
 
 
 # --- validation ----------------------------------------------------------------------------------

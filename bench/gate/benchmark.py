@@ -1,7 +1,8 @@
 """What the gate runs, and running it: the benchmark definition, the yardstick, the cells, CPU pinning.
 
 :class:`GateBenchmark` is the fixed benchmark (stored in the baseline so that later runs repeat
-it); :func:`plan_cells` lays out its rounds (yardstick first, every cell once per round);
+it); :func:`plan_cells` lays out its rounds through :mod:`bench.plan` (yardstick first, every cell once per
+round, the round a field of the cell);
 :func:`run_benchmark` runs them through the runner, each round in fresh worker processes, pinned
 to one CPU (:func:`one_cpu`), into a results store. See the :mod:`bench.gate` docstring for why.
 """
@@ -20,12 +21,11 @@ from typing import Any
 
 from bench.errors import ConfigError, GateError
 from bench.codecs.base import CodecConfig, RatePoint
-from bench.gate.baseline import MachineClass
+from bench.machine import MachineClass
 
 YARDSTICK = "gate-yardstick"
 GATE_DATASET = "kodak"  # the dataset label of the gate cells (also for images from --dataset)
 TIME = "dec_cpu_s"  # CPU time of the decode call: other load time-slicing the CPU does not inflate it
-REPLICA = "@"  # rate label of a cell in round k: '<label>@k'
 
 
 @dataclass(frozen=True)
@@ -73,26 +73,15 @@ def _gate_images(names: tuple[str, ...], folder: Path | None = None) -> list[tup
     return [(n, by_name[n], file_sha256(by_name[n])) for n in names]
 
 
-def replicate(label: str, round_index: int) -> str:
-    """The rate label of a cell in round ``round_index`` (1-based): ``quality=50@2``."""
-    return f"{label}{REPLICA}{round_index}"
-
-
 def plan_cells(benchmark: GateBenchmark, configs: list, images: list[tuple[str, Path, str]]) -> list[list]:
-    """One list of cells per round; each round holds every cell once (replica ``@k`` of each rate
-    point): per image, the yardstick, then every codec's rate points."""
-    from bench.runner import Cell
+    """One list of cells per round (``Cell.round`` = 1, 2, ...); each round holds every cell once:
+    per image, the yardstick, then every codec's rate points."""
+    from bench.plan import image_cells
 
-    planned = []
-    for k in range(1, benchmark.rounds + 1):
-        cells = []
-        for name, path, sha in images:
-            for config in [yardstick_config(), *configs]:
-                for rate in config.rates:
-                    point = RatePoint(replicate(rate.label, k), rate.params)
-                    cells.append(Cell(config, point, GATE_DATASET, name, str(path), sha, benchmark.crop, "cpu"))
-        planned.append(cells)
-    return planned
+    return [[cell for name, path, sha in images for config in [yardstick_config(), *configs]
+             for cell in image_cells(config, config.rates, GATE_DATASET, [(path, name, sha)], [benchmark.crop],
+                                     "cpu", k)]
+            for k in range(1, benchmark.rounds + 1)]
 
 
 def idlest_cpu(candidates: set[int], seconds: float = 0.3) -> int:

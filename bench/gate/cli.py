@@ -24,7 +24,8 @@ from bench.errors import BenchError, GateError
 from bench.gate.baseline import DEFAULT_BASELINE, MachineClass, read_baseline, validate_baseline
 from bench.gate.benchmark import GateBenchmark, run_benchmark
 from bench.gate.judge import (FAIL, UNJUDGED, CodecSummary, baseline_document, compare, exit_status, format_table,
-                              summarise)
+                              gate_rows, summarise)
+from bench.machine import row_classes
 from bench.store import db_path, read_measurements, read_runs
 
 
@@ -98,9 +99,17 @@ def _benchmark_from(args: argparse.Namespace, baseline: dict[str, Any] | None) -
     return GateBenchmark(**{**asdict(base), **updates})
 
 
-def _machine_check(baseline: dict[str, Any], results: Path, across: bool) -> tuple[bool, str]:
-    """Whether decode times may be judged, and a line saying how they were (or why not)."""
-    base, run = MachineClass.of(baseline), MachineClass.of(_latest_manifest(results))
+def _machine_check(baseline: dict[str, Any], rows: pd.DataFrame, results: Path, across: bool) -> tuple[bool, str]:
+    """Whether decode times may be judged, and a line saying how they were (or why not).
+
+    Rows of this run from several machine classes are never judged (``across`` is about the
+    baseline vs the run); otherwise the run's class is its rows', else its manifest's."""
+    classes = row_classes(rows)
+    if len(classes) > 1:
+        return False, (f"decode times NOT judged: this run's cells were measured on {len(classes)} machine classes "
+                       f"({'; '.join(map(str, classes))}); a codec's time is a ratio to the yardstick timed on the "
+                       "same machine — run the gate on one machine class")
+    base, run = MachineClass.of(baseline), classes[0] if classes else MachineClass.of(_latest_manifest(results))
     if base.matches(run):
         return True, ""
     which = f"baseline: {base}; this run: {run}"
@@ -142,7 +151,8 @@ def _judge(args: argparse.Namespace, t0: float) -> int:
     if args.update_baseline:
         _update_baseline(args, benchmark, summary, frame, results)
         return 0
-    judge_time, machine_note = _machine_check(baseline, results, args.timing_across_machines)
+    judge_time, machine_note = _machine_check(baseline, gate_rows(frame, benchmark), results,
+                                              args.timing_across_machines)
     verdicts = compare(baseline, summary, args.bd_threshold, args.time_threshold, judge_time)
     status = exit_status(verdicts)
     if args.json:

@@ -18,8 +18,9 @@ import pandas as pd
 
 from bench.errors import GateError
 from bench.analysis.bd import BDError, average_curve, bd
-from bench.gate.baseline import SCHEMA, MachineClass
-from bench.gate.benchmark import GATE_DATASET, REPLICA, TIME, YARDSTICK, GateBenchmark, yardstick_config
+from bench.gate.baseline import SCHEMA
+from bench.machine import MachineClass, row_classes
+from bench.gate.benchmark import GATE_DATASET, TIME, YARDSTICK, GateBenchmark, yardstick_config
 
 # --- summarising a run (pure) --------------------------------------------------------------------
 
@@ -43,12 +44,13 @@ def cell_key(rate_label: str, image: str) -> str:
     return f"{rate_label}|{image}"
 
 
-def _gate_rows(frame: pd.DataFrame, benchmark: GateBenchmark) -> pd.DataFrame:
-    """The gate's cells, with the round split off the rate label (``rate_label``, ``round``)."""
+def gate_rows(frame: pd.DataFrame, benchmark: GateBenchmark) -> pd.DataFrame:
+    """The gate's cells of a store, each with its ``round`` (a NULL round, from a store written
+    before rounds were stored, is round 1)."""
     rows = frame[(frame["dataset"] == GATE_DATASET) & (frame["resolution"] == benchmark.crop)
-                 & frame["image"].isin(benchmark.images) & frame["rate_label"].str.contains(REPLICA, regex=False)]
-    parts = rows["rate_label"].str.rsplit(REPLICA, n=1, expand=True)
-    return rows.assign(rate_label=parts[0], round=pd.to_numeric(parts[1], errors="coerce"))
+                 & frame["image"].isin(benchmark.images)]
+    rounds = pd.to_numeric(rows["round"], errors="coerce") if "round" in rows else pd.Series(1, index=rows.index)
+    return rows.assign(round=rounds.fillna(1).astype(int))
 
 
 def yardstick_times(rows: pd.DataFrame) -> pd.Series:
@@ -63,7 +65,7 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
     ``frame`` holds store rows (all statuses). Raises :class:`GateError` when yardstick cells are
     missing — without them no time can be judged.
     """
-    rows = _gate_rows(frame, benchmark)
+    rows = gate_rows(frame, benchmark)
     yard = yardstick_times(rows)
     lacking = sorted(set(benchmark.images) - set(yard.index.get_level_values("image")))
     if lacking:
@@ -216,8 +218,13 @@ def baseline_document(benchmark: GateBenchmark, summary: dict[str, CodecSummary]
     bad = {c: s.errors for c, s in summary.items() if s.errors}
     if bad:
         raise GateError(f"refusing to write a baseline from a run with errors: {bad}")
-    yard = yardstick_times(_gate_rows(frame, benchmark))
-    machine = MachineClass.of(manifest)
+    rows = gate_rows(frame, benchmark)
+    classes = row_classes(rows)
+    if len(classes) > 1:
+        raise GateError(f"refusing to write a baseline from cells measured on {len(classes)} machine classes "
+                        f"({'; '.join(map(str, classes))}): run the gate on one machine class")
+    yard = yardstick_times(rows)
+    machine = classes[0] if classes else MachineClass.of(manifest)
     return {
         "schema": SCHEMA,
         "note": "Written by `python -m bench.gate --update-baseline`. Decode times are ratios to the yardstick "
