@@ -49,6 +49,13 @@ def _configure_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def prepare_worker(threads: int) -> None:
+    """Pin the thread counts and import torch (if installed) once, before a worker's first cell,
+    so that no cell pays the import inside its time limit (both executors' workers call it)."""
+    set_thread_count(threads)
+    _configure_torch(threads)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """End this process as soon as ``parent_pid`` (the runner) dies, even by SIGKILL.
 
@@ -246,8 +253,7 @@ def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
 def worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
     """Entry point of a worker process: run cells from ``conn`` until ``None`` or end of pipe."""
     die_with_parent(parent_pid)
-    set_thread_count(settings.threads)
-    _configure_torch(settings.threads)
+    prepare_worker(settings.threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     state = WorkerState(settings)
     while True:

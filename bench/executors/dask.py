@@ -34,8 +34,10 @@ import hashlib
 import logging
 import os
 import platform
+import signal
 import threading
 import time
+from concurrent.futures import CancelledError
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -45,11 +47,13 @@ from typing import Any
 from bench.cells import Cell, Settings, now
 from bench.errors import ExecutorError
 from bench.executors.dask_clusters import connect
-from bench.worker import WorkerState, run_cell, set_thread_count
+from bench.worker import WorkerState, prepare_worker, run_cell
 
 log = logging.getLogger(__name__)
 
 TOPIC = "lic-bench-cell"
+#: seconds past a cell's limit before the client restarts a worker whose watchdog did not end it
+GRACE_S = 30.0
 
 # --- on a worker ---------------------------------------------------------------------------------
 
@@ -57,27 +61,57 @@ _LOCK = threading.Lock()
 _STATE: WorkerState | None = None
 
 
+def timeout_reason(settings: Settings, started: bool) -> str:
+    """The error text of a cell past its limit (the same words as the local executor's)."""
+    if started:
+        return f"timeout: cell took longer than {settings.timeout_s:g} s"
+    return ("timeout: worker start-up (imports, image, codec construction) took longer than "
+            f"{settings.startup_timeout_s:g} s")
+
+
 def run_on_worker(cell: Cell, settings: Settings, image_bytes: bytes | None = None) -> dict[str, Any]:
-    """The Dask task of one cell: its row (never raises for the cell's own failure)."""
+    """The Dask task of one cell: its row (never raises for the cell's own failure).
+
+    A watchdog thread ends this worker process (SIGKILL to itself, after reporting "timeout") when
+    the cell overruns its limit; the worker's nanny starts a fresh one, as after any crash."""
     global _STATE
     from distributed import get_worker
 
     worker = get_worker()
 
-    def report(event: str) -> None:
+    def report(event: str, **extra: Any) -> None:
         worker.log_event(TOPIC, {"cell": cell.key, "event": event, "worker": worker.address,
-                                 "host": platform.node(), "pid": os.getpid()})
+                                 "host": platform.node(), "pid": os.getpid(), **extra})
 
     with _LOCK:  # one cell at a time per worker process, whatever its thread count
         report("begun")
-        if _STATE is None or _STATE.settings != settings:
-            if _STATE is not None:
-                _STATE.close()
-            set_thread_count(settings.threads)
-            _STATE = WorkerState(settings)
-        if image_bytes is not None:
-            cell = replace(cell, image_bytes=image_bytes)
-        return run_cell(cell, _STATE, started=lambda: report("started"))
+        limit = {"at": time.monotonic() + settings.startup_timeout_s, "started": False}
+        finished = threading.Event()
+
+        def started() -> None:
+            report("started")
+            limit.update(at=time.monotonic() + settings.timeout_s, started=True)
+
+        def watch() -> None:
+            while not finished.wait(0.2):
+                if time.monotonic() > limit["at"]:
+                    report("timeout", reason=timeout_reason(settings, bool(limit["started"])))
+                    if not finished.wait(1.0):  # time for the report to leave; a cell done meanwhile is kept
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return
+
+        threading.Thread(target=watch, name="cell-watchdog", daemon=True).start()
+        try:
+            if _STATE is None or _STATE.settings != settings:
+                if _STATE is not None:
+                    _STATE.close()
+                prepare_worker(settings.threads)
+                _STATE = WorkerState(settings)
+            if image_bytes is not None:
+                cell = replace(cell, image_bytes=image_bytes)
+            return run_cell(cell, _STATE, started=started)
+        finally:
+            finished.set()
 
 
 # --- in the client ---------------------------------------------------------------------------------
@@ -91,6 +125,7 @@ class _Attempt:
     pid: int | None = None
     begun: float | None = None
     started: float | None = None
+    timeout: str | None = None  # the worker's own timeout report, just before it ended itself
 
 
 def gpu_count() -> int:
@@ -140,8 +175,10 @@ class DaskExecutor:
         with self._lock:
             if msg["event"] == "begun":
                 self._attempts[msg["cell"]] = _Attempt(msg["worker"], msg["host"], msg["pid"], begun=clock)
-            elif msg["cell"] in self._attempts:
+            elif msg["cell"] in self._attempts and msg["event"] == "started":
                 self._attempts[msg["cell"]].started = clock
+            elif msg["cell"] in self._attempts and msg["event"] == "timeout":
+                self._attempts[msg["cell"]].timeout = msg["reason"]
 
     def close(self) -> None:
         """Close the client and any cluster we started (safe to call twice)."""
@@ -206,6 +243,8 @@ class DaskExecutor:
             done, _ = wait(futures, timeout=1.0, return_when="FIRST_COMPLETED")
         except TimeoutError:
             return []
+        except CancelledError as exc:  # we cancel only futures we stopped waiting for: the scheduler is gone
+            raise self._lost(f"the client lost its connection; Dask cancelled every cell: {type(exc).__name__}") from None
         return list(done)
 
     def _lost(self, why: str) -> ExecutorError:
@@ -229,6 +268,8 @@ class DaskExecutor:
                 log.info("%s: was queued on worker %s, which died running another cell; submitted again",
                          cell.key, dead)
                 return None
+            if attempt.timeout:
+                return self._error_row(cell, attempt, attempt.timeout)
             return self._error_row(cell, attempt,
                                    f"worker process died: the Dask worker {dead} (host {attempt.host}, pid "
                                    f"{attempt.pid}) was lost while running the cell — killed (the kernel's "
@@ -239,25 +280,24 @@ class DaskExecutor:
         return self._error_row(cell, attempt, f"dask: {type(exc).__name__}: {exc}")
 
     def _overdue(self, pending: dict[Any, Cell]) -> list[tuple[Any, dict[str, Any]]]:
-        """Cells past their time limit, each cancelled, its worker restarted, with its timeout row."""
+        """Cells whose worker overran the limit by :data:`GRACE_S` without ending itself (its
+        watchdog could not run): cancelled, the worker restarted, a timeout row each."""
         clock = time.monotonic()
         late = []
         with self._lock:
             for future, cell in pending.items():
                 attempt = self._attempts.get(cell.key)
-                if attempt is None or attempt.begun is None:
+                if future.done() or attempt is None or attempt.begun is None:
                     continue
-                if attempt.started is not None and clock - attempt.started > self.settings.timeout_s:
-                    late.append((future, cell, attempt, f"timeout: cell took longer than {self.settings.timeout_s:g} s"))
-                elif attempt.started is None and clock - attempt.begun > self.settings.startup_timeout_s:
-                    late.append((future, cell, attempt,
-                                 "timeout: worker start-up (imports, image, codec construction) took longer than "
-                                 f"{self.settings.startup_timeout_s:g} s"))
+                since, limit = ((attempt.started, self.settings.timeout_s) if attempt.started is not None
+                                else (attempt.begun, self.settings.startup_timeout_s))
+                if clock - since > limit + GRACE_S:
+                    late.append((future, cell, attempt, timeout_reason(self.settings, attempt.started is not None)))
         rows = []
         for future, cell, attempt, reason in late:
             self.client.cancel([future])
             try:
-                self.client.restart_workers([attempt.worker], raise_for_error=False)
+                self.client.restart_workers([attempt.worker], timeout=60, raise_for_error=False)
             except Exception as exc:  # noqa: BLE001 — a worker that cannot restart is the cluster's to replace
                 log.warning("restarting Dask worker %s after %s: %s", attempt.worker, cell.key, exc)
             rows.append((future, self._error_row(cell, attempt, reason, clock)))
@@ -269,7 +309,7 @@ class DaskExecutor:
         since = None if attempt is None else attempt.started if attempt.started is not None else attempt.begun
         row = cell.identity()
         row.update(status="error", error=reason, threads=self.settings.threads, finished_at=now(),
-                   wall_s=None if since is None else clock - since)
+                   wall_s=None if since is None else clock - since, host=None if attempt is None else attempt.host)
         return row
 
 
