@@ -91,3 +91,13 @@ def row_classes(rows: Any) -> list[MachineClass]:
     another class."""
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
     return list(dict.fromkeys(c for c in map(MachineClass.of_row, records) if c.known()))
+
+
+#: the machine-class label of rows that do not record their machine (written before the columns existed)
+UNRECORDED = "machine not recorded"
+
+
+def class_label(row: dict[str, Any]) -> str:
+    """The machine class of a row as text (the report's grouping key), or :data:`UNRECORDED`."""
+    machine = MachineClass.of_row(row)
+    return str(machine) if machine.known() else UNRECORDED

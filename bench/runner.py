@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from bench.cells import Cell, Settings, config_hash, now  # noqa: F401 — re-exported: callers import them from here
 from bench.errors import ExecutorError
-from bench.executors import make_executor
+from bench.executors import Executor, make_executor
 from bench.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,15 @@ class RunResult:
 
 class Runner:
     """Runs cells through the executor called ``executor`` (options such as ``scheduler`` go to
-    :func:`bench.executors.make_executor`) and stores each row as it arrives.
+    :func:`bench.executors.make_executor`), or through an :class:`Executor` object given as
+    ``executor``, and stores each row as it arrives.
 
-    The executor is made only when there are cells to run, so a fully resumed run starts no
-    worker and no cluster. Call :meth:`run` from a thread that outlives the run (normally the main
+    A named executor is made only when there are cells to run, so a fully resumed run starts no
+    worker and no cluster; either way it is closed when :meth:`run` ends. Call :meth:`run` from a thread that outlives the run (normally the main
     thread): local workers die when the thread that started them exits (``PR_SET_PDEATHSIG``).
     """
 
-    def __init__(self, store: Store, settings: Settings, jobs: int = 1, executor: str = "local",
+    def __init__(self, store: Store, settings: Settings, jobs: int = 1, executor: str | Executor = "local",
                  **options: Any):
         self.store = store
         self.settings = settings
@@ -69,7 +70,8 @@ class Runner:
         t0 = time.perf_counter()
         if not todo:
             return result
-        executor = make_executor(self.executor, self.settings, self.jobs, **self.options)
+        executor = self.executor if not isinstance(self.executor, str) else \
+            make_executor(self.executor, self.settings, self.jobs, **self.options)
         try:
             for row in executor.run(todo):
                 row.update(run_id=run_id, executor=executor.name)

@@ -294,3 +294,36 @@ def test_full_disk_while_writing_the_report_is_one_line(plain_store: Path, tmp_p
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"error: {out}: No space left on device (ENOSPC)")
+
+
+def test_timings_are_grouped_by_machine_class_with_a_warning_for_mixed_codecs(plain_store: Path,
+                                                                               tmp_path: Path) -> None:
+    """Real rows record the machine that timed them; half of webp's rows are then marked as timed
+    on another machine class (as a cluster run would store them): the report warns for webp only
+    and splits its complexity rows by class."""
+    import shutil
+    import sqlite3
+
+    from bench.machine import MachineClass
+
+    rows = read_measurements(plain_store)
+    here = str(MachineClass.here())
+    assert rows["host"].notna().all() and (rows["executor"] == "local").all()
+    assert {str(MachineClass.of_row(r)) for r in rows.to_dict("records")} == {here}
+    copy = tmp_path / "store"
+    shutil.copytree(plain_store, copy)
+    with sqlite3.connect(copy / "results.sqlite") as conn:
+        conn.execute("UPDATE measurements SET cpu_model = 'Other CPU', logical_cpus = 64 "
+                     "WHERE codec = 'webp' AND image = (SELECT MIN(image) FROM measurements)")
+    report = build_report(copy, tmp_path / "out")
+    other = "Other CPU, 64 logical CPUs, " + str(rows["arch"].iloc[0])
+    warned = [n for n in report.notes if "machine classes" in n]
+    assert len(warned) == 1 and warned[0].startswith("webp: cells timed on 2 machine classes")
+    assert other in warned[0] and here in warned[0]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**Warning: timings from different machine classes.** webp:" in md and "| machine class |" in md
+    table = pd.read_csv(tmp_path / "out" / "data" / "complexity.csv")
+    webp = table[(table["codec"] == "webp") & (table["resolution"] == "native")]
+    assert sorted(webp["machine"]) == sorted([here, other]) and webp["cells"].sum() == len(
+        rows[(rows["codec"] == "webp") & (rows["resolution"] == "native")])
+    assert set(table.loc[table["codec"] == "jpeg-420", "machine"]) == {here}

@@ -23,6 +23,7 @@ from bench.report import provenance as prov
 from bench.report import tables
 from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, check_options, plot_anchors,
                                     resolve_anchor)
+from bench.machine import UNRECORDED
 from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_fixed, fmt_number
 
@@ -195,17 +196,27 @@ def _bd_note(row: pd.Series) -> str:
 
 def _complexity_section(doc: Document, data: ReportData, out: Path, written: list[Path]) -> None:
     doc.heading(2, "Complexity")
-    machines = sorted({f"{m.get('cpu')}" + (f"; GPU {m['gpu']}" if m.get("gpu") else "") for m in data.runs})
-    doc.text(f"Hardware: {' / '.join(machines) or 'not recorded'}. Times: median over the cells of each row (each "
-             "cell's time is itself the median of its repeats); memory: the largest value over the cells. `native` "
-             "rows cover every rate point and image; ladder rows (WxH) the middle rate point on centre crops. "
-             "Untrained codecs are included here: their timings are valid.")
+    machines = sorted(set(data.rows["machine"]) - {UNRECORDED}) or sorted(
+        {f"{m.get('cpu')}" + (f"; GPU {m['gpu']}" if m.get("gpu") else "") for m in data.runs})
+    doc.text(f"Hardware (machine class: CPU model, logical CPUs, architecture): {' / '.join(machines) or 'not recorded'}; "
+             "timings compare only within a machine class, so the table has one row per class. Times: median over "
+             "the cells of each row (each cell's time is itself the median of its repeats); memory: the largest "
+             "value over the cells. `native` rows cover every rate point and image; ladder rows (WxH) the middle "
+             "rate point on centre crops. Untrained codecs are included here: their timings are valid.")
+    mixed = data.mixed_machines()
+    if mixed:
+        doc.text("**Warning: timings from different machine classes.** " + "; ".join(
+            f"{codec}: {' / '.join(classes)}" for codec, classes in mixed.items()) + ". Their rows below are split "
+            "by machine class; the speed figures and scaling fits pool them, so compare those with care.")
     table = tables.complexity_table(data.rows)
     csv = _csv(table, out, "complexity", written)
-    columns = {"codec": "codec", "device": "device", "dataset": "dataset", "resolution": "resolution",
+    columns = {"codec": "codec", "device": "device", "machine": "machine class", "dataset": "dataset",
+               "resolution": "resolution",
                "megapixels": "MP", "cells": "cells", "enc_time_s": "encode (s)", "dec_time_s": "decode (s)",
                "enc_mem_mib": "encode mem (MiB)", "dec_mem_mib": "decode mem (MiB)",
                "enc_peak_rss_mib": "encode peak RSS (MiB)", "dec_peak_rss_mib": "decode peak RSS (MiB)"}
+    if table["machine"].nunique() < 2:  # one class: named in the text above, not on every row
+        del columns["machine"]
     if table["enc_gpu_peak_mib"].notna().any() or table["dec_gpu_peak_mib"].notna().any():
         columns.update({"enc_gpu_peak_mib": "encode GPU peak (MiB)", "dec_gpu_peak_mib": "decode GPU peak (MiB)"})
     columns["timer"] = "timer"

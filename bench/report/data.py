@@ -5,6 +5,8 @@ Selection rules (each one is written into the report as a note when it changes a
 - only ``status == 'ok'`` rows carry numbers; error rows are counted per codec and listed;
 - when a codec name was run with several configurations (its TOML changed between runs), only the
   most recent configuration's rows are kept — mixing two ladders would corrupt the curves;
+- every row's machine class (:func:`bench.machine.class_label`) is in column ``machine``; a codec
+  timed on several classes gets a note, and the complexity table one row per class;
 - rows with ``trained == 0`` (learned codecs on random weights) are valid for complexity only:
   they are kept in :attr:`ReportData.rows` but left out of :attr:`ReportData.rd_rows`.
 """
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.machine import UNRECORDED, class_label
 from bench.store import db_path, read_measurements, read_runs
 
 MIB = 1024.0 * 1024.0
@@ -48,6 +51,12 @@ class ReportData:
     def ladder(self) -> pd.DataFrame:
         """Resolution-ladder rows (centre crops), used for the scaling fits."""
         return self.rows[self.rows["resolution"] != "native"]
+
+    def mixed_machines(self) -> dict[str, list[str]]:
+        """Codecs whose cells were timed on more than one machine class, with those classes."""
+        known = self.rows[self.rows["machine"] != UNRECORDED]
+        classes = known.groupby("codec")["machine"].unique()
+        return {codec: sorted(v) for codec, v in classes.items() if len(v) > 1}
 
     def datasets(self) -> list[str]:
         """Datasets with native-resolution rows, in name order."""
@@ -121,6 +130,11 @@ def load(results_dir: str | Path) -> ReportData:
         raise ValueError(f"{path} holds no successful measurements{detail}")
     ok = add_memory_columns(ok)
     ok["megapixels"] = pd.to_numeric(ok["pixels"], errors="coerce") / 1e6
+    ok["machine"] = [class_label(r) for r in ok.to_dict("records")]  # timings compare only within a class
     untrained = sorted(ok.loc[ok["trained"] == 0, "codec"].unique())
     run_ids = {int(r) for r in everything["run_id"].dropna().unique()}
-    return ReportData(Path(results_dir), ok, errors, _manifests(Path(results_dir), run_ids), untrained, notes)
+    data = ReportData(Path(results_dir), ok, errors, _manifests(Path(results_dir), run_ids), untrained, notes)
+    for codec, classes in data.mixed_machines().items():
+        notes.append(f"{codec}: cells timed on {len(classes)} machine classes ({' / '.join(classes)}); timings "
+                     "compare only within one, so the complexity table shows one row per class")
+    return data

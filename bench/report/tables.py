@@ -145,7 +145,7 @@ def measured_anchor(rows: pd.DataFrame, codec: str) -> pd.DataFrame:
 # --- complexity ----------------------------------------------------------------------------------
 
 def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Encode/decode time and memory per codec, device, dataset and resolution.
+    """Encode/decode time and memory per codec, device, machine class, dataset and resolution.
 
     Times: median over the cells (each cell's value is already the median of its repeats).
     Memory: the largest value over the cells (a peak is a peak). ``*_mem_mib`` is the RSS growth
@@ -168,12 +168,12 @@ def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
     numeric = rows.copy()
     for col in ("enc_peak_rss_bytes", "dec_peak_rss_bytes", "enc_gpu_peak_bytes", "dec_gpu_peak_bytes"):
         numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
-    out = numeric.groupby(["codec", "device", "dataset", "resolution"], sort=True).agg(**agg).reset_index()
+    out = numeric.groupby(["codec", "device", "machine", "dataset", "resolution"], sort=True).agg(**agg).reset_index()
     for col in out.columns:
         if col.endswith("_mib"):
             out[col] = out[col] / MIB
     out["_native"] = out["resolution"] != "native"  # native rows first, then the ladder by size
-    out = out.sort_values(["codec", "device", "_native", "megapixels"]).drop(columns="_native")
+    out = out.sort_values(["codec", "device", "machine", "_native", "megapixels"]).drop(columns="_native")
     return out.reset_index(drop=True)
 
 
