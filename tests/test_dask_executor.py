@@ -194,6 +194,7 @@ def test_the_codec_cache_is_a_bounded_lru_that_closes_what_it_evicts(synthetic_i
 def test_batch_clusters_explain_a_missing_configuration_or_submit_command():
     import dask
 
+    pytest.importorskip("dask_jobqueue")  # imported first: its defaults must be in the config before we set any
     from bench.executors.dask_clusters import ClusterSpec, parse_cluster, start_batch
 
     assert parse_cluster("local", 3) == ClusterSpec("local", 3) and parse_cluster("slurm:8", 1).workers == 8
@@ -243,3 +244,24 @@ def test_losing_the_scheduler_stops_the_run_with_an_executor_error(tmp_path, syn
         for proc in (scheduler, worker):
             proc.kill()
             proc.wait()
+
+
+def test_the_readmes_slurm_example_makes_single_threaded_workers():
+    import dask
+    import yaml
+
+    pytest.importorskip("dask_jobqueue")
+    from dask_jobqueue import SLURMCluster
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("Worked example, Slurm", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    settings = yaml.safe_load(block)["jobqueue"]["slurm"]
+    with dask.config.set({f"jobqueue.slurm.{k}": v for k, v in settings.items()}):
+        cluster = SLURMCluster(scheduler_options={"dashboard_address": None})
+        try:
+            script = cluster.job_script()
+        finally:
+            cluster.close()
+    assert "#SBATCH -p cpu" in script and "#SBATCH -t 04:00:00" in script
+    assert "source ~/lic-bench/.venv/bin/activate" in script
+    assert "--nthreads 1" in script and "--nworkers 4" in script

@@ -14,18 +14,23 @@ Failures, each cell answered exactly once:
   (``allowed-failures = 0``), the cell becomes an error row saying so, the run goes on; a cell
   that was only queued on that worker is submitted again;
 - a cell past ``Settings.timeout_s`` (counted, as in the local executor, from the moment the
-  worker reports the image loaded and the codec constructed) is cancelled and its worker
-  restarted: a timeout error row; start-up has its own limit, ``Settings.startup_timeout_s``;
+  worker reports the image loaded and the codec constructed; start-up has its own limit,
+  ``Settings.startup_timeout_s``): a watchdog thread in the worker reports "timeout" and ends
+  its own process, whose nanny starts a fresh one — a timeout error row. Should the watchdog not
+  get to run, the client cancels the cell and restarts the worker :data:`GRACE_S` later;
 - the scheduler lost (Dask cancels every future of a client that lost its scheduler):
   :class:`~bench.errors.ExecutorError`; the rows already yielded are the driver's to keep.
 
-Workers report "begun" and "started" per cell on the event topic :data:`TOPIC`; that is how the
-client knows which worker runs which cell and since when.
+Workers report "begun", "started" and "timeout" per cell on the event topic :data:`TOPIC`; that
+is how the client knows which worker runs which cell, since when, and why it died.
 
-Images travel when the workers may not see the client's files (any cluster but a local one, or
-``ship_images=True``): each image file is scattered once and handed to its cells, which carry it
-as ``Cell.image_bytes``; otherwise a worker reads ``image_path``. Either way the worker checks the
-file's sha256 against the plan's.
+Images travel when the workers may not see the client's files (by default on any cluster but a
+local one; ``ship_images`` overrides): each image file is scattered once, kept in the cluster's
+memory until its last cell finishes, and handed to its cells, which carry it as
+``Cell.image_bytes``; otherwise a worker reads ``image_path``. Shipping by default wherever the
+client cannot know what the workers see makes a run work on any cluster, at the cost of one
+transfer per image (small next to the cells' own work); ``ship_images=False`` saves it on a
+shared file system. Either way the worker checks the file's sha256 against the plan's.
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.cells import Cell, Settings, now
-from bench.errors import ExecutorError
-from bench.executors.dask_clusters import connect
+from bench.errors import ExecutorError, UsageError
+from bench.executors.dask_clusters import connect, parse_cluster
 from bench.worker import WorkerState, prepare_worker, run_cell
 
 log = logging.getLogger(__name__)
@@ -150,6 +155,10 @@ class DaskExecutor:
         self.jobs = max(1, jobs)
         self.scheduler = scheduler
         self.cluster_text = cluster
+        if scheduler and cluster:
+            raise UsageError("give --scheduler (an existing cluster) or --cluster (one to start), not both")
+        if cluster:
+            parse_cluster(cluster, jobs)  # a bad spec is refused before anything starts
         self.ship_images = ship_images  # None: when the workers may not see our files
         self.client: Any = None
         self.cluster: Any = None
@@ -323,8 +332,13 @@ class _ImageShipper:
 
     def future(self, cell: Cell) -> Any:
         if cell.image_path not in self.futures:
-            data = Path(cell.image_path).read_bytes()
-            self.futures[cell.image_path] = self.client.scatter(data, hash=False)
+            try:
+                data = Path(cell.image_path).read_bytes()
+            except OSError as exc:  # the worker then tries the path itself and its row says what failed
+                log.warning("%s: cannot be read here to send to the workers: %s", cell.image_path, exc)
+                self.futures[cell.image_path] = None
+            else:
+                self.futures[cell.image_path] = self.client.scatter(data, hash=False)
         return self.futures[cell.image_path]
 
     def done(self, cell: Cell) -> None:
