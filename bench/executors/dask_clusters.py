@@ -73,7 +73,8 @@ def start_local(spec: ClusterSpec, threads: int, gpu_workers: int = 0) -> Any:
     # The nanny's environment *replaces* Dask's default, which sets MALLOC_TRIM_THRESHOLD_: that
     # turns off glibc's adaptive mmap threshold, so every large array is a fresh mmap and its
     # page faults (3-10× slower JPEG encode measured); the local executor's workers have no such setting.
-    with dask.config.set({**SCHEDULER_CONFIG, "distributed.nanny.pre-spawn-environ": worker_env(threads)}):
+    quiet = {"logging.distributed": "warning"} if logging.getLogger().getEffectiveLevel() > logging.INFO else {}
+    with dask.config.set({**SCHEDULER_CONFIG, **quiet, "distributed.nanny.pre-spawn-environ": worker_env(threads)}):
         cluster = LocalCluster(n_workers=spec.workers, **options)
         if gpu_workers:
             base = cluster.new_worker_spec()
@@ -136,6 +137,8 @@ def connect(scheduler: str | None, cluster: str | None, jobs: int, threads: int,
     Neither ``scheduler`` nor ``cluster``: a LocalCluster of ``jobs`` workers."""
     from distributed import Client
 
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # Dask's INFO lines only with -v
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler and cluster:
         raise UsageError("give --scheduler (an existing cluster) or --cluster (one to start), not both")
     if scheduler:
