@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,6 +48,9 @@ class Cell:
     resolution: str  # 'native' or 'WxH' centre crop
     device: str
     round: int = 1
+    #: the image file's bytes, carried to a worker that may not see ``image_path`` (the dask
+    #: executor fills it on the worker); not part of the key, the hash or the comparison
+    image_bytes: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:

@@ -165,8 +165,9 @@ def check_run_args(args: argparse.Namespace) -> None:
     select_metrics(args.metrics)
 
 
-def _executor_options(args: argparse.Namespace) -> dict[str, str | None]:
-    return {"scheduler": args.scheduler, "cluster": args.cluster}
+def _executor_options(args: argparse.Namespace) -> dict[str, str | bool | None]:
+    ship = {"yes": True, "no": False}.get(args.ship_images) if args.ship_images else None
+    return {"scheduler": args.scheduler, "cluster": args.cluster, "ship_images": ship}
 
 
 def plan_spec(args: argparse.Namespace) -> plan.PlanSpec:
@@ -323,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cluster", default=None, help="dask: a cluster to start, e.g. local:2 or slurm")
     run.add_argument("--metrics", default="default",
                      help="quality metrics: 'default', 'jpeg-ai', 'all' or names (python -m bench metrics lists them)")
+    run.add_argument("--ship-images", choices=["yes", "no"], default=None,
+                     help="dask: send image files to the workers (default: yes unless --cluster local)")
     run.add_argument("--retry-errors", action="store_true", help="re-run cells stored as errors")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -10,8 +10,10 @@ row. A worker dies with the process that started it (:func:`die_with_parent`).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from dataclasses import asdict
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -46,6 +49,13 @@ def _configure_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def prepare_worker(threads: int) -> None:
+    """Pin the thread counts and import torch (if installed) once, before a worker's first cell,
+    so that no cell pays the import inside its time limit (both executors' workers call it)."""
+    set_thread_count(threads)
+    _configure_torch(threads)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """End this process as soon as ``parent_pid`` (the runner) dies, even by SIGKILL.
 
@@ -69,36 +79,80 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-class WorkerState:
-    """Caches a worker keeps between cells: codec instances and decoded images."""
+#: Codec instances a worker keeps at once; the least recently used is closed beyond this
+#: (a learned codec holds its model, possibly on a GPU, until closed).
+CODEC_CACHE_SIZE = 4
 
-    def __init__(self, settings: Settings):
+
+def _close_codec(codec: Any) -> None:
+    close = getattr(codec, "close", None)
+    if callable(close):
+        close()
+
+
+class WorkerState:
+    """Caches a worker keeps between cells: codec instances (a bounded LRU, closed on eviction)
+    and decoded images. Both executors keep one per worker process."""
+
+    def __init__(self, settings: Settings, max_codecs: int = CODEC_CACHE_SIZE):
         self.settings = settings
-        self.codecs: dict[tuple[str, str, str], Any] = {}
+        self.max_codecs = max(1, max_codecs)
+        self.codecs: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self.images: dict[str, Any] = {}
 
     def codec(self, cell: Cell):
         from bench.codecs import registry
 
         key = (cell.config.name, config_hash(cell.config), cell.device)
-        if key not in self.codecs:
-            self.codecs[key] = registry.create(cell.config, device=cell.device)
+        if key in self.codecs:
+            self.codecs.move_to_end(key)
+            return self.codecs[key]
+        while len(self.codecs) >= self.max_codecs:
+            _, evicted = self.codecs.popitem(last=False)
+            _close_codec(evicted)
+        self.codecs[key] = registry.create(cell.config, device=cell.device)
         return self.codecs[key]
 
+    def close(self) -> None:
+        """Close every cached codec."""
+        while self.codecs:
+            _close_codec(self.codecs.popitem(last=False)[1])
+
     def pixels(self, cell: Cell):
+        """The cell's pixels, from the bytes it carries or from ``image_path``; either way the file's
+        sha256 must be the one the plan recorded (:class:`ImageError` naming both otherwise)."""
         from bench.images import centre_crop, load_image
 
-        if cell.image_path not in self.images:
+        path = cell.image_path if cell.image_bytes is None else _local_copy(cell)
+        if path not in self.images:
             if len(self.images) > 8:
                 self.images.clear()
-            self.images[cell.image_path] = load_image(cell.image_path, cell.image)
-        loaded = self.images[cell.image_path]
+            self.images[path] = load_image(path, cell.image)
+        loaded = self.images[path]
         if loaded.sha256 != cell.image_sha256:
-            raise RuntimeError(f"{cell.image_path} changed on disk during the run")
+            raise ImageError(f"image {cell.image_path} on worker {platform.node()} has sha256 {loaded.sha256}, "
+                             f"the plan expects {cell.image_sha256}: give the worker the same file, or carry "
+                             "the images to the workers (dask executor: --ship-images)")
         if cell.resolution == "native":
             return loaded.pixels
         width, height = (int(v) for v in cell.resolution.split("x"))
         return centre_crop(loaded.pixels, width, height)
+
+
+def _local_copy(cell: Cell) -> str:
+    """A file holding the bytes ``cell`` carries, in this machine's temporary folder, named by
+    their sha256 (written once per worker machine, atomically), so images are read one way."""
+    assert cell.image_bytes is not None
+    digest = hashlib.sha256(cell.image_bytes).hexdigest()
+    folder = Path(tempfile.gettempdir()) / f"bench-images-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{digest}{Path(cell.image_path).suffix.lower()[:8]}"
+    if not path.is_file():
+        fd, tmp = tempfile.mkstemp(dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(cell.image_bytes)
+        os.replace(tmp, path)
+    return str(path)
 
 
 #: allocation failures that are not a MemoryError: CUDA / torch, torch's CPU allocator, ENOMEM
@@ -202,8 +256,7 @@ def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
 def worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
     """Entry point of a worker process: run cells from ``conn`` until ``None`` or end of pipe."""
     die_with_parent(parent_pid)
-    set_thread_count(settings.threads)
-    _configure_torch(settings.threads)
+    prepare_worker(settings.threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     state = WorkerState(settings)
     while True:

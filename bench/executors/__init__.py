@@ -50,7 +50,7 @@ def executor_class(name: str, **options: Any) -> type:
     given = sorted(k for k, v in options.items() if v is not None)
     if name == "local":
         if given:
-            raise UsageError(f"--executor local takes no {', '.join('--' + k for k in given)} "
+            raise UsageError(f"--executor local takes no {', '.join('--' + k.replace('_', '-') for k in given)} "
                              "(those are for --executor dask)")
         from bench.executors.local import LocalExecutor
 

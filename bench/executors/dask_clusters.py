@@ -1,0 +1,164 @@
+"""Where the dask executor's workers come from: an existing scheduler, a LocalCluster, or a batch
+system through dask-jobqueue (Slurm, PBS, SGE, LSF) configured the Dask way.
+
+Every cluster made here runs single-threaded process workers (one cell at a time, thread count
+pinned by the executor) and a scheduler that never retries a cell whose worker died
+(``allowed-failures = 0``: a cell that killed its worker is an error row, not a cell that kills
+three more) and hands each single-threaded worker one task at a time (``worker-saturation = 1``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import ExecutorError, UsageError
+
+log = logging.getLogger(__name__)
+
+#: ``--cluster`` kinds: a LocalCluster, or a dask-jobqueue class
+BATCH_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+CLUSTER_KINDS = ("local", *BATCH_CLASSES)
+
+#: Scheduler settings every run needs (see the module docstring).
+SCHEDULER_TARGET = {"allowed-failures": 0, "worker-saturation": 1.0}
+SCHEDULER_CONFIG = {f"distributed.scheduler.{key}": value for key, value in SCHEDULER_TARGET.items()}
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A parsed ``--cluster KIND[:N]``: the kind and the number of workers."""
+
+    kind: str
+    workers: int
+
+    @property
+    def shares_files(self) -> bool:
+        """Whether the workers surely see the client's files (only a cluster on this machine)."""
+        return self.kind == "local"
+
+
+def parse_cluster(text: str, jobs: int) -> ClusterSpec:
+    """``local``, ``local:4``, ``slurm:8`` … → :class:`ClusterSpec` (N defaults to ``jobs``)."""
+    kind, _, count = text.strip().partition(":")
+    kind = kind.lower()
+    if kind not in CLUSTER_KINDS:
+        raise UsageError(f"--cluster {text!r}: unknown kind {kind!r}; use one of {', '.join(CLUSTER_KINDS)}, "
+                         "optionally with :N workers (e.g. local:4, slurm:16)")
+    try:
+        workers = int(count) if count else max(1, jobs)
+    except ValueError:
+        raise UsageError(f"--cluster {text!r}: {count!r} is not a number of workers (e.g. {kind}:4)") from None
+    if workers < 1:
+        raise UsageError(f"--cluster {text!r}: the number of workers must be at least 1")
+    return ClusterSpec(kind, workers)
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """Environment of a worker process started by us: math-library pools pinned before any import."""
+    return {var: str(threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def start_local(spec: ClusterSpec, threads: int, gpu_workers: int = 0) -> Any:
+    """A LocalCluster of ``spec.workers`` single-threaded process workers, plus ``gpu_workers``
+    workers advertising the resource ``GPU=1`` (each owns one GPU). No memory limit: as with the
+    local executor, only the operating system ends a worker for its memory."""
+    import dask
+    from distributed import LocalCluster, Nanny
+
+    options = dict(threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=None)
+    # The nanny's environment *replaces* Dask's default, which sets MALLOC_TRIM_THRESHOLD_: that
+    # turns off glibc's adaptive mmap threshold, so every large array is a fresh mmap and its
+    # page faults (3-10× slower JPEG encode measured); the local executor's workers have no such setting.
+    quiet = {"logging.distributed": "warning"} if logging.getLogger().getEffectiveLevel() > logging.INFO else {}
+    with dask.config.set({**SCHEDULER_CONFIG, **quiet, "distributed.nanny.pre-spawn-environ": worker_env(threads)}):
+        cluster = LocalCluster(n_workers=spec.workers, **options)
+        if gpu_workers:
+            base = cluster.new_worker_spec()
+            (name, entry), = base.items()
+            for i in range(gpu_workers):
+                extra = {"resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}
+                cluster.worker_spec[f"gpu-{i}"] = {"cls": Nanny, "options": {**entry["options"], **extra}}
+            cluster.scale(len(cluster.worker_spec))
+    return cluster
+
+
+def start_batch(spec: ClusterSpec) -> Any:
+    """A dask-jobqueue cluster of ``spec.kind``, configured by ``jobqueue.<kind>`` in the Dask
+    configuration (``~/.config/dask/jobqueue.yaml``, or the files ``$DASK_CONFIG`` names), scaled
+    to ``spec.workers`` workers. A clear :class:`UsageError` when dask-jobqueue, its configuration
+    or the batch system's submit command is missing."""
+    import dask
+
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise UsageError(f"--cluster {spec.kind} needs dask-jobqueue: pip install 'lic-bench[cluster]' "
+                         "(or pip install dask-jobqueue)") from None
+    section = f"jobqueue.{spec.kind}"
+    missing = [key for key in ("cores", "memory") if not dask.config.get(f"{section}.{key}", None)]
+    if missing:
+        where = os.environ.get("DASK_CONFIG") or "~/.config/dask/jobqueue.yaml"
+        raise UsageError(f"--cluster {spec.kind}: the Dask configuration has no {', '.join(missing)} under "
+                         f"'{section}'; write them to {where} (README: \"Running on a cluster\" has a worked "
+                         "example) or set DASK_CONFIG to a folder holding such a file")
+    cls = getattr(dask_jobqueue, BATCH_CLASSES[spec.kind])
+    if shutil.which(cls.job_cls.submit_command) is None:
+        raise UsageError(f"--cluster {spec.kind}: the submit command {cls.job_cls.submit_command!r} is not on "
+                         "PATH here; run the benchmark on a login node of the batch system")
+    with dask.config.set(SCHEDULER_CONFIG):
+        try:
+            cluster = cls()
+        except ValueError as exc:
+            raise UsageError(f"--cluster {spec.kind}: dask-jobqueue refused the '{section}' settings: "
+                             f"{' '.join(str(exc).split())}") from None
+    cluster.scale(spec.workers)
+    log.info("%s job script:\n%s", cls.__name__, cluster.job_script())
+    return cluster
+
+
+def tune_scheduler(dask_scheduler: Any) -> dict[str, float]:
+    """Run on an existing scheduler (``Client.run_on_scheduler``): apply :data:`SCHEDULER_CONFIG`
+    and return the values it had, so the client can say what it changed."""
+    before = {"allowed-failures": dask_scheduler.allowed_failures,
+              "worker-saturation": dask_scheduler.WORKER_SATURATION}
+    dask_scheduler.allowed_failures = SCHEDULER_TARGET["allowed-failures"]
+    dask_scheduler.WORKER_SATURATION = SCHEDULER_TARGET["worker-saturation"]
+    return before
+
+
+def connect(scheduler: str | None, cluster: str | None, jobs: int, threads: int,
+            gpu_workers: int = 0) -> tuple[Any, Any, bool]:
+    """(client, cluster we started or None, whether the workers surely share our files).
+
+    Neither ``scheduler`` nor ``cluster``: a LocalCluster of ``jobs`` workers."""
+    from distributed import Client
+
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # Dask's INFO lines only with -v
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if scheduler and cluster:
+        raise UsageError("give --scheduler (an existing cluster) or --cluster (one to start), not both")
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError) as exc:
+            raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; is it running, and is "
+                                "the address tcp://HOST:PORT as the scheduler printed it?") from None
+        before = client.run_on_scheduler(tune_scheduler)
+        changed = {k: v for k, v in before.items() if v != SCHEDULER_TARGET[k]}
+        if changed:
+            log.warning("Dask scheduler %s: set %s so that a cell that kills its worker is not retried and each "
+                        "worker holds one cell at a time", scheduler,
+                        ", ".join(f"{k}={SCHEDULER_TARGET[k]} (was {v})" for k, v in changed.items()))
+        return client, None, False
+    spec = parse_cluster(cluster or f"local:{jobs}", jobs)
+    made = start_local(spec, threads, gpu_workers) if spec.kind == "local" else start_batch(spec)
+    try:
+        client = Client(made)
+    except BaseException:
+        made.close()
+        raise
+    return client, made, spec.shares_files
