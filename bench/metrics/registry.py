@@ -40,6 +40,11 @@ class Metric:
     unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here, or None
     package: str | None = None     # distribution whose version names the implementation
 
+    @property
+    def label(self) -> str:
+        """How tables and figures name it: 'PSNR-RGB', 'MS-SSIM', 'VMAF', ..."""
+        return self.name.upper()
+
 
 def _one(column: str, fn: Callable[..., float | None]) -> Compute:
     return lambda original, decoded, context: {column: fn(original, decoded, context)}

@@ -68,15 +68,15 @@ def _note(row: pd.Series, members: Sequence[Any]) -> str:
         if status == "excluded":
             return "excluded: untrained weights (complexity only)"
         if isinstance(status, str) and status != "ok":
-            parts.append(f"{m.name}: {status} — {row.get(f'reason_{short}')}")
+            parts.append(f"{m.label}: {status} — {row.get(f'reason_{short}')}")
             continue
         for key in ("warnings", "images_left_out"):
             text = row.get(f"{key}_{short}")
             if isinstance(text, str) and text:
-                parts.append(f"{m.name}: {'left out ' if key == 'images_left_out' else ''}{text}")
+                parts.append(f"{m.label}: {'left out ' if key == 'images_left_out' else ''}{text}")
         failed = row.get(f"ci_failed_{short}")
         if isinstance(failed, (int, float)) and failed and math.isfinite(failed):
-            parts.append(f"{m.name}: {int(failed)} resamples without a BD")
+            parts.append(f"{m.label}: {int(failed)} resamples without a BD")
     if row.get("n_error_rows", 0):
         parts.append(f"{int(row['n_error_rows'])} error cell(s) left out")
     return "; ".join(dict.fromkeys(parts)) or "ok"
@@ -89,7 +89,7 @@ def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) ->
         if f"status_{tables.short_name(m.bd_column)}" in table.columns:
             families.setdefault(m.family or m.name, []).append(m)
     for family, members in families.items():
-        doc.heading(3, f"{family} family")
+        doc.heading(3, f"{family.upper() if family == 'psnr' else family.capitalize()} family")
         shown = pd.DataFrame({"codec": table["codec"], "device": table["device"]})
         columns = {"codec": "codec", "device": "device"}
         for m in members:
@@ -99,8 +99,8 @@ def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) ->
                            for _, r in table.iterrows()]
             shown[qual] = [_with_ci(r[f"bd_{s}_db"], r[f"bd_{s}_low"], r[f"bd_{s}_high"], 3)
                            for _, r in table.iterrows()]
-            columns[rate] = f"BD-rate {m.name} (%) [95 % CI]"
-            columns[qual] = f"BD-{m.name} [95 % CI]" + ("" if m.higher_is_better else " (lower is better)")
+            columns[rate] = f"BD-rate {m.label} (%) [95 % CI]"
+            columns[qual] = f"BD-{m.label} [95 % CI]" + ("" if m.higher_is_better else " (lower is better)")
         first = tables.short_name(members[0].bd_column)
         shown["images"] = table[f"n_images_{first}"]
         shown["note"] = [_note(r, members) for _, r in table.iterrows()]
@@ -175,8 +175,9 @@ def _jpeg_ai_section(doc: Document, rows: pd.DataFrame, errors: pd.DataFrame, ta
                      options: Any, csv: Callable[[pd.DataFrame, str], str]) -> None:
     doc.heading(3, "JPEG AI summary")
     frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
-    chosen = {m.name: (m.bd_column, m.higher_is_better) for m in metrics if m.jpeg_ai}
-    summary = jpeg_ai_summary(frame, target, chosen, method=options.method)
+    chosen = {m.label: (m.bd_column, m.higher_is_better) for m in METRICS if m.jpeg_ai}
+    summary = jpeg_ai_summary(frame, target, chosen, method=options.method,
+                              expected=tuple(m.label for m in METRICS if m.jpeg_ai))
     text = ("JPEG AI reports the mean of the BD-rates over seven metrics (MS-SSIM, VIF, FSIM, NLPD, IW-SSIM, VMAF, "
             "PSNR-HVS-M), each computed per image and averaged over the images (`mean-of-per-image`); shown beside "
             "it, the same mean under our `average-curve` convention. ")
@@ -206,7 +207,7 @@ def _sensitivity_section(doc: Document, rows: pd.DataFrame, errors: pd.DataFrame
         if not isinstance(target, pd.DataFrame) and m.bd_column not in target.qualities:
             continue
         parts.append(sensitivity_table(frame, target, m.bd_column, higher_is_better=m.higher_is_better,
-                                       anchor_name=anchor_name).assign(metric=m.name))
+                                       anchor_name=anchor_name).assign(metric=m.label))
     if not parts:
         doc.text("No metric shared with the anchor.")
         return
