@@ -16,7 +16,8 @@ import pandas as pd
 README = Path(__file__).resolve().parents[2] / "README.md"
 DEFINITIONS_SECTION = "## What is measured, exactly"
 #: README table rows the report uses (matched against the row's first cell).
-USED_COLUMNS = ("bpp", "psnr_rgb", "ms_ssim", "enc_time_s", "enc_peak_rss_bytes", "enc_gpu_peak_bytes", "trained")
+USED_COLUMNS = ("bpp", "psnr_rgb", "ms_ssim", "enc_time_s", "enc_mem_growth_bytes", "enc_mem_peak_bytes", "model_bytes",
+                "mem_method", "enc_gpu_peak_bytes", "trained")
 
 
 @dataclass(frozen=True)
