@@ -21,7 +21,8 @@ then the call; ``peak`` is ``VmHWM`` after it — the child's whole peak residen
 libraries, model, input and the call's own memory); ``growth`` is that peak minus ``VmRSS`` right
 before the call, minus the shared-library file pages the call mapped (``RssFile`` after − before:
 a forked child maps library code lazily, and code first run inside the call is not memory the
-codec allocated). On CUDA the child also reports the allocator's peak and NVML's figure.
+codec allocated). On CUDA the allocator's peak and NVML's figure stay those of the timed calls in
+the worker (:mod:`bench.measure`): the allocator counts live tensors only, so reuse hides nothing.
 Subprocess codecs (VTM) already run in a fresh process: their figures are the child's
 ``ru_maxrss`` from the timed calls (``mem_method = 'subprocess'``).
 """
@@ -103,7 +104,11 @@ class Zygote:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "bench.memory", str(os.getpid())], env=env,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        self._ask({"config": _config_json(config), "device": device})
+        try:
+            self._ask({"config": _config_json(config), "device": device})
+        except BaseException:
+            self.close()
+            raise
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -199,7 +204,7 @@ def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, 
             got = zygote.measure(op, rate, payload)
             row[f"{side}_mem_peak_bytes"], row[f"{side}_mem_growth_bytes"] = got["peak"], got["growth"]
             row["mem_method"] = got["method"]
-    except RuntimeError as exc:
+    except (RuntimeError, OSError, ValueError) as exc:
         row.update({c: None for c in COLUMNS[:4]}, mem_method=f"failed: {exc}")
     return row
 
@@ -244,7 +249,6 @@ def _child(codec: Codec | None, config: CodecConfig, device: str, message: dict[
         else:
             payload = fh.read()
     gc.collect()
-    dev.reset_gpu_peak(device)
     if not dev.reset_host_peak():
         raise RuntimeError("cannot reset the peak RSS (/proc/self/clear_refs not writable)")
     before = _status()
@@ -254,8 +258,7 @@ def _child(codec: Codec | None, config: CodecConfig, device: str, message: dict[
     if message["op"] == "encode" and not Encoded.of(result).data:
         raise RuntimeError("encoder produced an empty bitstream")
     growth = after["VmHWM"] - before["VmRSS"] - max(0, after["RssFile"] - before["RssFile"])
-    return {"peak": after["VmHWM"], "growth": growth, "method": method,
-            "gpu_peak": dev.gpu_peak_allocated(device), "nvml": dev.nvml_process_bytes(device)}
+    return {"peak": after["VmHWM"], "growth": growth, "method": method}
 
 
 def _fork(codec: Codec | None, config: CodecConfig, device: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -302,8 +305,9 @@ def serve(parent: int) -> None:
                 device = message["device"]
                 if not dev.is_cuda(device):
                     codec = registry.create(config, device=device)
-                else:
-                    registry.adapter_class(config.adapter)  # import its libraries; CUDA waits for the child
+                else:  # import its libraries (torch does not touch CUDA on import); CUDA waits for the child
+                    registry.adapter_class(config.adapter)
+                    import torch  # noqa: F401
                 answer: dict[str, Any] = {"ready": True}
             else:
                 if codec is not None:

@@ -79,3 +79,21 @@ def test_learned_codec_model_bytes_and_clean_memory(codecs_dir, small_photo):
     for side in ("enc", "dec"):
         assert 0 < row[f"{side}_mem_growth_bytes"] < row[f"{side}_mem_peak_bytes"], row
         assert row[f"{side}_mem_peak_bytes"] > expected  # the model is resident in the clean process
+
+
+def test_a_memory_child_killed_is_recorded_and_the_cell_stands(small_photo):
+    from bench.codecs import registry
+    from bench.codecs.base import CodecConfig, RatePoint
+    from bench.measure import Protocol, measure
+    from bench.memory import close_zygotes
+
+    rate = RatePoint("level=1", {"level": 1})
+    config = CodecConfig("killed", "tests.support.memory_codecs:KilledInMemoryChild", {}, (rate,))
+    codec = registry.create(config)
+    try:
+        row, _, decoded = measure(codec, small_photo, rate, Protocol(1, 1, "all"))
+    finally:
+        close_zygotes()
+    assert decoded.shape == small_photo.shape and row["dec_time_s"] > 0
+    assert row["mem_method"].startswith("failed: decode in the memory child died: signal SIGKILL"), row["mem_method"]
+    assert row["dec_mem_growth_bytes"] is None and row["enc_mem_growth_bytes"] is None
