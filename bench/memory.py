@@ -97,7 +97,6 @@ class Zygote:
     """A clean process for one codec configuration and device; forks one child per measured call."""
 
     def __init__(self, config: CodecConfig, device: str):
-        self.key = (json.dumps(_config_json(config), sort_keys=True, default=str), device)
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-mem-")
         self.log = Path(self.tmp.name, "zygote.log")
         env = {**os.environ, **_ONE_THREAD, "BENCH_MEMORY_THREADS": str(_worker_threads())}
@@ -182,18 +181,22 @@ def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, 
     """The memory columns of one cell (:data:`COLUMNS`).
 
     ``mode`` (:data:`MEMORY_MODES`) says which cells are measured: encode ``image`` and decode
-    ``data`` once each in a fresh fork of the codec's zygote. Subprocess codecs use ``child_peaks`` (their child's peak over the timed
-    encode / decode calls). A failure is recorded in ``mem_method`` (``failed: …``), never raised:
-    the cell's other numbers stand.
+    ``data`` once each in a fresh fork of the codec's zygote. Subprocess codecs use ``child_peaks``
+    (their child's peak over the timed encode / decode calls; free, so every cell unless 'off').
+    A failure is recorded in ``mem_method`` (``failed: …``), never raised: the cell's other
+    numbers stand.
     """
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row["model_bytes"] = model_bytes(codec, rate)
-    if mode == "off" or (mode == "mid" and not is_middle_rate(codec.config, rate)):
-        row["mem_method"] = "off" if mode == "off" else "skipped: not the middle rate point (--memory mid)"
+    if mode == "off":
+        row["mem_method"] = "off"
         return row
     if codec.subprocess:
         row.update(enc_mem_peak_bytes=child_peaks[0], enc_mem_growth_bytes=child_peaks[0],
                    dec_mem_peak_bytes=child_peaks[1], dec_mem_growth_bytes=child_peaks[1], mem_method="subprocess")
+        return row
+    if mode == "mid" and not is_middle_rate(codec.config, rate):
+        row["mem_method"] = "skipped: not the middle rate point (--memory mid)"
         return row
     if not sys.platform.startswith("linux"):
         row["mem_method"] = "failed: needs Linux (/proc/self/status, fork)"
