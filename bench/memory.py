@@ -8,6 +8,9 @@ by the worker across cells, at most :data:`MAX_ZYGOTES`), that imported the code
 constructed the codec and loaded the model of the cell's rate point — and touched no image.
 The timed calls stay in the worker, after its warm-up; these calls are extra.
 
+Before each fork the zygote returns the heap pages its construction freed (glibc
+``malloc_trim``), so the child's allocations cannot reuse resident free memory unseen.
+
 **Fork safety.** A fork after a torch/OpenMP parallel region hangs the child (measured: every
 child hung when the parent had run a 2-thread convolution; none when it had not). The zygote
 therefore does all its work (imports, construction, model loading) with one thread and never
@@ -267,6 +270,9 @@ def _child(codec: Codec | None, config: CodecConfig, device: str, message: dict[
 def _fork(codec: Codec | None, config: CodecConfig, device: str, message: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # the child's collections then skip (and do not copy-on-write) everything made so far
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "malloc_trim"):  # glibc: hand back the pages construction freed, so the child cannot reuse them
+        libc.malloc_trim(0)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
