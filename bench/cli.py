@@ -201,7 +201,8 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
         "packages": {p: _version(p) for p in PACKAGES},
         "metrics": metric_table(settings.metrics),
         "protocol": {"warmup": settings.protocol.warmup, "repeats": settings.protocol.repeats,
-                     "timeout_s": settings.timeout_s, "cross_decode": settings.cross_decode},
+                     "timeout_s": settings.timeout_s, "cross_decode": settings.cross_decode,
+                     "memory": settings.protocol.memory},
         "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "description": c.description,
                             "rates": [(r.label, r.params) for r in c.rates], "source": c.source}
                    for c in configs},
@@ -230,7 +231,7 @@ def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
     for note in notes + plan_notes:
         console.print(f"[yellow]{note}[/yellow]")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    settings = Settings(Protocol(args.warmup, args.repeats), threads, args.cross_decode, args.timeout,
+    settings = Settings(Protocol(args.warmup, args.repeats, args.memory), threads, args.cross_decode, args.timeout,
                         metrics=select_metrics(args.metrics))
     notes += [f"metric {m['metric']}: unavailable — {m['reason']} (its columns stay NULL)"
               for m in metric_table(settings.metrics) if not m["available"]]
@@ -315,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results/default", help="results directory (default results/default)")
     run.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (the first gives the bitstream)")
     run.add_argument("--repeats", type=int, default=3, help="timed calls per cell (median, min, max stored)")
+    run.add_argument("--memory", choices=["all", "mid", "off"], default="mid",
+                     help="memory of encode/decode in a clean process: every cell, cells at the middle rate point "
+                          "(default: every image and ladder size), or none")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds before a cell is killed and stored as an error")
     run.add_argument("--cross-decode", action="store_true",
                      help="decode again in a separate process with another thread count / device and record whether identical")

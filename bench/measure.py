@@ -10,10 +10,13 @@ Protocol (the same for every codec):
    the timer includes process start-up and file I/O (``timer`` says so). The median CPU time of
    this process over the same calls (all its threads) is stored too: unlike wall time it does
    not grow when other load time-slices the CPU (NULL for subprocess codecs).
-4. Host memory: the peak RSS of this worker process over the encode calls and over the decode
-   calls (``VmHWM`` after resetting it), plus the RSS before both; for subprocess codecs, the
-   child's own peak (``ru_maxrss`` from ``wait4``); on CUDA, the allocator's peak
-   and NVML's figure for this process. NULL where a reading is not available.
+4. Memory of the codec itself (``protocol.memory``: every cell, the middle rate point's cells
+   (default) or none): after the timed calls, the encode and the decode run once more, each in a
+   fork of a clean process (:mod:`bench.memory`): peak RSS and growth over the RSS right before
+   the call; and a learned codec's parameter+buffer bytes.
+   Kept for continuity: this worker's own peak RSS over the timed calls (``VmHWM``, mostly the
+   worker itself) and its RSS before them; for subprocess codecs, the child's peak (``ru_maxrss``);
+   on CUDA, the allocator's peak and NVML's figure for this process. NULL where not available.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from bench import device as dev
 from bench.codecs.base import Codec, Encoded, RatePoint
 from bench.errors import CodecError
+from bench.memory import MEMORY_MODES, clean_memory
 from bench.metrics import DEFAULT as DEFAULT_METRICS
 from bench.metrics import compute as compute_metrics
 
@@ -36,10 +40,13 @@ from bench.metrics import compute as compute_metrics
 class Protocol:
     warmup: int = 1
     repeats: int = 3
+    memory: str = "mid"  # cells with clean-process memory calls: 'all', 'mid' (middle rate point), 'off'
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.repeats < 1:
             raise ValueError("warmup must be ≥ 0 and repeats ≥ 1")
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}")
 
 
 def _timed_calls(codec: Codec, n: int, call) -> tuple[list[Any], tuple[list[float], list[float]], int | None,
@@ -128,5 +135,7 @@ def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
         "dec_nvml_bytes": dec_nvml,
         "encode_deterministic": deterministic,
         "extras": extras or None,
+        # the extra, untimed memory calls: after the timed ones, never between them
+        **clean_memory(codec, image, rate, data, protocol.memory, (enc_peak, dec_peak)),
     }
     return row, data, decoded

@@ -84,6 +84,13 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "dec_gpu_peak_bytes": "INTEGER",
     "enc_nvml_bytes": "INTEGER",
     "dec_nvml_bytes": "INTEGER",
+    # memory of the codec itself: each call run once more in a clean forked process (bench.memory)
+    "enc_mem_peak_bytes": "INTEGER",  # that process's peak RSS during the encode
+    "enc_mem_growth_bytes": "INTEGER",  # peak − RSS right before the call − library pages it mapped
+    "dec_mem_peak_bytes": "INTEGER",
+    "dec_mem_growth_bytes": "INTEGER",
+    "model_bytes": "INTEGER",  # learned codecs: parameters + buffers of the rate point's model
+    "mem_method": "TEXT",  # 'fork', 'fork+construct' (CUDA), 'subprocess', 'off', 'failed: ...'
     "encode_deterministic": "INTEGER",
     "enc_kmac_per_px": "REAL",  # learned codecs: counted multiply-adds (bench.complexity)
     "dec_kmac_per_px": "REAL",

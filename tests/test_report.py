@@ -389,3 +389,22 @@ def test_timings_are_grouped_by_machine_class_with_a_warning_for_mixed_codecs(pl
     assert sorted(webp["machine"]) == sorted([here, other]) and webp["cells"].sum() == len(
         rows[(rows["codec"] == "webp") & (rows["resolution"] == "native")])
     assert set(table.loc[table["codec"] == "jpeg-420", "machine"]) == {here}
+
+
+def test_memory_scaling_has_a_clean_point_at_every_ladder_size(report: Path, store: Path) -> None:
+    rows = read_measurements(store)
+    ladder = rows[(rows.resolution != "native") & (rows.status == "ok")]
+    assert (ladder.mem_method == "fork").all() and (ladder.dec_mem_growth_bytes > 0).all()
+    points = pd.read_csv(report / "data" / "scaling_points.csv")
+    memory = points[points.cost == "dec_mem_bytes"]
+    for codec in ("jpeg-420", "webp", UNTRAINED):
+        assert sorted(memory[memory.codec == codec].resolution) == ["128x128", "256x256"], codec
+    webp = ladder[ladder.codec == "webp"].groupby("pixels")["dec_mem_growth_bytes"].median()
+    fit = fit_power_law(webp.index.to_numpy(), webp.to_numpy())
+    fits = pd.read_csv(report / "data" / "scaling_fits.csv")
+    assert fits[(fits.codec == "webp") & (fits.cost == "dec_mem_bytes")].iloc[0]["exponent"] == pytest.approx(fit.exponent)
+    complexity = pd.read_csv(report / "data" / "complexity.csv")
+    shown = complexity[(complexity.codec == UNTRAINED) & (complexity.resolution == "256x256")].iloc[0]
+    cells = ladder[(ladder.codec == UNTRAINED) & (ladder.resolution == "256x256")]
+    assert shown["dec_mem_mib"] == pytest.approx(cells.dec_mem_growth_bytes.max() / 2**20)
+    assert "Memory growth (clean process)" in (report / "figures" / "scaling_memory.svg").read_text()

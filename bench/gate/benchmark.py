@@ -153,7 +153,7 @@ def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | 
     if unavailable:
         raise GateError("gate codecs unavailable here: " + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
     cells = plan_cells(benchmark, configs, _gate_images(benchmark.images, dataset))
-    settings = Settings(Protocol(benchmark.warmup, benchmark.repeats), threads=1, cross_decode=False, timeout_s=300)
+    settings = Settings(Protocol(benchmark.warmup, benchmark.repeats, memory="off"), threads=1, cross_decode=False, timeout_s=300)
     manifest = {
         "started_at": now(), "command": " ".join([Path(sys.executable).name, "-m", "bench.gate", *sys.argv[1:]]),
         "git_commit": git_commit(), "host": platform.node(), "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",

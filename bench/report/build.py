@@ -96,9 +96,11 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
         f"{AVERAGING_TEXT[options.averaging]}. Negative = fewer bits than the anchor at equal quality. Each BD value "
         "carries a 95 % percentile bootstrap interval over images (images resampled with replacement, recomputed "
         "under the same averaging and method; resamples and seed in the BD section and `data/bd_rate.csv`);\n"
-        "- **memory** (`*_mem`): growth of the worker's resident set during the calls = peak RSS over the "
-        "encode (decode) calls minus the RSS before the cell; a lower bound, since memory the allocator had "
-        "freed and reuses does not show as growth (then it is 0). Subprocess codecs: the child's own peak RSS;\n"
+        "- **memory** (`*_mem`): each cell's encode and decode run once more, untimed, each in a fresh fork of a "
+        "clean process that loaded the codec (and its model) but touched no image; growth = that process's peak RSS "
+        "during the call minus its RSS right before it (shared-library pages the call mapped not counted), peak = its "
+        "whole peak RSS, model = a learned codec's parameters + buffers. Subprocess codecs: the child's own peak "
+        "RSS. Cells without a reading (`--memory mid`: only the middle rate point is measured) are left out;\n"
         "- **scaling fit**: least-squares line of log(cost) on log(pixels) through the per-size medians of the "
         "resolution-ladder cells (centre crops, the codec's middle rate point); `k` is the exponent "
         "(cost ∝ pixels^k, 1 = linear), R² that of the line. Sizes with no positive value are left out.")
@@ -156,9 +158,12 @@ def _complexity_section(doc: Document, data: ReportData, out: Path, written: lis
         {f"{m.get('cpu')}" + (f"; GPU {m['gpu']}" if m.get("gpu") else "") for m in data.runs})
     doc.text(f"Hardware (machine class: CPU model, logical CPUs, architecture): {' / '.join(machines) or 'not recorded'}; "
              "timings compare only within a machine class, so the table has one row per class. Times: median over "
-             "the cells of each row (each cell's time is itself the median of its repeats); memory: the largest "
-             "value over the cells. `native` rows cover every rate point and image; ladder rows (WxH) the middle "
-             "rate point on centre crops. Untrained codecs are included here: their timings are valid.")
+             "the cells of each row (each cell's time is itself the median of its repeats). Memory is the codec's "
+             "own, measured in a clean process (see Definitions): `mem` the growth during the call, `peak` that "
+             "process's whole peak RSS (interpreter and libraries included), `model` a learned codec's weights; each "
+             "the largest over the `mem cells` cells with a reading. `native` rows cover every rate point and image; "
+             "ladder rows (WxH) the middle rate point on centre crops. Untrained codecs are included here: their "
+             "timings are valid.")
     mixed = data.mixed_machines()
     if mixed:
         doc.text("**Warning: timings from different machine classes.** " + "; ".join(
@@ -169,8 +174,10 @@ def _complexity_section(doc: Document, data: ReportData, out: Path, written: lis
     columns = {"codec": "codec", "device": "device", "machine": "machine class", "dataset": "dataset",
                "resolution": "resolution",
                "megapixels": "MP", "cells": "cells", "enc_time_s": "encode (s)", "dec_time_s": "decode (s)",
-               "enc_mem_mib": "encode mem (MiB)", "dec_mem_mib": "decode mem (MiB)",
-               "enc_peak_rss_mib": "encode peak RSS (MiB)", "dec_peak_rss_mib": "decode peak RSS (MiB)"}
+               "mem_cells": "mem cells", "enc_mem_mib": "encode mem (MiB)", "dec_mem_mib": "decode mem (MiB)",
+               "enc_mem_peak_mib": "encode peak (MiB)", "dec_mem_peak_mib": "decode peak (MiB)"}
+    if table["model_mib"].notna().any():
+        columns["model_mib"] = "model (MiB)"
     if table["machine"].nunique() < 2:  # one class: named in the text above, not on every row
         del columns["machine"]
     if table["enc_gpu_peak_mib"].notna().any() or table["dec_gpu_peak_mib"].notna().any():
@@ -182,7 +189,8 @@ def _complexity_section(doc: Document, data: ReportData, out: Path, written: lis
     mib = fmt_fixed(1)
     doc.table(table, columns, {"megapixels": fmt_number(3), "cells": fmt_number(4), "enc_time_s": fmt_number(3),
                                "dec_time_s": fmt_number(3), "enc_mem_mib": mib, "dec_mem_mib": mib,
-                               "enc_peak_rss_mib": mib, "dec_peak_rss_mib": mib, "enc_gpu_peak_mib": mib,
+                               "mem_cells": fmt_number(4), "enc_mem_peak_mib": mib, "dec_mem_peak_mib": mib,
+                               "model_mib": mib, "enc_gpu_peak_mib": mib,
                                "dec_gpu_peak_mib": mib, "enc_kmac_per_px": fmt_number(4),
                                "dec_kmac_per_px": fmt_number(4),
                                "params": lambda v: "" if pd.isna(v) else f"{v / 1e6:.1f} M",
@@ -214,7 +222,7 @@ def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path,
                                            sorted(ladder["codec"].unique())),
                        out, "scaling_time", "encode and decode time vs megapixels", csv, written))
     doc.figure(_figure(figs.scaling_figure(points, fits, ("enc_mem_bytes", "dec_mem_bytes"),
-                                           "Memory (RSS growth) vs image size", palette,
+                                           "Memory growth (clean process) vs image size", palette,
                                            sorted(ladder["codec"].unique())),
                        out, "scaling_memory", "encode and decode memory vs megapixels", csv, written))
     for cost in ("enc_mem_bytes", "dec_mem_bytes"):
@@ -223,8 +231,8 @@ def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path,
         flat = flat[flat["sum"] > 0]
         if len(flat):
             doc.text(f"{tables.COSTS[cost][0].capitalize()}: {int(flat['sum'].sum())} of {len(ladder)} ladder cells "
-                     "show no RSS growth (the worker reused memory it already held, so growth is 0 and cannot go on a "
-                     "log axis; those cells are not drawn and not fitted): "
+                     "have no positive clean-process reading (`mem_method` says why: `off`, `failed: …`, or a store "
+                     "from before these columns); they are not drawn and not fitted: "
                      + ", ".join(f"{c} {int(r['sum'])}/{int(r['size'])}" for c, r in flat.iterrows()) + ".")
     wide = fits.pivot_table(index=["codec", "device"], columns="cost", values=["exponent", "r2"], aggfunc="first")
     sizes = fits[fits["cost"] == "enc_time_s"].set_index(["codec", "device"])["n_sizes"]

@@ -66,16 +66,15 @@ class ReportData:
 def add_memory_columns(rows: pd.DataFrame) -> pd.DataFrame:
     """Add ``enc_mem_bytes`` / ``dec_mem_bytes``: memory the call itself needed.
 
-    In-process codecs: the worker's peak RSS over the calls minus its RSS before the cell
-    (``base_rss_bytes``), so the interpreter and libraries already loaded do not swamp the codec.
-    Subprocess codecs (no ``base_rss_bytes``): the child's peak RSS as measured. NaN where the
-    store has no reading.
+    The growth measured in a clean process (``*_mem_growth_bytes``, :mod:`bench.memory`): peak RSS
+    during the call over the RSS right before it. NaN where the cell has no clean reading (stores
+    from before these columns, ``--memory off``, or not the middle rate point with ``--memory mid``):
+    the worker's own figures (``*_peak_rss_bytes``) are not a substitute, so they are not used.
     """
     out = rows.copy()
-    base = pd.to_numeric(out["base_rss_bytes"], errors="coerce")
     for side in ("enc", "dec"):
-        peak = pd.to_numeric(out[f"{side}_peak_rss_bytes"], errors="coerce")
-        out[f"{side}_mem_bytes"] = np.where(base.notna(), peak - base, peak)
+        column = f"{side}_mem_growth_bytes"
+        out[f"{side}_mem_bytes"] = pd.to_numeric(out[column], errors="coerce") if column in out else np.nan
     return out
 
 

@@ -25,8 +25,16 @@ COLUMN_DEFINITIONS: tuple[tuple[str, str], ...] = (
                        "bpp = 8·bytes/(H·W) of the coded image"),
     ("`enc_time_s`, `dec_time_s`", "wall time of the `encode`/`decode` call: `--warmup` untimed calls (the first "
                                    "yields the measured bitstream), then `--repeats` timed calls; the median"),
-    ("`enc_peak_rss_bytes`, `dec_peak_rss_bytes`", "peak resident set of the worker process over the encode / "
-                                                   "decode calls (the child's for subprocess codecs)"),
+    ("`enc_mem_growth_bytes`, `dec_mem_growth_bytes`", "the call run once more, untimed, in a fresh fork of a clean "
+                                                       "process that built the codec but touched no image: its peak "
+                                                       "RSS during the call minus its RSS right before it "
+                                                       "(shared-library pages the call mapped not counted)"),
+    ("`enc_mem_peak_bytes`, `dec_mem_peak_bytes`", "that clean process's whole peak RSS during the call "
+                                                   "(interpreter and libraries included); the child's own peak for "
+                                                   "subprocess codecs"),
+    ("`model_bytes`", "learned codecs: parameter + buffer bytes of the model"),
+    ("`mem_method`", "how memory was read: `fork`, `fork+construct` (CUDA), `subprocess`, `off`, `skipped: …` "
+                     "(`--memory mid` measures the middle rate point only) or `failed: …`"),
     ("`enc_gpu_peak_bytes`, `dec_gpu_peak_bytes`", "CUDA only: `torch.cuda.max_memory_allocated` after a reset"),
     ("`trained`", "0 for learned codecs on random weights: complexity only, excluded from RD plots and BD tables"),
 )

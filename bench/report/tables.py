@@ -24,8 +24,8 @@ QUALITIES: dict[str, str] = {"psnr_rgb": "PSNR-RGB (dB)", "ms_ssim_db": "MS-SSIM
 COSTS: dict[str, tuple[str, float, str]] = {
     "enc_time_s": ("encode time", 1.0, "s"),
     "dec_time_s": ("decode time", 1.0, "s"),
-    "enc_mem_bytes": ("encode memory", MIB, "MiB"),
-    "dec_mem_bytes": ("decode memory", MIB, "MiB"),
+    "enc_mem_bytes": ("encode memory growth", MIB, "MiB"),
+    "dec_mem_bytes": ("decode memory growth", MIB, "MiB"),
 }
 
 
@@ -168,20 +168,25 @@ def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Encode/decode time and memory per codec, device, machine class, dataset and resolution.
 
     Times: median over the cells (each cell's value is already the median of its repeats).
-    Memory: the largest value over the cells (a peak is a peak). kMAC/pixel (learned codecs, counted by
-    :mod:`bench.complexity`) and the decoder's achieved fraction of the matmul rate: medians. ``*_mem_mib`` is the RSS growth
-    of the call (see :func:`bench.report.data.add_memory_columns`); ``*_peak_rss_mib`` the
-    worker's whole peak RSS; ``*_gpu_peak_mib`` the CUDA allocator's peak (NaN on CPU).
+    Memory, from the clean-process readings (:mod:`bench.memory`), the largest value over the cells
+    that have one (``mem_cells`` of them; a peak is a peak): ``*_mem_mib`` the call's growth over
+    the RSS right before it, ``*_mem_peak_mib`` that clean process's whole peak RSS, ``model_mib``
+    a learned codec's parameters + buffers; ``*_gpu_peak_mib`` the CUDA allocator's peak (NaN on
+    CPU). The worker's own peak RSS (``*_peak_rss_bytes``, mostly the worker) is not shown.
+    kMAC/pixel (learned codecs, counted by :mod:`bench.complexity`) and the decoder's achieved
+    fraction of the matmul rate: medians.
     """
     agg = {
         "cells": ("image", "size"),
         "megapixels": ("megapixels", "median"),
         "enc_time_s": ("enc_time_s", "median"),
         "dec_time_s": ("dec_time_s", "median"),
+        "mem_cells": ("dec_mem_bytes", "count"),
         "enc_mem_mib": ("enc_mem_bytes", "max"),
         "dec_mem_mib": ("dec_mem_bytes", "max"),
-        "enc_peak_rss_mib": ("enc_peak_rss_bytes", "max"),
-        "dec_peak_rss_mib": ("dec_peak_rss_bytes", "max"),
+        "enc_mem_peak_mib": ("enc_mem_peak_bytes", "max"),
+        "dec_mem_peak_mib": ("dec_mem_peak_bytes", "max"),
+        "model_mib": ("model_bytes", "max"),
         "enc_gpu_peak_mib": ("enc_gpu_peak_bytes", "max"),
         "dec_gpu_peak_mib": ("dec_gpu_peak_bytes", "max"),
         "enc_kmac_per_px": ("enc_kmac_per_px", "median"),
@@ -191,8 +196,8 @@ def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
         "timer": ("timer", "first"),
     }
     numeric = add_arithmetic_rate(rows)
-    for col in ("enc_peak_rss_bytes", "dec_peak_rss_bytes", "enc_gpu_peak_bytes", "dec_gpu_peak_bytes"):
-        numeric[col] = pd.to_numeric(numeric[col], errors="coerce")
+    for col in ("enc_mem_peak_bytes", "dec_mem_peak_bytes", "model_bytes", "enc_gpu_peak_bytes", "dec_gpu_peak_bytes"):
+        numeric[col] = pd.to_numeric(numeric[col], errors="coerce") if col in numeric else np.nan
     out = numeric.groupby(["codec", "device", "machine", "dataset", "resolution"], sort=True).agg(**agg).reset_index()
     for col in out.columns:
         if col.endswith("_mib"):
@@ -218,8 +223,8 @@ def add_arithmetic_rate(rows: pd.DataFrame) -> pd.DataFrame:
 def scaling_points(ladder: pd.DataFrame, cost: str) -> pd.DataFrame:
     """Per (codec, device, size) median of ``cost`` over the ladder images: the plotted points.
 
-    Non-positive values (memory: the allocator reused freed pages, so RSS did not grow) cannot go
-    on a log axis; they are left out and counted in ``n_dropped``.
+    Cells without a value (memory not measured for that cell) and non-positive values (which
+    cannot go on a log axis) are left out and counted in ``n_dropped``.
     """
     values = pd.to_numeric(ladder[cost], errors="coerce")
     usable = ladder.assign(_v=values)
