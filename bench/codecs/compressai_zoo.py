@@ -18,6 +18,7 @@ Configuration (``codecs/<name>.toml``)::
     lof_lr = 1e-3
     lof_eval_every = 50
     lof_rounding = "ste"        # or "sga"
+    portable = true             # float64 decoder path: same image at any thread count / device
     [ladder]
     param = "quality"
     values = [1, 2, 3, 4, 5, 6, 7, 8]
@@ -41,7 +42,8 @@ from bench.codecs.learned import LearnedCodec, decode_guard, lof_options
 PARAMS = {"architecture": Param(str, required=True), "metric": Param(str, choices=("mse", "ms-ssim")),
           "checkpoint_dir": Param(str), "seed": Param(int, 0), "require_trained": Param(bool),
           "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
-          "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga"))}
+          "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga")),
+          "portable": Param(bool)}
 
 
 def _qualities(config: CodecConfig) -> list[int]:
@@ -162,7 +164,7 @@ class CompressAIZooCodec(LearnedCodec):
         quality = self.qualities[rate_index]
         return load_model(
             self.architecture, quality, self.metric, self.checkpoint_dir, self.seed, self.device,
-            allow_untrained=not self.require_trained,
+            allow_untrained=not self.require_trained, portable=bool(self.config.params.get("portable", True)),
         )
 
     # --- coding --------------------------------------------------------------------------------

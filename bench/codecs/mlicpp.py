@@ -13,11 +13,15 @@ of which counts in the rate. The rate ladder is the list of checkpoints::
 ``[params]``: ``threads`` (torch CPU threads, pinned for encode and decode; default 2),
 ``mode`` ("fast" or "reference", see :meth:`MLICPlusPlus.configure`), ``untrained`` (true:
 seeded random weights instead of checkpoints — complexity measurements only), ``seed``,
-``output_rounding`` ("floor" as the official test's ToPILImage, or "round").
+``output_rounding`` ("floor" as the official test's ToPILImage, or "round"), ``portable``
+(default true in ``fast`` mode: the decoder's path runs in float64, see
+:mod:`bench.models.portable`, and streams decode to the same image at any thread count and on
+any device; false: the float32 path of ``reference``-era ``fast``).
 
-The container records the rate point's index, so :meth:`decode` needs only the bytes. On CPU the
-σ/μ bits depend on the thread count, so the decoder runs with the encoder's count (from the
-header) whatever ``threads`` says.
+The container records the rate point's index, so :meth:`decode` needs only the bytes. For
+float32 streams (``reference``, or ``portable = false``) the σ/μ bits depend on the thread count
+on CPU, so the decoder runs with the encoder's count (from the header) whatever ``threads``
+says; portable streams decode with the process's own thread count.
 """
 
 from __future__ import annotations
@@ -56,12 +60,15 @@ def resolve_path(path: str) -> Path:
 def _params(config: CodecConfig) -> dict[str, Any]:
     params = {"threads": DEFAULT_THREADS, "mode": "fast", "untrained": False, "seed": None,
               "output_rounding": "round", **config.params}
+    params.setdefault("portable", params["mode"] != "reference")
+    if params["portable"] and params["mode"] == "reference":
+        raise ValueError(f"{config.name}: mode 'reference' is the official float32 computation; set portable = false")
     if params["mode"] not in MODES:
         raise ValueError(f"{config.name}: mode must be one of {MODES}, got {params['mode']!r}")
     if params["output_rounding"] not in ("floor", "round"):
         raise ValueError(f"{config.name}: output_rounding must be 'floor' or 'round'")
-    if not isinstance(params["threads"], int) or not 1 <= params["threads"] <= 127:
-        raise ValueError(f"{config.name}: threads must be an integer 1..127")
+    if not isinstance(params["threads"], int) or not 1 <= params["threads"] <= 63:
+        raise ValueError(f"{config.name}: threads must be an integer 1..63")
     if len(config.rates) > 256:
         raise ValueError(f"{config.name}: at most 256 rate points (the container stores a byte)")
     return params
@@ -72,9 +79,13 @@ class MLICPlusPlusCodec(Codec):
 
     adapter = "mlicpp"
     rate_params = {"checkpoint": Param(str), "lmbda": Param(float, 0, low_open=True), "metric": Param(str)}
-    fixed_params = {"threads": Param(int, 1, 127), "mode": Param(str, choices=MODES), "untrained": Param(bool),
+    fixed_params = {"threads": Param(int, 1, 63), "mode": Param(str, choices=MODES), "untrained": Param(bool),
+                    "portable": Param(bool),
                     "seed": Param(int, 0), "output_rounding": Param(str, choices=("floor", "round"))}
     max_loaded = 2  # models kept in memory (334 MB each)
+    #: None: float32 streams decode with the encoder's thread count (pinned from the header);
+    #: an integer forces this count instead — only to measure what the pinning hides
+    decode_threads: int | None = None
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         super().__init__(config, device)
@@ -143,7 +154,8 @@ class MLICPlusPlusCodec(Codec):
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update({"torch_threads": self.params["threads"], "mode": self.params["mode"]})
+        info.update({"torch_threads": self.params["threads"], "mode": self.params["mode"],
+                     "portable": bool(self.params["portable"])})
         if self.untrained:
             info["warning"] = UNTRAINED_WARNING
         return info
@@ -182,7 +194,7 @@ class MLICPlusPlusCodec(Codec):
         else:
             point = self.config.rates[index]
             model = load_checkpoint(resolve_path(point.params["checkpoint"]), device=self.device)
-        model.configure(reference=self.params["mode"] == "reference")
+        model.configure(reference=self.params["mode"] == "reference", portable=bool(self.params["portable"]))
         self._models[index] = model
         while len(self._models) > self.max_loaded:
             self._models.popitem(last=False)
@@ -229,12 +241,17 @@ class MLICPlusPlusCodec(Codec):
             raise CodecError(f"MLIC++ stream names rate point #{header.model_id}; {self.name} has {len(self.config.rates)}")
         model = self.model(header.model_id)
         try:
-            x_hat = model.decompress(data)
+            x_hat = model.decompress(data, threads=self.decode_threads)
         except CodecError:
             raise
         except Exception as exc:
             raise CodecError(f"MLIC++ decode failed: {type(exc).__name__}: {exc}") from exc
         return self.to_uint8(x_hat)
+
+    @property
+    def last_decode_threads(self) -> int | None:
+        """torch threads the last decode ran with (float32 streams pin the encoder's count)."""
+        return max((getattr(m, "last_decode_threads", 0) for m in self._models.values()), default=0) or None
 
     def to_uint8(self, x_hat) -> np.ndarray:
         """[1,3,H,W] float → H×W×3 uint8: clamp to [0,1], ×255, floor (official) or round."""

@@ -12,6 +12,7 @@ Configuration (``codecs/msp-*.toml``)::
     seed = 0                    # untrained mode: seed of the random init (seed + rate index)
     checkpoints = ["a.pth", …]  # optional, one per rate point in ladder order → trained weights
     require_trained = false     # true: unavailable instead of untrained when checkpoints are absent
+    portable = true             # float64 decoder path: same image at any thread count / device
     [ladder]
     param = "lambda"            # every rate point needs a λ (LOF's trade-off; names the checkpoint)
     values = [0.0018, …]
@@ -56,6 +57,7 @@ class MSPCodec(LearnedCodec):
         "feature_channels": Param(int, 1), "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
         "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga")), "seed": Param(int, 0),
         "checkpoints": Param(list), "require_trained": Param(bool), "lambdas": Param(list),
+        "portable": Param(bool),
     }
 
     def __init__(self, config: CodecConfig, device: str | None = None):
@@ -142,7 +144,7 @@ class MSPCodec(LearnedCodec):
         checkpoint = self.checkpoints[rate_index] if self.checkpoints else None
         model = create_model(self.profile, checkpoint, seed=self.seed + rate_index, device=self.device)
         model.rate_index = rate_index
-        return model
+        return model.make_portable() if self.config.params.get("portable", True) else model
 
     # --- coding --------------------------------------------------------------------------------
     def encode(self, image: np.ndarray, rate: RatePoint) -> Encoded:

@@ -3,9 +3,11 @@
 Layout (integers big-endian)::
 
     offset   size   field
-    0        1      format byte 0xA1 (MLIC++ container, version 1)
+    0        1      format byte 0xA2 (MLIC++ container, version 2: v1 had no portable flag)
     1        1      model id 0..255 (the adapter's rate-point index; picks the checkpoint)
-    2        1      flags: bit 7 = encoded on CUDA; bits 0..6 = torch CPU threads of the encoder (1..127)
+    2        1      flags: bit 7 = encoded on CUDA; bit 6 = portable (float64 decoder path, decodes
+                    alike at any thread count / on any device); bits 0..5 = torch CPU threads of
+                    the encoder (1..63; a float32 decoder pins it)
     3        2      H, original image height (1..MAX_SIDE)
     5        2      W, original image width (1..MAX_SIDE)
     7        1..4   n_z = length of the z string, unsigned LEB128
@@ -29,11 +31,12 @@ from dataclasses import dataclass
 
 from bench.errors import CodecError
 
-FORMAT_BYTE = 0xA1
+FORMAT_BYTE = 0xA2
 MAX_SIDE = 16384  # a 16k×16k image needs ~60 GB of activations: larger headers are corrupt
 MAX_PIXELS = 16384 * 16384
 _FIXED = struct.Struct(">BBBHH")
 _CRC = 4
+MAX_THREADS = 0x3F  # the flags byte's thread field (a float32 stream from more threads cannot be pinned)
 MIN_SIZE = _FIXED.size + 1 + _CRC
 RANS_MIN_BYTES = 8  # a flushed rANS64 stream holds at least its 64-bit final state
 
@@ -45,8 +48,9 @@ class Header:
     model_id: int
     height: int
     width: int
-    threads: int  # torch CPU threads of the encoder (bits of σ, μ depend on it on CPU)
+    threads: int  # torch CPU threads of the encoder (bits of σ, μ depend on it on CPU in float32)
     cuda: bool
+    portable: bool = False  # float64 decoder path (bench.models.portable): no pinning needed
 
 
 def _uleb128(n: int) -> bytes:
@@ -79,8 +83,8 @@ def pack(header: Header, z_string: bytes, y_string: bytes, fingerprint: int) -> 
     _check_size(header.height, header.width)
     if not 0 <= header.model_id <= 255:
         raise ValueError(f"model id must fit in a byte, got {header.model_id}")
-    threads = min(max(int(header.threads), 1), 127)
-    flags = (0x80 if header.cuda else 0) | threads
+    threads = min(max(int(header.threads), 1), MAX_THREADS)
+    flags = (0x80 if header.cuda else 0) | (0x40 if header.portable else 0) | threads
     body = (
         _FIXED.pack(FORMAT_BYTE, header.model_id, flags, header.height, header.width)
         + _uleb128(len(z_string))
@@ -101,10 +105,11 @@ def peek(data: bytes) -> Header:
     if fmt != FORMAT_BYTE:
         raise CodecError(f"not an MLIC++ container (format byte 0x{fmt:02X}, expected 0x{FORMAT_BYTE:02X})")
     _check_size(height, width)
-    threads = flags & 0x7F
+    threads = flags & MAX_THREADS
     if threads == 0:
         raise CodecError("MLIC++ container: encoder thread count is 0")
-    return Header(model_id=model_id, height=height, width=width, threads=threads, cuda=bool(flags & 0x80))
+    return Header(model_id=model_id, height=height, width=width, threads=threads, cuda=bool(flags & 0x80),
+                  portable=bool(flags & 0x40))
 
 
 def unpack(data: bytes, fingerprint: int) -> tuple[Header, bytes, bytes]:
