@@ -31,31 +31,37 @@ def config_of(name: str, **params):
     return dataclasses.replace(config, rates=config.rates[:1], params={**config.params, **params})
 
 
-def images(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+def images(sizes: list[tuple[int, int]], both: bool = True) -> list[np.ndarray]:
     """Per size: a seeded photo-like image and an off-grid crop of another, larger one (the seeds
-    differ per size, so every image is different)."""
+    differ per size, so every image is different); ``both=False``: one per size, alternating."""
     out = []
     for i, (h, w) in enumerate(sizes):
-        out.append(photo_like(h, w, 101 + i))
-        out.append(np.ascontiguousarray(photo_like(h + 40, w + 56, 303 + i)[37:37 + h, 53:53 + w]))
+        if both or i % 2 == 0:
+            out.append(photo_like(h, w, 101 + i))
+        if both or i % 2 == 1:
+            out.append(np.ascontiguousarray(photo_like(h + 40, w + 56, 303 + i)[37:37 + h, 53:53 + w]))
     return out
 
 
 def assert_decodes_alike(name: str, sizes: list[tuple[int, int]], tmp_path) -> None:
-    result = cross_check(config_of(name), images(sizes), tmp_path, decode_threads=(1, 2), encode_threads=2)
+    # MLIC++ (83 M parameters) costs ~4× the others per image: one image per size keeps the time modest
+    result = cross_check(config_of(name), images(sizes, both=not name.startswith("mlicpp")), tmp_path,
+                         decode_threads=(1, 2), encode_threads=2)
     assert result["ran"] == {1: [1], 2: [2]}, f"{name}: the fresh decoders ran with {result['ran']} threads"
     assert result["mismatches"] == {1: [0] * len(result["bytes"]), 2: [0] * len(result["bytes"])}, \
         f"{name}: uint8 values differing from the encoder's decode, per image: {result['mismatches']}"
 
 
+@pytest.mark.timeout(1200)  # fresh processes load the models again; slow on a loaded machine
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("name", LEARNED)
 def test_stream_decodes_alike_at_1_and_2_threads(name, tmp_path):
-    """64×96 and 128×192, two images each (a seeded image, an off-grid crop of another)."""
+    """64×96 and 128×192: a seeded image and an off-grid crop of another at each (MLIC++: one)."""
     assert_decodes_alike(name, [(64, 96), (128, 192)], tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("name", LEARNED)
 def test_stream_decodes_alike_at_1_and_2_threads_large(name, tmp_path):
