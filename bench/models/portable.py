@@ -12,10 +12,14 @@ Design (the portable path, default of every learned codec except MLIC++ ``refere
 module the *decoder* runs — hyper-decoder, context and entropy-parameter nets, LRP, synthesis —
 runs in float64; the encoder-only analysis transforms stay float32 and their output is cast
 (exactly) to float64. The decoder's discrete decisions (scale index = comparison of σ with the
-scale table, ŷ = symbol + μ, the final uint8 rounding) are then taken on float64 values whose
-order-dependent error is ~1e-16 relative (measured ≤ 4e-15 absolute across 1 vs 2 threads), so
-a decision flips only if a value lies within that distance of a boundary: ~1e-13 per decision,
-against ~1e-5 in float32. The same holds between CPU and GPU (no TF32 in float64). Weights keep
+scale table, ŷ = symbol + μ, the final uint8 rounding) are then taken on float64 values. Measured
+with the same probe: on CPU every float64 stage output was bit-identical at 1 and 2 threads
+(torch's float64 convolutions split work over outputs, not over the summed dimension), and the
+closest any value came to a decision boundary was 1.8e-3 (σ to a scale-table entry) and 3.5e-6
+(x̂·255 to a rounding point) — ~1e10 times a float64 rounding error, against float32 deltas of
+up to 1.8e-4 in x̂·255 that do cross such boundaries. A device or library that does reorder
+float64 sums (GPU) moves values by ~1e-16 relative, so a decision flips with a probability of
+~1e-13 per decision (no TF32 in float64). Weights keep
 their float32 values (float64 holds them exactly); the rate changes only through μ and σ now
 being computed more precisely (measured: see README, "Decode anywhere").
 
