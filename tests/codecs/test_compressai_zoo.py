@@ -135,7 +135,8 @@ def test_local_weights_are_used_and_marked_trained(tmp_path: Path) -> None:
     codec = registry.create(cfg)
     assert codec.trained is True and str(tmp_path) in codec.describe()["weights"]["1"]
     img = image(64, 64, seed=4)
-    assert codec.encode(img, Q12[0]).data == reference.compress(to_tensor(img))
+    from_file = zoo.load_model("mbt2018-mean", 1, checkpoint_dir=str(tmp_path), portable=True)  # the codec's default path
+    assert from_file.trained and codec.encode(img, Q12[0]).data == from_file.compress(to_tensor(img))
 
 
 def test_lof_option_for_zoo(tmp_path: Path) -> None:
