@@ -17,6 +17,7 @@ Configuration (``codecs/<name>.toml``)::
     lof_lr = 1e-3
     lof_eval_every = 50
     lof_rounding = "ste"        # or "sga"
+    portable = true             # float64 decoder path: same image at any thread count / device
     [[rates]]
     label = "quality=1"
     quality = 1
@@ -42,7 +43,8 @@ from bench.errors import CodecError
 
 #: The ``[params]`` this adapter accepts (checked when a configuration is loaded, and by ``_validate``).
 PARAMS = {"architecture": Param(str, required=True), "metric": Param(str, choices=("mse", "ms-ssim")),
-          "seed": Param(int, 0), "require_trained": Param(bool), **LOF_PARAMS}
+          "seed": Param(int, 0), "require_trained": Param(bool), **LOF_PARAMS,
+          "portable": Param(bool)}
 
 
 def _qualities(config: CodecConfig) -> list[int]:
@@ -140,7 +142,8 @@ class CompressAIZooCodec(LearnedCodec):
         from bench.models.zoo import load_model
 
         return load_model(self.architecture, self.qualities[rate_index], self.metric,
-                          self.weights_file(rate_index), self.seed, self.torch_device)
+                          self.weights_file(rate_index), self.seed, self.torch_device,
+                          portable=bool(self.config.params.get("portable", True)))
 
     # --- coding --------------------------------------------------------------------------------
     def encode(self, image: np.ndarray, rate: RatePoint) -> Encoded:

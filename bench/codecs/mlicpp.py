@@ -13,11 +13,17 @@ per checkpoint, described by its ``weights`` table (:mod:`bench.models.weights`)
 ``[params]``: ``threads`` (torch CPU threads, pinned for encode and decode; default 2),
 ``mode`` ("fast" or "reference", see :meth:`MLICPlusPlus.configure`), ``untrained`` (true:
 seeded random weights instead of checkpoints — complexity measurements only), ``seed``,
-``output_rounding`` ("floor" as the official test's ToPILImage, or "round"), and the LOF
-settings ``lof_iterations`` (0: off), ``lof_lr``, ``lof_eval_every``, ``lof_rounding``. A rate
-point may carry ``lambda`` (LOF's trade-off when there are no weights to take it from).
+``output_rounding`` ("floor" as the official test's ToPILImage, or "round"), ``portable``
+(default true in ``fast`` mode: the decoder's path runs in float64, see
+:mod:`bench.models.portable`, and streams decode to the same image at any thread count and on
+any device; false: the float32 path of ``fast``), and the LOF settings ``lof_iterations``
+(0: off), ``lof_lr``, ``lof_eval_every``, ``lof_rounding``. A rate point may carry ``lambda``
+(LOF's trade-off when there are no weights to take it from).
 
-The container records the rate point's index, so :meth:`decode` needs only the bytes.
+The container records the rate point's index, so :meth:`decode` needs only the bytes. For
+float32 streams (``reference``, or ``portable = false``) the σ/μ bits depend on the thread count
+on CPU, so the decoder runs with the encoder's count (from the header) whatever ``threads``
+says; portable streams decode with the process's own thread count.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ OFFICIAL_WEIGHTS_HINT = ("download the official 2024-04 weights (github.com/Jian
 def _params(config: CodecConfig) -> dict[str, Any]:
     params = {"threads": DEFAULT_THREADS, "mode": "fast", "untrained": False, "seed": None,
               "output_rounding": "round", "lof_iterations": 0, **config.params}
+    params.setdefault("portable", params["mode"] != "reference")
+    if params["portable"] and params["mode"] == "reference":
+        raise ValueError(f"{config.name}: mode 'reference' is the official float32 computation; set portable = false")
     if params["mode"] not in MODES:
         raise ValueError(f"{config.name}: mode must be one of {MODES}, got {params['mode']!r}")
     if params["output_rounding"] not in ("floor", "round"):
@@ -65,8 +74,12 @@ class MLICPlusPlusCodec(LearnedCodec):
     adapter = "mlicpp"
     rate_params = {**WEIGHTS_PARAM, "lambda": Param(float, 0, low_open=True)}
     fixed_params = {"threads": Param(int, 1, 127), "mode": Param(str, choices=MODES), "untrained": Param(bool),
+                    "portable": Param(bool),
                     "seed": Param(int, 0), "output_rounding": Param(str, choices=("floor", "round")), **LOF_PARAMS}
     max_loaded = 2  # models kept in memory (334 MB each)
+    #: None: float32 streams decode with the encoder's thread count (pinned from the header);
+    #: an integer forces this count instead — only to measure what the pinning hides
+    decode_threads: int | None = None
 
     def __init__(self, config: CodecConfig, device: str | None = None):
         super().__init__(config, device)
@@ -107,7 +120,8 @@ class MLICPlusPlusCodec(LearnedCodec):
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update({"torch_threads": self.params["threads"], "mode": self.params["mode"]})
+        info.update({"torch_threads": self.params["threads"], "mode": self.params["mode"],
+                     "portable": bool(self.params["portable"])})
         if self.untrained:
             info["warning"] = UNTRAINED_WARNING
         return info
@@ -122,7 +136,7 @@ class MLICPlusPlusCodec(LearnedCodec):
             model = untrained_model(seed=seed).to(self.torch_device)
         else:
             model = load_checkpoint(self.weights_file(index), device=self.torch_device)
-        return model.configure(reference=self.params["mode"] == "reference")
+        return model.configure(reference=self.params["mode"] == "reference", portable=bool(self.params["portable"]))
 
     def model(self, index: int):
         """The model of rate point ``index`` (loaded on first use, a few kept)."""
@@ -177,9 +191,14 @@ class MLICPlusPlusCodec(LearnedCodec):
         self.rate_at(header.model_id)
         model = self.model(header.model_id)
         try:
-            x_hat = model.decompress(data)
+            x_hat = model.decompress(data, threads=self.decode_threads)
         except CodecError:
             raise
         except Exception as exc:
             raise decode_guard(self.name, exc) from exc
         return self.to_uint8(x_hat)
+
+    @property
+    def last_decode_threads(self) -> int | None:
+        """torch threads the last decode ran with (float32 streams pin the encoder's count)."""
+        return max((getattr(m, "last_decode_threads", 0) for m in self._models.values()), default=0) or None

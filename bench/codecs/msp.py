@@ -11,6 +11,7 @@ Configuration (``codecs/msp-*.toml``)::
     profile = "msp-base"        # built-in profile (bench.models.msp.profiles); fields may be overridden
     seed = 0                    # untrained mode: seed of the random init (seed + rate index)
     require_trained = false     # true: unavailable unless every rate point has weights
+    portable = true             # float64 decoder path: same image at any thread count / device
     [ladder]
     param = "lambda"            # every rate point needs a λ (LOF's trade-off)
     values = [0.0018, …]
@@ -46,6 +47,7 @@ class MSPCodec(LearnedCodec):
         "feature_channels": Param(int, 1), "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
         "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga")), "seed": Param(int, 0),
         "require_trained": Param(bool), "lambdas": Param(list),
+        "portable": Param(bool),
     }
 
     def __init__(self, config: CodecConfig, device: str | None = None):
@@ -119,7 +121,7 @@ class MSPCodec(LearnedCodec):
         model = create_model(self.profile, self.weights_file(rate_index), seed=self.seed + rate_index,
                              device=self.torch_device)
         model.rate_index = rate_index
-        return model
+        return model.make_portable() if self.config.params.get("portable", True) else model
 
     # --- coding --------------------------------------------------------------------------------
     def encode(self, image: np.ndarray, rate: RatePoint) -> Encoded:

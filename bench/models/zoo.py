@@ -8,7 +8,9 @@
   :mod:`bench.models.bitstream` (magic ``b"CAZ1"``), header::
 
       version u8 | architecture id u32 (CRC-32 of "architecture:metric") | quality u8 |
-      height u32 | width u32 | shape[0] u16 | shape[1] u16   (the shape compress() returns)
+      height u32 | width u32 | shape[0] u16 | shape[1] u16   (the shape compress() returns) |
+      flags u8 (bit 0: portable — everything but g_a in float64, :mod:`bench.models.portable`,
+      so the image is the same at any thread count and on any device)
 
   then the strings of ``compress()["strings"]`` in order (y, then z for hyperprior models).
   Images are padded (edge replication) to a multiple of 64 and the decoder crops.
@@ -41,12 +43,13 @@ from bench.models import bitstream
 from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood, total_bits
 from bench.models.lof import latent_as_analysis
 from bench.models.quantizers import Quantizer
+from bench.models.portable import check_flags, default_dtype, flags_byte, make_portable
 from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
 from bench.models.weights import load_weights_file
 
 MAGIC = b"CAZ1"
-VERSION = 1
-_HEADER = struct.Struct(">BIBIIHH")
+VERSION = 2  # 2: flags byte
+_HEADER = struct.Struct(">BIBIIHHB")
 PAD = 64
 MAX_SIDE = 1 << 16
 
@@ -80,8 +83,12 @@ def architecture_id(architecture: str, metric: str) -> int:
 class ZooModel:
     """One CompressAI zoo network at one quality, as a codec and a :class:`LatentOptimizable`."""
 
-    def __init__(self, net: nn.Module, architecture: str, metric: str, quality: int, trained: bool):
+    def __init__(self, net: nn.Module, architecture: str, metric: str, quality: int, trained: bool,
+                 portable: bool = False):
         self.net = net.eval()
+        self.portable = portable
+        if portable:
+            make_portable(net, encoder_only=(net.g_a,))
         self.architecture, self.metric, self.quality, self.trained = architecture, metric, quality, trained
         #: Split of the last ``decode_image``: g_s time (timed by hooks inside CompressAI's
         #: decompress()) and the rest (entropy decoding, hyper-synthesis, context model).
@@ -120,7 +127,12 @@ class ZooModel:
         ph, pw = (-h) % PAD, (-w) % PAD
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        return self.net.g_a(x)
+        return self.net.g_a(x.to(next(self.net.g_a.parameters()).dtype)).to(self.dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """dtype of the decoder's path (float64 when portable)."""
+        return next(self.net.g_s.parameters()).dtype
 
     def synthesis(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
         return self.net.g_s(y_hat)[..., : size[0], : size[1]]
@@ -158,11 +170,13 @@ class ZooModel:
         """The complete bitstream for latent ``y`` of an image of ``size`` (CompressAI compress())."""
         if y.shape[0] != 1:
             raise ValueError("one image at a time (batch size 1)")
-        with torch.no_grad(), latent_as_analysis(self.net, y):
+        with torch.no_grad(), latent_as_analysis(self.net, y.to(self.dtype)), \
+                default_dtype(self.dtype if self.portable else None):
             out = self.net.compress(torch.zeros(1, 3, 1, 1, device=y.device))
         strings = [group[0] for group in out["strings"]]
         shape = tuple(int(d) for d in out["shape"])
-        header = _HEADER.pack(VERSION, architecture_id(self.architecture, self.metric), self.quality, *size, *shape)
+        header = _HEADER.pack(VERSION, architecture_id(self.architecture, self.metric), self.quality, *size, *shape,
+                              flags_byte(self.portable))
         return bitstream.pack(MAGIC, header, strings)
 
     def compress(self, x: Tensor) -> bytes:
@@ -172,7 +186,8 @@ class ZooModel:
     def decode_image(self, data: bytes) -> Tensor:
         """Decode a bitstream of this model into a 1×3×H×W image in [0, 1]."""
         header, strings = read_header(data)
-        _, arch, quality, h, w, s0, s1 = header
+        _, arch, quality, h, w, s0, s1, flags = header
+        check_flags(flags, self.portable, "CompressAI")
         if arch != architecture_id(self.architecture, self.metric) or quality != self.quality:
             raise CodecError(f"CompressAI: bitstream is not from {self.architecture}/{self.metric} q{self.quality}")
         n_strings = 1 if isinstance(self.net, FactorizedPrior) else 2
@@ -182,7 +197,7 @@ class ZooModel:
             raise CodecError(f"CompressAI: header shape {(s0, s1)} / {len(strings)} strings do not fit a {h}×{w} image")
         self._gs_seconds = 0.0
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), default_dtype(self.dtype if self.portable else None):
             x_hat = self.net.decompress([[s] for s in strings], (s0, s1))["x_hat"]
         self._sync()
         total = time.perf_counter() - t0
@@ -193,7 +208,7 @@ class ZooModel:
 
 
 def read_header(data: bytes) -> tuple[tuple[int, ...], list[bytes]]:
-    """(version, architecture id, quality, height, width, shape0, shape1); ``CodecError`` if bad."""
+    """(version, architecture id, quality, height, width, shape0, shape1, flags); ``CodecError`` if bad."""
     raw, strings = bitstream.unpack(data, MAGIC, "CompressAI")
     fields = bitstream.unpack_fields(raw, _HEADER, VERSION, "CompressAI")
     if not (0 < fields[3] <= MAX_SIDE and 0 < fields[4] <= MAX_SIDE):
@@ -228,6 +243,7 @@ def load_model(
     weights: str | Path | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    portable: bool = False,
 ) -> ZooModel:
     """A zoo model with the weights file ``weights`` (checked by the caller), or if None a
     seeded untrained one."""
@@ -246,4 +262,4 @@ def load_model(
             _init_untrained(net)
     _mask_context(net)
     net.update(force=True)
-    return ZooModel(net.to(device), architecture, metric, quality, trained=weights is not None)
+    return ZooModel(net.to(device), architecture, metric, quality, trained=weights is not None, portable=portable)

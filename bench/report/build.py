@@ -204,6 +204,21 @@ def _complexity_section(doc: Document, data: ReportData, out: Path, written: lis
     doc.text(f"Data: [{Path(csv).name}]({csv}).")
 
 
+def _cross_decode_section(doc: Document, data: ReportData, out: Path, written: list[Path]) -> None:
+    """Cells decoded again in a fresh process at another thread count (only if any were)."""
+    table = tables.cross_decode_table(data.rows)
+    if table.empty:
+        return
+    doc.heading(3, "Cross-decode")
+    doc.text("Each cell's stream decoded again in a fresh process with another thread count (and on the other "
+             "device where a GPU exists); `identical`: the same uint8 image as the measured decode.")
+    csv = _csv(table, out, "cross_decode", written)
+    doc.table(table, {"codec": "codec", "device": "device", "cells": "cells", "identical": "identical",
+                      "differs": "differs", "not_cross_decoded": "not cross-decoded", "errors": "errors",
+                      "decoded_with": "decoded with"}, {})
+    doc.text(f"Data: [{Path(csv).name}]({csv}).")
+
+
 def _scaling_section(doc: Document, data: ReportData, palette: dict, out: Path,
                      written: list[Path]) -> pd.DataFrame | None:
     doc.heading(2, "Complexity scaling")
@@ -294,6 +309,7 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     _rd_section(body, data, bd_anchor, options, notes, palette, out, written)
     bd = _bd_section(body, data, bd_anchor, options, out, written)
     _complexity_section(body, data, out, written)
+    _cross_decode_section(body, data, out, written)
     fits = _scaling_section(body, data, palette, out, written)
     _tradeoff_section(body, data, bd, bd_anchor, palette, out, written)
 

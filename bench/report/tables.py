@@ -282,3 +282,28 @@ def tradeoff(bd: pd.DataFrame, native: pd.DataFrame, adapters: dict[str, str]) -
         rows.append({"codec": r["codec"], "device": r["device"], "family": adapters.get(r["codec"], r["codec"]),
                      "dec_time_s": t, "dec_kmac_per_px": k, "bd_rate_pct": r["bd_rate_psnr_pct"]})
     return pd.DataFrame(rows, columns=["codec", "device", "family", "dec_time_s", "dec_kmac_per_px", "bd_rate_pct"])
+
+
+def cross_decode_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per codec and device: how many cells were decoded again in a fresh process at another
+    thread count (``bench run --cross-decode``) and how many gave the identical image.
+
+    Columns: ``codec, device, cells, identical, differs, not_cross_decoded, errors, decoded_with``
+    (the other thread count / device, from the stored text). Empty when nothing was cross-decoded.
+    """
+    columns = ["codec", "device", "cells", "identical", "differs", "not_cross_decoded", "errors", "decoded_with"]
+    if "cross_decode" not in rows or rows["cross_decode"].isna().all():
+        return pd.DataFrame(columns=columns)
+    checked = rows[rows["cross_decode"].notna()].copy()
+    text = checked["cross_decode"].astype(str)
+    checked["_kind"] = np.select(
+        [text.str.startswith("identical"), text.str.startswith("differs"), text.str.startswith("not cross-decoded")],
+        ["identical", "differs", "not_cross_decoded"], default="errors")
+    checked["_with"] = text.str.extract(r"\(([^)]*)\)", expand=False).fillna("")
+    out = []
+    for (codec, device), group in checked.groupby(["codec", "device"], sort=True):
+        counts = group["_kind"].value_counts()
+        out.append({"codec": codec, "device": device, "cells": len(group),
+                    **{k: int(counts.get(k, 0)) for k in ("identical", "differs", "not_cross_decoded", "errors")},
+                    "decoded_with": ", ".join(sorted(set(group["_with"]) - {""}))})
+    return pd.DataFrame(out, columns=columns)

@@ -131,7 +131,7 @@ def test_checkpoints_load_as_trained(tmp_path: Path) -> None:
     assert codec.trained is True
     assert codec.weights_sha256(RATES[1]) is None  # not loaded yet
     img = image(40, 56, seed=2)
-    direct = create_model(profile, seed=101)
+    direct = create_model(profile, seed=101).make_portable()  # the codec's default path
     direct.rate_index = 1
     from bench.models.imageio import to_tensor
 

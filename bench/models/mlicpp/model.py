@@ -33,6 +33,7 @@ from bench.models.mlicpp.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, u
 from bench.models.mlicpp.global_context import ChannelContext, LinearGlobalInterContext, LinearGlobalIntraContext
 from bench.models.mlicpp.local_context import LocalContext
 from bench.models.mlicpp.parameters import EntropyParameters, LatentResidualPrediction
+from bench.models.portable import default_dtype, make_portable
 from bench.models.mlicpp.transforms import (
     BAND_PIXELS,
     AnalysisTransform,
@@ -111,10 +112,11 @@ class MLICPlusPlus(CompressionModel):
         self.squeezed_parameters = True
         self.memory_format = torch.contiguous_format
         self._fingerprint: int | None = None
+        self.portable = False
         self.configure(reference=False)
 
     # --- configuration -------------------------------------------------------------------------
-    def configure(self, reference: bool = False) -> "MLICPlusPlus":
+    def configure(self, reference: bool = False, portable: bool = False) -> "MLICPlusPlus":
         """Choose the computation layout; both give the same model, not always the same bits.
 
         ``reference=True`` follows the official code literally: NCHW tensors, whole-map local
@@ -126,8 +128,19 @@ class MLICPlusPlus(CompressionModel):
         ~1e-7) and, above 2^19 pixels, the full-resolution stages of g_a/g_s in row bands
         (bit-identical with channels-last kernels in our checks).
         Encoder and decoder must use the same setting; streams do not mix across settings.
+
+        ``portable=True`` (not with ``reference``) runs everything the decoder runs in float64
+        (:mod:`bench.models.portable`): the stream then decodes to the same image at any thread
+        count and on any device, and the decoder does not pin the encoder's thread count.
         """
-        self.reference = reference
+        if portable and reference:
+            raise ValueError("MLIC++: the reference mode is the official float32 computation; it cannot be portable")
+        self.reference, self.portable = reference, portable
+        self._fingerprint = None
+        if portable:
+            make_portable(self, encoder_only=(self.g_a, self.h_a))
+        else:
+            self.to(torch.float32)
         self.squeezed_parameters = not reference
         for lc in self.local_context:
             lc.reference = reference
@@ -144,12 +157,17 @@ class MLICPlusPlus(CompressionModel):
                 module.weight.data = module.weight.data.contiguous(memory_format=memory_format)
         return self
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """dtype of the decoder's path (float64 when portable)."""
+        return next(self.g_s.parameters()).dtype
+
     def _fmt(self, t: Tensor) -> Tensor:
         return t.contiguous(memory_format=self.memory_format)
 
     def stream_key(self) -> int:
         """Seed of the container CRC: the weights' fingerprint and the computation layout."""
-        return self.fingerprint() ^ (0x5EF0_0001 if self.reference else 0)
+        return self.fingerprint() ^ (0x5EF0_0001 if self.reference else 0x5EF0_0002 if self.portable else 0)
 
     def fingerprint(self) -> int:
         """CRC-32 of every parameter and buffer (name, shape, bytes)."""
@@ -241,9 +259,10 @@ class MLICPlusPlus(CompressionModel):
     # --- likelihood forward (spec §5.2, eval mode) ----------------------------------------------
     def forward(self, x: Tensor) -> dict:
         """x [B,3,H,W], H and W multiples of 64 → x̂ and the y/z likelihoods (quantized, eval mode)."""
-        x = self._fmt(x)
+        x = self._fmt(x.float())
         y = self.g_a(x)
-        z = self.h_a(y)
+        z = self.h_a(y).to(self.dtype)
+        y = y.to(self.dtype)
         z_hat, z_likelihoods = self.entropy_bottleneck(z, training=False)
         hp = self.h_s(self._fmt(z_hat))
         likelihoods: dict[tuple[int, str], Tensor] = {}
@@ -253,7 +272,8 @@ class MLICPlusPlus(CompressionModel):
             q, likelihoods[i, parity] = self.gaussian_conditional(y_part, scales, means, training=False)
             return q
 
-        y_hat = self._recursion(hp, code_part)
+        with default_dtype(self.dtype if self.portable else None):
+            y_hat = self._recursion(hp, code_part)
         y_likelihoods = torch.cat(
             [unsqueeze(ANCHOR, likelihoods[i, ANCHOR]) + unsqueeze(NONANCHOR, likelihoods[i, NONANCHOR])
              for i in range(self.slice_num)], dim=1)
@@ -289,10 +309,12 @@ class MLICPlusPlus(CompressionModel):
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress expects one RGB image [1,3,H,W], got {tuple(x.shape)}")
         device = next(self.parameters()).device
+        dtype = self.dtype
         H, W = x.shape[-2:]
         x = self._fmt(self.pad(x.to(device, torch.float32)))
         y = self.g_a(x)
-        z = self.h_a(y)
+        z = self.h_a(y).to(dtype)
+        y = y.to(dtype)  # exact: float64 holds every float32
         del x
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
@@ -311,13 +333,15 @@ class MLICPlusPlus(CompressionModel):
             y_bits = y_bits - torch.log2(likelihood.double()).sum()
             return q
 
-        y_hat = self._recursion(hp, code_part)
+        with default_dtype(dtype if self.portable else None):
+            y_hat = self._recursion(hp, code_part)
         all_symbols, all_indexes = torch.cat(symbols).cpu(), torch.cat(indexes).cpu()
         encoder = BufferedRansEncoder()
         encoder.encode_with_indexes(all_symbols.tolist(), all_indexes.tolist(), *self._coder_tables())
         y_string = encoder.flush()
         header = bitstream.Header(model_id=model_id, height=H, width=W, threads=torch.get_num_threads(),
-                                  cuda=device.type == "cuda", mode=int(self.reference))
+                                  cuda=device.type == "cuda",
+                                  mode=bitstream.MODE_PORTABLE if self.portable else int(self.reference))
         data = bitstream.pack(header, z_string, y_string, self.stream_key())
         x_hat = self.g_s(y_hat)[:, :, :H, :W] if reconstruct else None
         return CompressResult(
@@ -336,22 +360,31 @@ class MLICPlusPlus(CompressionModel):
     def decompress(self, data: bytes, threads: int | None = None, allow_cross_device: bool = False) -> Tensor:
         """Container → x̂ [1,3,H,W] (float, cropped, not clamped).
 
-        ``threads`` None runs with the encoder's thread count from the header (on CPU the σ, μ
-        bits depend on it); an integer overrides it (for experiments).
+        Float32 streams: ``threads`` None runs with the encoder's thread count from the header (on
+        CPU the σ, μ bits depend on it); an integer overrides it (for experiments). Portable
+        streams decode with the process's thread count (or ``threads``) on any device.
         """
         device = next(self.parameters()).device
         header, z_string, y_string = bitstream.unpack(data, self.stream_key())
-        if header.cuda != (device.type == "cuda") and not allow_cross_device:
+        if header.portable != self.portable:
+            raise CodecError(
+                f"MLIC++ stream was coded {'portable (float64)' if header.portable else 'in float32'} but this "
+                f"model decodes {'portable (float64)' if self.portable else 'in float32'}; configure it alike"
+            )
+        if header.portable:
+            pass  # no thread pinning, no device restriction
+        elif header.cuda != (device.type == "cuda") and not allow_cross_device:
             raise CodecError(
                 f"stream was encoded on {'CUDA' if header.cuda else 'CPU'} but this model runs on {device.type}; "
                 "σ and μ are not bit-identical across devices, so decode on the encoder's device type"
             )
         if device.type != "cpu":
             threads = None
-        elif threads is None:
+        elif threads is None and not header.portable:
             threads = header.threads
         ph, pw = header.height + (-header.height) % PAD_MULTIPLE, header.width + (-header.width) % PAD_MULTIPLE
-        with pinned_threads(threads):
+        with pinned_threads(threads), default_dtype(self.dtype if self.portable else None):
+            self.last_decode_threads = torch.get_num_threads()  # what really ran (cross-decode checks)
             try:
                 z_hat = self.entropy_bottleneck.decompress([z_string], (ph // 64, pw // 64))
             except Exception as exc:  # CompressAI raises ValueError/RuntimeError on bad tables
@@ -363,7 +396,7 @@ class MLICPlusPlus(CompressionModel):
 
             def code_part(i: int, parity: str, scales: Tensor, means: Tensor) -> Tensor:
                 values = decoder.decode_stream(self.build_indexes(scales).reshape(-1).cpu().tolist(), *tables)
-                symbols = torch.tensor(values, dtype=torch.float32).reshape(scales.shape).to(device)
+                symbols = torch.tensor(values, dtype=means.dtype).reshape(scales.shape).to(device)
                 return symbols + means
 
             y_hat = self._recursion(hp, code_part)

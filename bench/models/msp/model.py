@@ -20,12 +20,13 @@ of the elements). Sequential entropy-decoding steps: (1 + k·S)·G, whatever the
 Bitstream (inside :mod:`bench.models.bitstream`'s checked frame, magic ``b"MSP1"``), header::
 
     version u8 | architecture fingerprint u32 | rate index u8 | S u8 | steps/level u8 | G u8 |
-    height u32 | width u32
+    height u32 | width u32 | flags u8 (bit 0: portable float64 decoder path)
 
 followed by one rANS string per sequential step, in :func:`~bench.models.msp.plan.build_plan`
-order. Encoder and decoder run the same traversal on the same device, so the decoder's ŷ and x̂
-are bit-identical to the encoder's; across devices or thread counts, float context nets could in
-principle differ (true of every learned codec with a learned context model).
+order. Encoder and decoder run the same traversal, so the decoder's ŷ and x̂ are bit-identical to
+the encoder's. On the portable path (default, :mod:`bench.models.portable`) context nets,
+feature fusion and g_s run in float64 and the stream decodes alike at any thread count and on
+any device; on the float32 path (``portable = false``) it may not.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ from bench.models.msp.context import ContextNet, FeatureFuse, context_in_channel
 from bench.models.msp.plan import Step, build_plan, group_sizes, group_slices, part_sets
 from bench.models.msp.profiles import MSPProfile
 from bench.models.msp.transforms import STRIDE, analysis_transform, synthesis_transform
+from bench.models.portable import check_flags, default_dtype, flags_byte, make_portable
 from bench.models.quantizers import Quantizer, hard_round, ste_round
 
 MAGIC = b"MSP1"
-VERSION = 1
-_HEADER = struct.Struct(">BIBBBBII")
+VERSION = 2  # 2: flags byte (portable path)
+_HEADER = struct.Struct(">BIBBBBIIB")
 MAX_SIDE = 1 << 16
 
 
@@ -69,15 +71,16 @@ class MSPHeader:
     groups: int
     height: int
     width: int
+    flags: int = 0
 
 
 def read_header(data: bytes) -> tuple[MSPHeader, list[bytes]]:
     """Parse and check an MSP bitstream; ``CodecError`` if it is corrupt or not MSP."""
     raw, strings = bitstream.unpack(data, MAGIC, "MSP")
-    _, fp, rate, s, k, g, h, w = bitstream.unpack_fields(raw, _HEADER, VERSION, "MSP")
+    _, fp, rate, s, k, g, h, w, flags = bitstream.unpack_fields(raw, _HEADER, VERSION, "MSP")
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
         raise CodecError(f"MSP: invalid image size {h}×{w} in header")
-    return MSPHeader(fp, rate, s, k, g, h, w), strings
+    return MSPHeader(fp, rate, s, k, g, h, w, flags), strings
 
 
 class MSPModel(CompressionModel):
@@ -114,6 +117,21 @@ class MSPModel(CompressionModel):
         self.last_encode_stats: dict[str, Any] = {}
         #: Written into the header by :meth:`encode_latent` (the adapter's rate-ladder position).
         self.rate_index = 0
+        self.portable = False
+
+    def make_portable(self) -> "MSPModel":
+        """Run everything but g_a in float64 (see :mod:`bench.models.portable`)."""
+        make_portable(self, encoder_only=(self.g_a,))
+        self.portable = True
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """dtype of the decoder's path (float64 when portable)."""
+        return next(self.g_s.parameters()).dtype
+
+    def _dtype_scope(self):
+        return default_dtype(self.dtype if self.portable else None)
 
     # --- properties ---------------------------------------------------------------------------
     @property
@@ -131,7 +149,7 @@ class MSPModel(CompressionModel):
         ph, pw = (-h) % STRIDE, (-w) % STRIDE
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        return self.g_a(x)
+        return self.g_a(x.to(next(self.g_a.parameters()).dtype)).to(self.dtype)
 
     def synthesis(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
         """x̂ = g_s(ŷ) cropped to ``size`` (not clamped)."""
@@ -203,7 +221,8 @@ class MSPModel(CompressionModel):
     def latent_likelihoods(self, y: Tensor, quantize: Quantizer = ste_round, noisy: bool = False):
         """(ŷ, likelihoods): contexts from ``quantize``d values in coding order."""
         coder = LikelihoodCoder(self.entropy_bottleneck, self.gaussian_conditional, quantize, noisy)
-        y_hat = self._traverse(coder, y, tuple(y.shape[-2:]), y)
+        with self._dtype_scope():
+            y_hat = self._traverse(coder, y, tuple(y.shape[-2:]), y)
         return y_hat, coder.likelihoods
 
     def forward(self, x: Tensor) -> dict[str, Any]:
@@ -234,10 +253,11 @@ class MSPModel(CompressionModel):
         if not 0 <= rate_index < 256:
             raise ValueError(f"rate_index must fit in a byte, got {rate_index}")
         coder = EncoderCoder(self.entropy_bottleneck, self.gaussian_conditional)
-        with torch.no_grad():
-            y_hat = self._traverse(coder, y, expected, y)
+        with torch.no_grad(), self._dtype_scope():
+            y_hat = self._traverse(coder, y.to(self.dtype), expected, y)
         p = self.profile
-        header = _HEADER.pack(VERSION, p.fingerprint(), rate_index, p.levels, p.steps_per_level, p.groups, *size)
+        header = _HEADER.pack(VERSION, p.fingerprint(), rate_index, p.levels, p.steps_per_level, p.groups, *size,
+                              flags_byte(self.portable))
         self.last_encode_stats = {
             "symbols": coder.symbols,
             "nonzero_symbols": coder.nonzero,
@@ -269,12 +289,13 @@ class MSPModel(CompressionModel):
                 f"steps/level={header.steps_per_level}, G={header.groups}, fingerprint "
                 f"{header.fingerprint:#010x}) than this {p.name} model ({p.fingerprint():#010x})"
             )
+        check_flags(header.flags, self.portable, "MSP")
         if len(strings) != self.sequential_steps:
             raise CodecError(f"MSP: {len(strings)} strings for {self.sequential_steps} steps")
         latent = (-(-header.height // STRIDE), -(-header.width // STRIDE))
         ref = torch.zeros(1, device=self.device)
         coder = DecoderCoder(self.entropy_bottleneck, self.gaussian_conditional, strings, self._sync)
-        with torch.no_grad():
+        with torch.no_grad(), self._dtype_scope():
             y_hat = self._traverse(coder, None, latent, ref)
         self.last_decode_step_times = coder.step_times
         return y_hat, header

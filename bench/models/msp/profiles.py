@@ -85,7 +85,7 @@ PROFILES: dict[str, MSPProfile] = {
 
 _FIELDS = {f.name for f in dataclasses.fields(MSPProfile)} - {"name"}
 #: Adapter-level parameters that are not profile fields.
-_ADAPTER_KEYS = {"profile", "seed", "checkpoints", "require_trained", "lambdas"}
+_ADAPTER_KEYS = {"profile", "seed", "checkpoints", "require_trained", "lambdas", "portable"}
 
 
 def get_profile(name: str) -> MSPProfile:
