@@ -184,7 +184,8 @@ def test_header_layout_documented(tiny) -> None:
     data = tiny.compress(image(33, 50))
     assert data[:4] == b"MSP1"
     (header_len,) = struct.unpack_from(">H", data, 8)
-    version, fp, rate, s, k, g, h, w = struct.unpack_from(">BIBBBBII", data, 10)
-    assert header_len == 17 and version == 1 and (s, k, g, h, w) == (3, 3, 2, 33, 50)
+    version, fp, rate, s, k, g, h, w, flags = struct.unpack_from(">BIBBBBIIB", data, 10)
+    assert header_len == 18 and version == 2 and (s, k, g, h, w) == (3, 3, 2, 33, 50)
+    assert flags == int(tiny.portable)  # bit 0: the float64 (portable) decoder path
     assert fp == TINY.fingerprint() and rate == 0
     assert np.frombuffer(data, np.uint8).size == len(data)
