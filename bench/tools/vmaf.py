@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
@@ -74,12 +75,14 @@ def checked_sha256(tarball: Path) -> str:
 
 
 def tools() -> dict[str, str]:
-    """meson (next to this Python first: the nox env installs it from PyPI), ninja and xxd; UsageError if missing."""
-    here = Path(sys.executable).parent
+    """meson (next to this Python first: the nox env installs it from PyPI; then pip's user scripts folder,
+    where ``pip install --user meson`` puts it even when that folder is not on PATH), ninja and xxd;
+    UsageError if missing."""
+    places = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts", f"{os.name}_user"))]
     found = {}
     for name, hint in (("meson", "pip install meson"), ("ninja", "pip install ninja, or apt-get install ninja-build"),
                        ("xxd", "apt-get install xxd (or vim-common)"), ("cc", "apt-get install build-essential")):
-        path = here / name if (here / name).is_file() else shutil.which(name)
+        path = next((str(p / name) for p in places if (p / name).is_file()), None) or shutil.which(name)
         if not path:
             raise UsageError(f"{name} not found (next to {sys.executable} or on PATH): {hint}")
         found[name] = str(path)
