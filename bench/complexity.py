@@ -106,9 +106,14 @@ def count_macs(net: Any, x: Any, call: Any = None) -> dict[str, int]:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    # inference_mode(False): a caller inside inference_mode would otherwise break the count
-    with torch.inference_mode(False), torch.no_grad(), counter:
-        (call or net)(x)
+    handles = _inputs_follow_weights(net)
+    try:
+        # inference_mode(False): a caller inside inference_mode would otherwise break the count
+        with torch.inference_mode(False), torch.no_grad(), counter:
+            (call or net)(x)
+    finally:
+        for handle in handles:
+            handle.remove()
     counts = counter.get_flop_counts()
     root = type(net).__name__
     total = sum(counts.get("Global", {}).values())
@@ -125,6 +130,28 @@ def count_macs(net: Any, x: Any, call: Any = None) -> dict[str, int]:
     if rest:
         out[""] = rest
     return out
+
+
+def _inputs_follow_weights(net: Any) -> list[Any]:
+    """Cast each module's floating inputs to its own weights' dtype while counting.
+
+    A portable model (:mod:`bench.models.portable`) keeps its analysis transforms in float32 and
+    the rest in float64; its codec path casts between them, but a plain ``forward`` does not.
+    Casts add no multiply-adds, so the count is that of the codec's own computation.
+    """
+    import torch
+
+    handles = []
+    for module in net.modules():
+        weight = next(module.parameters(recurse=False), None)
+        if weight is None or not weight.is_floating_point():
+            continue
+
+        def cast(_module: Any, args: tuple, dtype: Any = weight.dtype) -> tuple:
+            return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+        handles.append(module.register_forward_pre_hook(cast))
+    return handles
 
 
 def _target(model: Any, height: int, width: int) -> tuple[Any, Any]:

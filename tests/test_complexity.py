@@ -194,3 +194,15 @@ def test_kmac_tradeoff_plot_draws_only_counted_codecs():
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert "net" in labels and "jpeg" not in labels
     assert "kMAC/pixel" in fig.axes[0].get_xlabel()
+
+
+def test_a_portable_model_counts_like_its_float32_twin():
+    """The portable path (float32 analysis, float64 rest) is counted, not turned into an error,
+    and a dtype changes no multiply-add."""
+    from bench.complexity import model_complexity
+    from bench.models import zoo
+
+    float32 = model_complexity(zoo.load_model("mbt2018", 1, portable=False), 64, 96)
+    portable = model_complexity(zoo.load_model("mbt2018", 1, portable=True), 64, 96)
+    assert portable.part_macs == float32.part_macs and portable.part_params == float32.part_params
+    assert all(portable.part_macs[p] > 0 for p in ("analysis", "synthesis", "context", "hyper_synthesis"))
