@@ -174,11 +174,6 @@ def close_zygotes() -> None:
         _ZYGOTES.popitem()[1].close()
 
 
-def is_middle_rate(config: CodecConfig, rate: RatePoint) -> bool:
-    """Whether ``rate`` is the configuration's middle rate point (the one ladder cells use)."""
-    return bool(config.rates) and config.rates[len(config.rates) // 2].label == rate.label
-
-
 def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, mode: str = "mid",
                  child_peaks: tuple[int | None, int | None] = (None, None)) -> dict[str, Any]:
     """The memory columns of one cell (:data:`COLUMNS`).
@@ -198,7 +193,8 @@ def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, 
         row.update(enc_mem_peak_bytes=child_peaks[0], enc_mem_growth_bytes=child_peaks[0],
                    dec_mem_peak_bytes=child_peaks[1], dec_mem_growth_bytes=child_peaks[1], mem_method="subprocess")
         return row
-    if mode == "mid" and not is_middle_rate(codec.config, rate):
+    middle = codec.config.middle_rate
+    if mode == "mid" and (middle is None or middle.label != rate.label):
         row["mem_method"] = "skipped: not the middle rate point (--memory mid)"
         return row
     if not sys.platform.startswith("linux"):

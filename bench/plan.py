@@ -143,7 +143,7 @@ def plan(spec: PlanSpec, configs: list[CodecConfig]) -> tuple[list[Cell], list[s
             rates = rates_of[config.name]
             cells += image_cells(config, rates, dataset.name, native, ["native"], device, k)
             if ladder_entries and config.rates:
-                mid = [config.rates[len(config.rates) // 2]] if spec.ladder_rates == "mid" else rates
+                mid = [config.middle_rate] if spec.ladder_rates == "mid" else rates
                 for entry in ladder_entries:
                     cells += image_cells(config, mid, f"ladder:{entry.image.path.parent.name}",
                                          [(entry.image.path, entry.image.name, entry.image.sha256)],

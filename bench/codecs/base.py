@@ -129,6 +129,11 @@ class CodecConfig:
         known = ", ".join(p.label for p in self.rates)
         raise KeyError(f"codec {self.name!r} has no rate point {label!r} (known: {known})")
 
+    @property
+    def middle_rate(self) -> RatePoint | None:
+        """The middle rate point of the ladder: the one resolution-ladder cells (and ``--memory mid``) use."""
+        return self.rates[len(self.rates) // 2] if self.rates else None
+
 
 class Codec(abc.ABC):
     """Base class of every adapter.

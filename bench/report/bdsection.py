@@ -25,11 +25,7 @@ from bench.report import tables
 from bench.report.document import Document, fmt_number
 
 
-#: every metric's BD column, name, direction, family and JPEG AI membership come from the registry
-BD_METRICS: tuple[Metric, ...] = METRICS
-
-
-def present_metrics(rows: pd.DataFrame, metrics: Sequence[Any] = BD_METRICS) -> list[Any]:
+def present_metrics(rows: pd.DataFrame, metrics: Sequence[Metric] = METRICS) -> list[Any]:
     """The metrics whose BD column the rows have with at least one finite value, in declared order."""
     return [m for m in metrics if m.bd_column in rows.columns
             and np.isfinite(pd.to_numeric(rows[m.bd_column], errors="coerce")).any()]
