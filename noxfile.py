@@ -101,3 +101,12 @@ def scaling(session: nox.Session) -> None:
         "--ladder-per-size", "1", "--jobs", "1", "--threads", "2", "--repeats", "1", "--timeout", "3600"]
     session.run(python, "-m", "bench", "run", "--out", "results/scaling", *args, env=DATA_ENV, external=True)
     session.run(python, "-m", "bench.report", "results/scaling", "--out", "reports/scaling", external=True)
+
+
+@nox.session(python=False)
+def mlicpp_speed(session: nox.Session) -> None:
+    """MLIC++ decode per part against the arithmetic limit (reference, fast, portable, with and
+    without Winograd; interleaved, 2 threads) into results/mlicpp_speed and reports/mlicpp_speed.json.
+    Run it on a quiet machine: it takes ~20 min at the default sizes (768×512 and 2048×1365)."""
+    python = _python(session)
+    session.run(python, "-m", "bench.tools.mlicpp_speed", *session.posargs, env=DATA_ENV, external=True)

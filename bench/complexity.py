@@ -105,11 +105,14 @@ def count_macs(net: Any, x: Any, call: Any = None) -> dict[str, int]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from bench.models.winograd import direct_convolutions
+
     counter = FlopCounterMode(display=False)
     handles = _inputs_follow_weights(net)
     try:
-        # inference_mode(False): a caller inside inference_mode would otherwise break the count
-        with torch.inference_mode(False), torch.no_grad(), counter:
+        # inference_mode(False): a caller inside inference_mode would otherwise break the count;
+        # Winograd convolutions are counted as the direct convolutions they compute
+        with torch.inference_mode(False), torch.no_grad(), direct_convolutions(), counter:
             (call or net)(x)
     finally:
         for handle in handles:
@@ -193,11 +196,12 @@ def model_complexity(model: Any, height: int, width: int) -> Complexity:
     return Complexity(height, width, int(x.shape[-2]), int(x.shape[-1]), parts, params)
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
-    """Achieved GFLOP/s of an n×n float32 matmul (best of ``repeats``) on the current threads / device."""
+def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu", dtype: Any = None) -> float:
+    """Achieved GFLOP/s of an n×n matmul (float32 unless ``dtype``; best of ``repeats``) on the
+    current threads / device."""
     import torch
 
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     a @ b
     sync()
@@ -210,12 +214,13 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float
     return 2 * n**3 / best / 1e9
 
 
-def matmul_cpu_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP per second of this process's CPU time (all threads) for an n×n float32 matmul (best of
-    ``repeats``): unlike the wall-clock rate it hardly moves when other processes load the machine."""
+def matmul_cpu_gflops(n: int = 2048, repeats: int = 5, dtype: Any = None) -> float:
+    """GFLOP per second of this process's CPU time (all threads) for an n×n matmul (float32 unless
+    ``dtype``; best of ``repeats``): unlike the wall-clock rate it hardly moves when other processes
+    load the machine."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):

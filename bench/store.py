@@ -182,6 +182,32 @@ def _read_table(results_dir: str | Path, query: str, params: tuple = ()):
         conn.close()
 
 
+#: Benchmarks of one codec's decode split into parts (``python -m bench.tools.mlicpp_speed``): one row
+#: per size, computation mode and part (``total`` for the whole decode), fastest of the interleaved decodes.
+DECODE_PART_COLUMNS: dict[str, str] = {
+    "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "run_id": "INTEGER REFERENCES runs(run_id)",
+    "codec": "TEXT NOT NULL",
+    "size": "TEXT NOT NULL",
+    "width": "INTEGER",
+    "height": "INTEGER",
+    "mode": "TEXT NOT NULL",
+    "dtype": "TEXT",
+    "part": "TEXT NOT NULL",
+    "threads": "INTEGER",
+    "seconds": "REAL",  # wall
+    "cpu_seconds": "REAL",  # process CPU time, all threads
+    "gflop": "REAL",  # counted: 2 × direct multiply-adds
+    "matmul_gflops": "REAL",  # the yardstick of the mode's dtype, timed in the same run
+    "matmul_fraction": "REAL",  # gflop / seconds / matmul rate
+    "bytes": "INTEGER",
+    "peak_rss_growth_bytes": "INTEGER",
+    "host": "TEXT",
+    "cpu_model": "TEXT",
+    "loadavg_1min": "REAL",
+}
+
+
 class Store:
     """A results database. Use as a context manager or call :meth:`close`."""
 
@@ -206,7 +232,8 @@ class Store:
             raise StoreError(f"{where} ({exc})") from None
 
     def _create(self) -> None:
-        for table, columns in (("runs", RUNS_COLUMNS), ("measurements", MEASUREMENT_COLUMNS)):
+        for table, columns in (("runs", RUNS_COLUMNS), ("measurements", MEASUREMENT_COLUMNS),
+                               ("decode_parts", DECODE_PART_COLUMNS)):
             body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
             present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
@@ -256,6 +283,17 @@ class Store:
         self.conn.execute(
             f"INSERT OR REPLACE INTO measurements ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
             [_clean(row[n]) for n in names])
+        self.conn.commit()
+
+    def add_decode_parts(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert a decode benchmark's rows (:data:`DECODE_PART_COLUMNS`) and commit."""
+        for row in rows:
+            unknown = set(row) - set(DECODE_PART_COLUMNS)
+            if unknown:
+                raise KeyError(f"unknown decode_parts columns: {sorted(unknown)}")
+            row = {**row, "run_id": run_id}
+            self.conn.execute(f"INSERT INTO decode_parts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                              [_clean(v) for v in row.values()])
         self.conn.commit()
 
     def rows(self, table: str = "measurements") -> Iterator[dict[str, Any]]:

@@ -256,7 +256,7 @@ def lof_options(params: dict[str, Any], iterations: int, defaults: LOFOptions | 
         lr=float(params.get("lof_lr", base.lr)),
         eval_every=int(params.get("lof_eval_every", base.eval_every)),
         rounding=str(params.get("lof_rounding", base.rounding)),
-        seed=int(params.get("seed", base.seed)),
+        seed=base.seed if params.get("seed") is None else int(params["seed"]),
     ).validate()
 
 

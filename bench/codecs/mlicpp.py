@@ -16,7 +16,9 @@ seeded random weights instead of checkpoints — complexity measurements only), 
 ``output_rounding`` ("floor" as the official test's ToPILImage, or "round"), ``portable``
 (default true in ``fast`` mode: the decoder's path runs in float64, see
 :mod:`bench.models.portable`, and streams decode to the same image at any thread count and on
-any device; false: the float32 path of ``fast``), and the LOF settings ``lof_iterations``
+any device; false: the float32 path of ``fast``), ``winograd`` (default true in ``fast`` mode:
+3×3 convolutions by Winograd F(4,3), :mod:`bench.models.winograd`; false: direct convolutions,
+for comparisons), and the LOF settings ``lof_iterations``
 (0: off), ``lof_lr``, ``lof_eval_every``, ``lof_rounding``. A rate point may carry ``lambda``
 (LOF's trade-off when there are no weights to take it from).
 
@@ -50,8 +52,11 @@ def _params(config: CodecConfig) -> dict[str, Any]:
     params = {"threads": DEFAULT_THREADS, "mode": "fast", "untrained": False, "seed": None,
               "output_rounding": "round", "lof_iterations": 0, **config.params}
     params.setdefault("portable", params["mode"] != "reference")
+    params.setdefault("winograd", params["mode"] != "reference")
     if params["portable"] and params["mode"] == "reference":
         raise ValueError(f"{config.name}: mode 'reference' is the official float32 computation; set portable = false")
+    if params["winograd"] and params["mode"] == "reference":
+        raise ValueError(f"{config.name}: mode 'reference' runs the official direct convolutions; set winograd = false")
     if params["mode"] not in MODES:
         raise ValueError(f"{config.name}: mode must be one of {MODES}, got {params['mode']!r}")
     if params["output_rounding"] not in ("floor", "round"):
@@ -74,7 +79,7 @@ class MLICPlusPlusCodec(LearnedCodec):
     adapter = "mlicpp"
     rate_params = {**WEIGHTS_PARAM, "lambda": Param(float, 0, low_open=True)}
     fixed_params = {"threads": Param(int, 1, 127), "mode": Param(str, choices=MODES), "untrained": Param(bool),
-                    "portable": Param(bool),
+                    "portable": Param(bool), "winograd": Param(bool),
                     "seed": Param(int, 0), "output_rounding": Param(str, choices=("floor", "round")), **LOF_PARAMS}
     max_loaded = 2  # models kept in memory (334 MB each)
     #: None: float32 streams decode with the encoder's thread count (pinned from the header);
@@ -121,7 +126,7 @@ class MLICPlusPlusCodec(LearnedCodec):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update({"torch_threads": self.params["threads"], "mode": self.params["mode"],
-                     "portable": bool(self.params["portable"])})
+                     "portable": bool(self.params["portable"]), "winograd": bool(self.params["winograd"])})
         if self.untrained:
             info["warning"] = UNTRAINED_WARNING
         return info
@@ -136,7 +141,8 @@ class MLICPlusPlusCodec(LearnedCodec):
             model = untrained_model(seed=seed).to(self.torch_device)
         else:
             model = load_checkpoint(self.weights_file(index), device=self.torch_device)
-        return model.configure(reference=self.params["mode"] == "reference", portable=bool(self.params["portable"]))
+        return model.configure(reference=self.params["mode"] == "reference", portable=bool(self.params["portable"]),
+                               winograd=bool(self.params["winograd"]))
 
     def model(self, index: int):
         """The model of rate point ``index`` (loaded on first use, a few kept)."""

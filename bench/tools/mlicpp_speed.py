@@ -1,8 +1,8 @@
 """MLIC++ decode against the arithmetic limit: ``python -m bench.tools.mlicpp_speed``.
 
-In one process, for each size, the ``reference`` and ``fast`` modes (same seeded untrained weights
-with gains, or ``--checkpoint``) encode the same image once and then decode it ``--repeats``
-times, interleaved (A B, B A, …), each decode split into parts:
+In one process, for each size, every mode (same seeded untrained weights with gains, or
+``--checkpoint``) encodes the same image once and then decodes it ``--repeats`` times,
+interleaved (A B C, C B A, …), each decode split into parts:
 
 - ``g_s``: the synthesis transform (forward hooks);
 - ``hyper_decoder``: h_s (forward hooks);
@@ -13,8 +13,12 @@ times, interleaved (A B, B A, …), each decode split into parts:
 Each part gets its counted multiply-adds (:mod:`bench.complexity`, under the same mode), its seconds
 (from the fastest decode), and its achieved rate as a fraction of a 2048² float32 matmul timed in
 the same process between the decodes (best of all). The arithmetic floor is counted FLOPs ÷ matmul
-rate. Also: CPU time beside wall time, peak RSS growth of the decode, and the bytes of both modes
-(the rate difference of ``fast`` against ``reference``). Writes a JSON (``--json``) and a table.
+rate of the mode's dtype. Also: CPU time beside wall time, peak RSS growth of the decode, and the
+bytes of every mode (the rate difference against ``reference``). Modes (``--modes``): ``reference``
+(official float32 computation), ``fast`` (float32, Winograd convolutions), ``portable`` (float64,
+Winograd: the codec's default) and ``fast-direct`` / ``portable-direct`` (the same with direct
+convolutions). Writes a table, a JSON (``--json``) and one ``decode_parts`` row per size, mode
+and part into the results store (``--results``); ``nox -s mlicpp_speed`` runs it.
 
 Images: ``kodim01`` is the 768×512 Kodak image; ``WxH`` a centre crop of
 ``imagecompression-info-subset/flower_foveon.png`` (under ``$BENCH_DATA_DIR``).
@@ -36,7 +40,6 @@ from typing import Any
 PARTS = ("g_s", "hyper_decoder", "entropy_model", "entropy_coding")
 COUNTED = {"g_s": ("synthesis",), "hyper_decoder": ("hyper_synthesis",), "entropy_model": ("context",),
            "entropy_coding": ()}
-MODES = ("reference", "fast")
 
 
 class DecodeTimer:
@@ -108,29 +111,51 @@ def _now() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
+#: mode → (MLICPlusPlus.configure arguments, dtype of its decoder path)
+MODE_SETTINGS: dict[str, tuple[dict[str, bool], str]] = {
+    "reference": ({"reference": True}, "float32"),
+    "fast": ({}, "float32"),  # float32 path, Winograd convolutions
+    "fast-direct": ({"winograd": False}, "float32"),
+    "portable": ({"portable": True}, "float64"),  # the codec's default: float64, Winograd
+    "portable-direct": ({"portable": True, "winograd": False}, "float64"),
+}
+DEFAULT_MODES = ("reference", "fast", "fast-direct", "portable", "portable-direct")
+
+
+def _yardsticks(dtypes: set[str]) -> dict[str, float]:
+    """Wall GFLOP/s of a 2048² matmul per dtype, timed now."""
+    import torch
+
+    from bench.complexity import matmul_gflops
+
+    return {d: matmul_gflops(dtype=getattr(torch, d)) for d in sorted(dtypes)}
+
+
 def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    """Both modes on one image, decodes interleaved; returns the record of this size."""
+    """Every mode on one image, decodes interleaved; returns the record of this size."""
     import torch
 
     from bench import device as dev
-    from bench.complexity import matmul_cpu_gflops, matmul_gflops, model_complexity
+    from bench.complexity import matmul_cpu_gflops, model_complexity
     from bench.models.mlicpp import load_checkpoint, untrained_model
     from bench.models.mlicpp.profile import load_crop
 
+    modes = args.modes
     image = load_crop(size, data_dir, args.source)
     h, w = image.shape[:2]
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255)
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float().div(255)
     models, streams, counts, timers, best = {}, {}, {}, {}, {}
-    for mode in MODES:
+    for mode in modes:
         model = load_checkpoint(args.checkpoint) if args.checkpoint else untrained_model(seed=args.seed)
-        models[mode] = model.configure(reference=mode == "reference")
-        counts[mode] = model_complexity(model, h, w)
+        models[mode] = model.configure(**MODE_SETTINGS[mode][0])
+        counts[mode] = model_complexity(model, h, w)  # direct multiply-adds, whatever algorithm runs
         streams[mode] = model.compress(x).data
-        model.decompress(streams[mode])  # warm-up: oneDNN kernels for this size
+        model.decompress(streams[mode])  # warm-up: kernels for this size
         timers[mode] = DecodeTimer(model)
-    rates = [matmul_gflops()]
+    dtypes = {MODE_SETTINGS[m][1] for m in modes}
+    rates = [_yardsticks(dtypes)]
     for r in range(args.repeats):
-        for mode in MODES if r % 2 == 0 else MODES[::-1]:
+        for mode in modes if r % 2 == 0 else modes[::-1]:
             timer = timers[mode]
             timer.seconds.clear()
             DecodeTimer.active = timer
@@ -145,15 +170,15 @@ def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[st
                 best[mode] = {"decode_s": wall, "decode_cpu_s": cpu, "seconds": timer.parts(wall),
                               "cpu_seconds": timer.parts(cpu, cpu=True),
                               "peak_rss_growth_mb": (peak - before) / 2**20 if peak and before else None}
-            rates.append(matmul_gflops())
-    rate = max(rates) * 1e9  # FLOP/s
-    cpu_rate = matmul_cpu_gflops() * 1e9  # FLOP per CPU second: robust to other load on the machine
+        rates.append(_yardsticks(dtypes))
     record: dict[str, Any] = {"size": size, "width": w, "height": h, "threads": torch.get_num_threads(),
-                              "matmul_gflops": rate / 1e9, "matmul_gflops_all": rates,
-                              "matmul_gflop_per_cpu_s": cpu_rate / 1e9,
+                              "matmul_gflops": {d: max(r[d] for r in rates) for d in dtypes},
+                              "matmul_gflops_all": rates,
+                              "matmul_gflop_per_cpu_s": {d: matmul_cpu_gflops(dtype=getattr(torch, d)) for d in dtypes},
                               "loadavg_1min": os.getloadavg()[0], "modes": {}}
-    for mode in MODES:
-        c, b = counts[mode], best[mode]
+    for mode in modes:
+        c, b, dtype = counts[mode], best[mode], MODE_SETTINGS[mode][1]
+        rate, cpu_rate = record["matmul_gflops"][dtype] * 1e9, record["matmul_gflop_per_cpu_s"][dtype] * 1e9
         parts = {}
         for part in PARTS:
             flops = 2 * c.macs(COUNTED[part])
@@ -163,21 +188,23 @@ def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[st
                            "cpu_matmul_fraction": flops / cs / cpu_rate if cs > 0 else None}
         total_flops = 2 * c.decoder_macs
         record["modes"][mode] = {
-            **b, "parts": parts, "bytes": len(streams[mode]), "gflop": total_flops / 1e9,
+            **b, "dtype": dtype, "parts": parts, "bytes": len(streams[mode]), "gflop": total_flops / 1e9,
             "dec_kmac_per_px": c.kmac_per_px(c.decoder_macs), "floor_s": total_flops / rate,
             "decode_over_floor": b["decode_s"] / (total_flops / rate),
             "matmul_fraction": total_flops / b["decode_s"] / rate,
             "cpu_floor_s": total_flops / cpu_rate, "cpu_matmul_fraction": total_flops / b["decode_cpu_s"] / cpu_rate,
         }
         del record["modes"][mode]["seconds"], record["modes"][mode]["cpu_seconds"]
-    ref, fast = record["modes"]["reference"], record["modes"]["fast"]
-    record["fast_over_reference"] = {
-        "decode_s": fast["decode_s"] / ref["decode_s"],
-        "decode_cpu_s": fast["decode_cpu_s"] / ref["decode_cpu_s"],
-        **{p: fast["parts"][p]["seconds"] / ref["parts"][p]["seconds"] for p in PARTS},
-        **{f"{p}:cpu": fast["parts"][p]["cpu_seconds"] / ref["parts"][p]["cpu_seconds"] for p in PARTS},
-        "bytes_pct": 100.0 * (fast["bytes"] / ref["bytes"] - 1.0),
-    }
+    if "reference" in modes:
+        ref = record["modes"]["reference"]
+        for mode in modes:
+            m = record["modes"][mode]
+            m["over_reference"] = {
+                "decode_s": m["decode_s"] / ref["decode_s"], "decode_cpu_s": m["decode_cpu_s"] / ref["decode_cpu_s"],
+                **{p: m["parts"][p]["seconds"] / ref["parts"][p]["seconds"] for p in PARTS},
+                **{f"{p}:cpu": m["parts"][p]["cpu_seconds"] / ref["parts"][p]["cpu_seconds"] for p in PARTS},
+                "bytes_pct": 100.0 * (m["bytes"] / ref["bytes"] - 1.0),
+            }
     return record
 
 
@@ -185,31 +212,57 @@ def _mb(value: float | None) -> str:
     return "?" if value is None else f"{value:.0f}"
 
 
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def table(records: list[dict[str, Any]]) -> str:
-    """The side-by-side table: per size, mode and part."""
-    lines = [f"{'size':>10} {'mode':>9} {'part':>15} {'seconds':>8} {'GFLOP':>8} {'of matmul':>9} {'fast/ref':>8} "
-             f"{'CPU s':>7} {'of matmul':>9} {'fast/ref':>8}   (wall, then process CPU time)"]
+    """The side-by-side table: per size, mode and part; ÷ref is the ratio to ``reference``."""
+    lines = [f"{'size':>10} {'mode':>15} {'part':>15} {'seconds':>8} {'GFLOP':>8} {'of matmul':>9} {'÷ref':>6} "
+             f"{'CPU s':>7} {'of matmul':>9} {'÷ref':>6}   (wall, then process CPU time; matmul of the mode's dtype)"]
     for r in records:
-        for mode in MODES:
-            m = r["modes"][mode]
+        for mode, m in r["modes"].items():
+            ratios = m.get("over_reference", {})
             for part in PARTS:
                 p = m["parts"][part]
-                frac = f"{p['matmul_fraction']:.2f}" if p["matmul_fraction"] is not None else "-"
-                ratio = f"{r['fast_over_reference'][part]:.2f}" if mode == "fast" else ""
-                cratio = f"{r['fast_over_reference'][part + ':cpu']:.2f}" if mode == "fast" else ""
-                cfrac = f"{p['cpu_matmul_fraction']:.2f}" if p["cpu_matmul_fraction"] is not None else "-"
-                lines.append(f"{r['size']:>10} {mode:>9} {part:>15} {p['seconds']:>8.3f} {p['gflop']:>8.1f} "
-                             f"{frac:>9} {ratio:>8} {p['cpu_seconds']:>7.3f} {cfrac:>9} {cratio:>8}")
-            ratio = f"{r['fast_over_reference']['decode_s']:.2f}" if mode == "fast" else ""
-            lines.append(f"{r['size']:>10} {mode:>9} {'total':>15} {m['decode_s']:>8.3f} {m['gflop']:>8.1f} "
-                         f"{m['matmul_fraction']:>9.2f} {ratio:>8}   cpu {m['decode_cpu_s']:.2f} s, floor "
-                         f"{m['floor_s']:.3f} s (decode/floor {m['decode_over_floor']:.2f}; CPU: floor "
-                         f"{m['cpu_floor_s']:.2f} s, of matmul {m['cpu_matmul_fraction']:.2f}), {m['bytes']} bytes, "
+                lines.append(f"{r['size']:>10} {mode:>15} {part:>15} {p['seconds']:>8.3f} {p['gflop']:>8.1f} "
+                             f"{_num(p['matmul_fraction'], '.2f'):>9} {_num(ratios.get(part), '.2f'):>6} "
+                             f"{p['cpu_seconds']:>7.3f} {_num(p['cpu_matmul_fraction'], '.2f'):>9} "
+                             f"{_num(ratios.get(part + ':cpu'), '.2f'):>6}")
+            lines.append(f"{r['size']:>10} {mode:>15} {'total':>15} {m['decode_s']:>8.3f} {m['gflop']:>8.1f} "
+                         f"{m['matmul_fraction']:>9.2f} {_num(ratios.get('decode_s'), '.2f'):>6}   "
+                         f"{m['dtype']}, cpu {m['decode_cpu_s']:.2f} s, floor {m['floor_s']:.3f} s (decode/floor "
+                         f"{m['decode_over_floor']:.2f}; CPU: of matmul {m['cpu_matmul_fraction']:.2f}), "
+                         f"{m['bytes']} bytes ({_num(ratios.get('bytes_pct'), '+.3f')} % vs reference), "
                          f"peak +{_mb(m['peak_rss_growth_mb'])} MB")
-        lines.append(f"{r['size']:>10} matmul {r['matmul_gflops']:.1f} GFLOP/s on {r['threads']} threads "
-                     f"({r['matmul_gflop_per_cpu_s']:.1f} GFLOP per CPU s), load "
-                     f"{r['loadavg_1min']:.2f}; fast vs reference bytes {r['fast_over_reference']['bytes_pct']:+.3f} %")
+        rates = ", ".join(f"{d} {g:.1f} GFLOP/s ({r['matmul_gflop_per_cpu_s'][d]:.1f} per CPU s)"
+                          for d, g in r["matmul_gflops"].items())
+        lines.append(f"{r['size']:>10} matmul on {r['threads']} threads: {rates}; load {r['loadavg_1min']:.2f}")
     return "\n".join(lines)
+
+
+def store_rows(records: list[dict[str, Any]], codec: str) -> list[dict[str, Any]]:
+    """One ``decode_parts`` row per size, mode and part (and ``total``) for the results store."""
+    import socket
+
+    from bench.machine import machine_info
+
+    machine = machine_info()
+    rows = []
+    for r in records:
+        for mode, m in r["modes"].items():
+            base = {"codec": codec, "size": r["size"], "width": r["width"], "height": r["height"], "mode": mode,
+                    "dtype": m["dtype"], "threads": r["threads"], "host": socket.gethostname(),
+                    "cpu_model": machine.get("cpu_model"), "matmul_gflops": r["matmul_gflops"][m["dtype"]],
+                    "loadavg_1min": r["loadavg_1min"], "bytes": m["bytes"]}
+            for part, p in m["parts"].items():
+                rows.append({**base, "part": part, "seconds": p["seconds"], "cpu_seconds": p["cpu_seconds"],
+                             "gflop": p["gflop"], "matmul_fraction": p["matmul_fraction"]})
+            rows.append({**base, "part": "total", "seconds": m["decode_s"], "cpu_seconds": m["decode_cpu_s"],
+                         "gflop": m["gflop"], "matmul_fraction": m["matmul_fraction"],
+                         "peak_rss_growth_bytes": None if m["peak_rss_growth_mb"] is None
+                         else int(m["peak_rss_growth_mb"] * 2**20)})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="decodes per mode, interleaved")
     parser.add_argument("--checkpoint", help="an official checkpoint instead of the untrained model")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=list(MODE_SETTINGS),
+                        help="computation modes, decoded interleaved (÷ref needs 'reference')")
     parser.add_argument("--json", type=Path, default=Path("reports/mlicpp_speed.json"))
+    parser.add_argument("--results", type=Path, default=Path("results/mlicpp_speed"),
+                        help="results store that gets one decode_parts row per size, mode and part")
     args = parser.parse_args(argv)
     if not os.environ.get("BENCH_DATA_DIR"):
         parser.error("set BENCH_DATA_DIR (the datasets folder)")
@@ -237,6 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps({"command": command, "torch": torch.__version__, "records": records},
                                     indent=1))
     print(f"wrote {args.json}", file=sys.stderr)
+    from bench.store import open_store
+
+    codec = f"mlicpp:{args.checkpoint}" if args.checkpoint else f"mlicpp-untrained:seed={args.seed}"
+    with open_store(args.results) as store:
+        run_id = store.start_run({"command": command, "threads": args.threads, "torch": torch.__version__})
+        store.add_decode_parts(run_id, store_rows(records, codec))
+        store.finish_run(run_id, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    print(f"stored {args.results} (table decode_parts, run {run_id})", file=sys.stderr)
     return 0
 
 

@@ -5,9 +5,10 @@ Magic ``b"MLIC"``; header fields (big-endian)::
     version u8 (2) | model id u8 | mode u8 | flags u8 | H u16 | W u16
 
 * model id 0..255: the adapter's rate-point index (picks the checkpoint);
-* mode: the encoder's computation mode (0 = fast float32, 1 = reference, 2 = portable: the
-  float64 decoder path of :mod:`bench.models.portable`, which decodes to the same image at any
-  thread count; further values are free for new numerics);
+* mode: the encoder's computation mode (0 = fast float32 with direct convolutions, 1 =
+  reference, 2 = portable: the float64 decoder path of :mod:`bench.models.portable`, which
+  decodes to the same image at any thread count, 3 = fast float32 with Winograd convolutions
+  (:mod:`bench.models.winograd`); further values are free for new numerics);
 * flags: bit 7 = encoded on CUDA; bits 0..6 = torch CPU threads of the encoder (1..127; a
   float32 decoder pins it, a portable one ignores it);
 * H, W: the original image size (1..MAX_SIDE).
@@ -29,7 +30,7 @@ from bench.models import bitstream
 
 MAGIC = b"MLIC"
 VERSION = 2
-MODE_FAST, MODE_REFERENCE, MODE_PORTABLE = 0, 1, 2
+MODE_FAST, MODE_REFERENCE, MODE_PORTABLE, MODE_FAST_WINOGRAD = 0, 1, 2, 3
 MAX_SIDE = 16384  # a 16k×16k image needs ~60 GB of activations: larger headers are corrupt
 MAX_PIXELS = 16384 * 16384
 _FIELDS = struct.Struct(">BBBBHH")
@@ -48,7 +49,7 @@ class Header:
     width: int
     threads: int  # torch CPU threads of the encoder (bits of σ, μ depend on it on CPU in float32)
     cuda: bool
-    mode: int = 0  # MODE_FAST, MODE_REFERENCE or MODE_PORTABLE
+    mode: int = 0  # MODE_FAST, MODE_REFERENCE, MODE_PORTABLE or MODE_FAST_WINOGRAD
 
     @property
     def portable(self) -> bool:

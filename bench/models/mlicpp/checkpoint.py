@@ -131,7 +131,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(f"{path}: {exc}") from None
     model.load_state_dict(state_dict, strict=True, assign=True)
     del state_dict
-    model.configure(reference=model.reference, portable=model.portable)  # re-lay the adopted weights (channels-last)
+    model.configure(reference=model.reference, portable=model.portable, winograd=model.winograd)  # re-lay the adopted weights (channels-last)
     if model.gaussian_conditional._offset.numel() == 0 or model.entropy_bottleneck._offset.numel() == 0:
         warnings.warn(f"{path}: no entropy-coder tables in the checkpoint; computing them with update()")
         model.update(force=True)

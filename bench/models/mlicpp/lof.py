@@ -23,6 +23,7 @@ from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_lik
 from bench.models.lof import latent_as_analysis
 from bench.models.mlicpp.checkerboard import squeeze
 from bench.models.mlicpp.model import MLICPlusPlus
+from bench.models.portable import default_dtype
 from bench.models.quantizers import Quantizer, hard_round
 
 
@@ -44,12 +45,13 @@ class MLICLatent:
 
     def synthesis(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
         """x̂ = g_s(ŷ) cropped to ``size`` (not clamped)."""
-        return self.model.g_s(self.model._fmt(y_hat))[..., : size[0], : size[1]]
+        return self.model.g_s(self.model._fmt(y_hat.to(self.model.dtype)))[..., : size[0], : size[1]]
 
     def rate_bits(self, y: Tensor, quantize: Quantizer) -> tuple[Tensor, Tensor]:
         """(Σ −log₂ p(ŷ, ẑ), ŷ): the real coder's recursion with ``quantize`` for every rounding."""
         m = self.model
-        z = m.h_a(y)
+        z = m.h_a(y).to(m.dtype)  # portable: the decoder's path is float64 (as compress() casts)
+        y = y.to(m.dtype)
         eb = m.entropy_bottleneck
         z_hat = quantize(z, eb_medians(eb).to(z))
         likelihoods = [factorized_likelihood(eb, z_hat)]
@@ -61,7 +63,8 @@ class MLICLatent:
             likelihoods.append(gaussian_likelihood(m.gaussian_conditional, q, scales, means))
             return q
 
-        y_hat = m._recursion(hp, code_part)
+        with default_dtype(m.dtype if m.portable else None):
+            y_hat = m._recursion(hp, code_part)
         return total_bits(likelihoods), y_hat
 
     def estimate_bits(self, y: Tensor) -> float:

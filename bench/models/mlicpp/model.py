@@ -34,6 +34,7 @@ from bench.models.mlicpp.global_context import ChannelContext, LinearGlobalInter
 from bench.models.mlicpp.local_context import LocalContext
 from bench.models.mlicpp.parameters import EntropyParameters, LatentResidualPrediction
 from bench.models.portable import default_dtype, make_portable
+from bench.models.winograd import use_winograd
 from bench.models.mlicpp.transforms import (
     BAND_PIXELS,
     AnalysisTransform,
@@ -44,6 +45,11 @@ from bench.models.mlicpp.transforms import (
 
 #: padded image sides are multiples of this (y is H/16, z is H/64)
 PAD_MULTIPLE = 64
+#: CRC seed per computation mode (XORed with the weights' fingerprint)
+_MODE_KEYS = {bitstream.MODE_FAST: 0, bitstream.MODE_REFERENCE: 0x5EF0_0001, bitstream.MODE_PORTABLE: 0x5EF0_0002,
+              bitstream.MODE_FAST_WINOGRAD: 0x5EF0_0003}
+_MODE_NAMES = {bitstream.MODE_FAST: "fast float32 (direct convolutions)", bitstream.MODE_REFERENCE: "reference",
+               bitstream.MODE_PORTABLE: "portable (float64)", bitstream.MODE_FAST_WINOGRAD: "fast float32 (Winograd)"}
 
 # (part index, parity, σ_sq, μ_sq) → quantized squeezed part q = round(y − μ) + μ
 PartCoder = Callable[[int, str, Tensor, Tensor], Tensor]
@@ -113,10 +119,12 @@ class MLICPlusPlus(CompressionModel):
         self.memory_format = torch.contiguous_format
         self._fingerprint: int | None = None
         self.portable = False
+        self.winograd = False
         self.configure(reference=False)
 
     # --- configuration -------------------------------------------------------------------------
-    def configure(self, reference: bool = False, portable: bool = False) -> "MLICPlusPlus":
+    def configure(self, reference: bool = False, portable: bool = False,
+                  winograd: bool | None = None) -> "MLICPlusPlus":
         """Choose the computation layout; both give the same model, not always the same bits.
 
         ``reference=True`` follows the official code literally: NCHW tensors, whole-map local
@@ -132,10 +140,20 @@ class MLICPlusPlus(CompressionModel):
         ``portable=True`` (not with ``reference``) runs everything the decoder runs in float64
         (:mod:`bench.models.portable`): the stream then decodes to the same image at any thread
         count and on any device, and the decoder does not pin the encoder's thread count.
+
+        ``winograd`` (default: on unless ``reference``) runs every 3×3 stride-1 convolution (g_a,
+        g_s, h_a, h_s, LRP, channel context) by Winograd F(4,3) (:mod:`bench.models.winograd`):
+        4× fewer multiplications, other rounding. Float32 streams record it in the header mode
+        (a decoder must match); on the portable path it moves values by ~1e-13, far inside the
+        float64 margins, so portable streams decode alike with or without it.
         """
         if portable and reference:
             raise ValueError("MLIC++: the reference mode is the official float32 computation; it cannot be portable")
-        self.reference, self.portable = reference, portable
+        winograd = not reference if winograd is None else winograd
+        if winograd and reference:
+            raise ValueError("MLIC++: the reference mode runs the official direct convolutions; it cannot use Winograd")
+        self.reference, self.portable, self.winograd = reference, portable, winograd
+        use_winograd(self, winograd)
         self._fingerprint = None
         if portable:
             make_portable(self, encoder_only=(self.g_a, self.h_a))
@@ -165,9 +183,18 @@ class MLICPlusPlus(CompressionModel):
     def _fmt(self, t: Tensor) -> Tensor:
         return t.contiguous(memory_format=self.memory_format)
 
+    @property
+    def stream_mode(self) -> int:
+        """The header mode this configuration writes and decodes (see :mod:`.bitstream`)."""
+        if self.portable:
+            return bitstream.MODE_PORTABLE
+        if self.reference:
+            return bitstream.MODE_REFERENCE
+        return bitstream.MODE_FAST_WINOGRAD if self.winograd else bitstream.MODE_FAST
+
     def stream_key(self) -> int:
         """Seed of the container CRC: the weights' fingerprint and the computation layout."""
-        return self.fingerprint() ^ (0x5EF0_0001 if self.reference else 0x5EF0_0002 if self.portable else 0)
+        return self.fingerprint() ^ _MODE_KEYS[self.stream_mode]
 
     def fingerprint(self) -> int:
         """CRC-32 of every parameter and buffer (name, shape, bytes)."""
@@ -340,8 +367,7 @@ class MLICPlusPlus(CompressionModel):
         encoder.encode_with_indexes(all_symbols.tolist(), all_indexes.tolist(), *self._coder_tables())
         y_string = encoder.flush()
         header = bitstream.Header(model_id=model_id, height=H, width=W, threads=torch.get_num_threads(),
-                                  cuda=device.type == "cuda",
-                                  mode=bitstream.MODE_PORTABLE if self.portable else int(self.reference))
+                                  cuda=device.type == "cuda", mode=self.stream_mode)
         data = bitstream.pack(header, z_string, y_string, self.stream_key())
         x_hat = self.g_s(y_hat)[:, :, :H, :W] if reconstruct else None
         return CompressResult(
@@ -365,12 +391,13 @@ class MLICPlusPlus(CompressionModel):
         streams decode with the process's thread count (or ``threads``) on any device.
         """
         device = next(self.parameters()).device
-        header, z_string, y_string = bitstream.unpack(data, self.stream_key())
-        if header.portable != self.portable:
+        mode = bitstream.peek(data).mode
+        if mode != self.stream_mode:
             raise CodecError(
-                f"MLIC++ stream was coded {'portable (float64)' if header.portable else 'in float32'} but this "
-                f"model decodes {'portable (float64)' if self.portable else 'in float32'}; configure it alike"
+                f"MLIC++ stream was coded in mode {_MODE_NAMES.get(mode, mode)} but this model decodes "
+                f"{_MODE_NAMES[self.stream_mode]}; configure it alike"
             )
+        header, z_string, y_string = bitstream.unpack(data, self.stream_key())
         if header.portable:
             pass  # no thread pinning, no device restriction
         elif header.cuda != (device.type == "cuda") and not allow_cross_device:
