@@ -123,17 +123,52 @@ class WinogradConv2d(nn.Conv2d):
         return conv3x3(x, transform_weights(self.weight), self.bias)
 
 
-def use_winograd(module: nn.Module, enabled: bool = True) -> int:
-    """Switch every eligible convolution inside ``module`` to (or back from) Winograd F(4,3).
+def depthwise(conv: nn.Module) -> bool:
+    """A depthwise (one filter per channel), stride-1, 'same'-padded, zero-padded 2-D convolution."""
+    k = conv.kernel_size[0] if isinstance(conv, nn.Conv2d) else 0
+    return (isinstance(conv, nn.Conv2d) and conv.groups == conv.in_channels == conv.out_channels
+            and conv.kernel_size == (k, k) and k % 2 == 1 and conv.stride == (1, 1)
+            and conv.padding == (k // 2, k // 2) and conv.dilation == (1, 1) and conv.padding_mode == "zeros")
 
-    Only the class changes (``nn.Conv2d`` ↔ :class:`WinogradConv2d`): parameters, buffers and
-    state-dict keys stay. Returns how many convolutions now run by Winograd.
+
+class ShiftedDepthwiseConv2d(nn.Conv2d):
+    """A depthwise ``nn.Conv2d`` that runs in float64 as k² shifted multiply-adds.
+
+    torch has no fast float64 convolution: a grouped one runs one small im2col GEMM per channel
+    (MLIC++'s global contexts spent ~90 % of their float64 time there). Other dtypes, and calls
+    that autograd must see through, run the direct convolution.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (not WinogradConv2d.active or x.dtype != torch.float64
+                or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))):
+            return super().forward(x)
+        k, (H, W) = self.kernel_size[0], x.shape[-2:]
+        padded = F.pad(x, (k // 2,) * 4)
+        weight = self.weight.reshape(1, -1, k, k)
+        out = torch.zeros_like(x)  # keeps x's memory layout
+        if self.bias is not None:
+            out.add_(self.bias.reshape(1, -1, 1, 1))
+        for i in range(k):
+            for j in range(k):
+                out.addcmul_(padded[:, :, i:i + H, j:j + W], weight[:, :, i:i + 1, j:j + 1])
+        return out
+
+
+def use_winograd(module: nn.Module, enabled: bool = True) -> int:
+    """Switch every eligible convolution inside ``module`` to (or back from) the faster algorithms:
+    3×3 dense ones to Winograd F(4,3), depthwise ones to shifted multiply-adds (float64 only).
+
+    Only the class changes (``nn.Conv2d`` ↔ :class:`WinogradConv2d` / :class:`ShiftedDepthwiseConv2d`):
+    parameters, buffers and state-dict keys stay. Returns how many convolutions now run by Winograd.
     """
     count = 0
     for conv in module.modules():
         if type(conv) in (nn.Conv2d, WinogradConv2d) and eligible(conv):
             conv.__class__ = WinogradConv2d if enabled else nn.Conv2d
             count += enabled
+        elif type(conv) in (nn.Conv2d, ShiftedDepthwiseConv2d) and depthwise(conv):
+            conv.__class__ = ShiftedDepthwiseConv2d if enabled else nn.Conv2d
     return count
 
 

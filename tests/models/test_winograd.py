@@ -9,7 +9,7 @@ from torch import nn
 
 from bench.errors import CodecError
 from bench.models.mlicpp import bitstream, untrained_model
-from bench.models.winograd import WinogradConv2d, conv3x3, direct_convolutions, transform_weights, use_winograd
+from bench.models.winograd import ShiftedDepthwiseConv2d, WinogradConv2d, conv3x3, direct_convolutions, transform_weights, use_winograd
 
 
 def _case(seed: int, C: int, O: int, H: int, W: int, dtype: torch.dtype, batch: int = 1):
@@ -54,7 +54,7 @@ def test_use_winograd_swaps_only_plain_3x3_convs_and_keeps_the_state_dict():
                         nn.Conv2d(8, 64, 3, padding=1)).double()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     assert use_winograd(net) == 2
-    assert [type(m) for m in net] == [WinogradConv2d, nn.Conv2d, nn.Conv2d, nn.Conv2d, WinogradConv2d]
+    assert [type(m) for m in net] == [WinogradConv2d, nn.Conv2d, nn.Conv2d, ShiftedDepthwiseConv2d, WinogradConv2d]
     assert net.state_dict().keys() == before.keys()
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
     x = torch.randn(1, 4, 12, 12, dtype=torch.float64)
@@ -109,3 +109,19 @@ def test_mlicpp_portable_streams_decode_alike_with_and_without_winograd(seed):
     assert a.data == b.data
     pixels = [(m.decompress(a.data).clamp(0, 1) * 255).round() for m in (wino, direct)]
     assert torch.equal(pixels[0], pixels[1])
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_depthwise_float64_runs_as_shifted_multiply_adds(k):
+    conv = nn.Conv2d(12, 12, k, padding=k // 2, groups=12).double()
+    x = torch.randn(2, 12, 9, 14, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        direct = conv(x)
+        assert use_winograd(conv) == 0  # depthwise convolutions are not counted as Winograd
+        assert type(conv).__name__ == "ShiftedDepthwiseConv2d"
+        shifted = conv(x)
+        assert shifted.is_contiguous(memory_format=torch.channels_last)
+        assert (shifted - direct).abs().max() <= 1e-12 * direct.abs().max()
+        conv.float()
+        x32 = x.float()
+        assert torch.equal(conv(x32), F.conv2d(x32, conv.weight, conv.bias, padding=k // 2, groups=12))  # float32: direct
