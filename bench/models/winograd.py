@@ -107,11 +107,14 @@ class WinogradConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` (same parameters and state-dict keys) that runs by Winograd F(4,3).
 
     Falls back to the direct convolution where Winograd does not pay or cannot serve: when
-    autograd must reach the weights or the input (LOF), and in float32 for fewer than
-    :attr:`MIN_OUT_FLOAT32` output channels (measured slower than oneDNN there).
+    autograd must reach the weights or the input (LOF), on maps of fewer than :attr:`MIN_TILES`
+    output tiles (the kernel transform and thin GEMMs dominate: MLIC++'s hyper-decoder at 768×512
+    ran 1.5× slower), and in float32 for fewer than :attr:`MIN_OUT_FLOAT32` output channels
+    (measured slower than oneDNN there).
     """
 
     MIN_OUT_FLOAT32 = 64
+    MIN_TILES = 64
     #: False inside :func:`direct_convolutions`
     active = True
 
@@ -119,6 +122,8 @@ class WinogradConv2d(nn.Conv2d):
         if not WinogradConv2d.active or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
             return super().forward(x)
         if x.dtype == torch.float32 and self.out_channels < self.MIN_OUT_FLOAT32:
+            return super().forward(x)
+        if -(-x.shape[-2] // TILE) * -(-x.shape[-1] // TILE) < self.MIN_TILES:
             return super().forward(x)
         return conv3x3(x, transform_weights(self.weight), self.bias)
 

@@ -57,7 +57,7 @@ def test_use_winograd_swaps_only_plain_3x3_convs_and_keeps_the_state_dict():
     assert [type(m) for m in net] == [WinogradConv2d, nn.Conv2d, nn.Conv2d, ShiftedDepthwiseConv2d, WinogradConv2d]
     assert net.state_dict().keys() == before.keys()
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
-    x = torch.randn(1, 4, 12, 12, dtype=torch.float64)
+    x = torch.randn(1, 4, 64, 64, dtype=torch.float64)  # ≥ MIN_TILES tiles for both 3×3 convs
     with torch.no_grad():
         fast = net(x)
         with direct_convolutions():
@@ -84,7 +84,22 @@ def _image(seed: int, h: int, w: int) -> torch.Tensor:
     return F.interpolate(base, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
-def test_mlicpp_fast_streams_record_winograd_and_a_mismatched_decoder_refuses():
+@pytest.fixture
+def winograd_everywhere(monkeypatch):
+    """Winograd also on the small maps of test images (normally direct below MIN_TILES tiles)."""
+    monkeypatch.setattr(WinogradConv2d, "MIN_TILES", 1)
+
+
+def test_small_maps_run_the_direct_convolution():
+    conv = nn.Conv2d(8, 64, 3, padding=1).double()
+    use_winograd(conv)
+    small, large = torch.randn(1, 8, 28, 28, dtype=torch.float64), torch.randn(1, 8, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(conv(small), F.conv2d(small, conv.weight, conv.bias, padding=1))  # 49 tiles
+        assert not torch.equal(conv(large), F.conv2d(large, conv.weight, conv.bias, padding=1))  # 64 tiles
+
+
+def test_mlicpp_fast_streams_record_winograd_and_a_mismatched_decoder_refuses(winograd_everywhere):
     x = _image(0, 64, 96)
     wino = untrained_model(seed=1).configure(reference=False, portable=False)
     direct = untrained_model(seed=1).configure(reference=False, portable=False, winograd=False)
@@ -100,7 +115,7 @@ def test_mlicpp_fast_streams_record_winograd_and_a_mismatched_decoder_refuses():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_mlicpp_portable_streams_decode_alike_with_and_without_winograd(seed):
+def test_mlicpp_portable_streams_decode_alike_with_and_without_winograd(seed, winograd_everywhere):
     """The portable path's float64 margins absorb Winograd's other rounding: same stream, same image."""
     x = _image(seed, 64, 128)
     wino = untrained_model(seed=1).configure(reference=False, portable=True)
