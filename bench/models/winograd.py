@@ -90,10 +90,9 @@ def conv3x3(x: Tensor, U: Tensor, bias: Tensor | None = None) -> Tensor:
         M = torch.bmm(V, U)  # Σ over Cin of U ⊙ V: [36, tiles, Cout]
         Y = (Kout @ M.view(_A * _A, -1)).view(TILE, TILE, B, n, tw, O)  # Aᵀ M A
         out[:, r0 * TILE:(r0 + n) * TILE].view(B, n, TILE, tw, TILE, O).copy_(Y.permute(2, 3, 0, 4, 1, 5))
-    y = out[:, :H, :W]
     if bias is not None:
-        y = y + bias
-    return y.permute(0, 3, 1, 2)
+        out.add_(bias)  # in place: no second output-sized tensor
+    return out[:, :H, :W].permute(0, 3, 1, 2)
 
 
 def eligible(conv: nn.Module) -> bool:
