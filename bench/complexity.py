@@ -13,6 +13,9 @@ there sees composite ops (``aten.conv2d``, ``aten.linear``, ``aten.matmul``) tha
 does not map — a near-zero count for a conv net is that bug. Checked against a hand count of
 ``bmshj2018-factorized`` (tests/test_complexity.py).
 
+Convolutions that run by Winograd (:mod:`bench.models.winograd`) are counted as the direct
+convolutions they compute, so the count states the model's work, not one algorithm's.
+
 What the counter cannot see: entropy coding (rANS, CDF look-ups), Python loops and indexing,
 element-wise ops (activations, GDN's square root, additions, rounding), softmax and normalisation;
 a serial context model (mbt2018) is counted as the same convolutions its per-position decoder

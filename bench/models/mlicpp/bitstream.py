@@ -31,6 +31,10 @@ from bench.models import bitstream
 MAGIC = b"MLIC"
 VERSION = 2
 MODE_FAST, MODE_REFERENCE, MODE_PORTABLE, MODE_FAST_WINOGRAD = 0, 1, 2, 3
+MODE_NAMES = {MODE_FAST: "fast float32 (direct convolutions)", MODE_REFERENCE: "reference",
+              MODE_PORTABLE: "portable (float64)", MODE_FAST_WINOGRAD: "fast float32 (Winograd)"}
+#: CRC seed per computation mode (XORed with the weights' fingerprint): streams never mix modes
+MODE_KEYS = {MODE_FAST: 0, MODE_REFERENCE: 0x5EF0_0001, MODE_PORTABLE: 0x5EF0_0002, MODE_FAST_WINOGRAD: 0x5EF0_0003}
 MAX_SIDE = 16384  # a 16k×16k image needs ~60 GB of activations: larger headers are corrupt
 MAX_PIXELS = 16384 * 16384
 _FIELDS = struct.Struct(">BBBBHH")

@@ -45,11 +45,6 @@ from bench.models.mlicpp.transforms import (
 
 #: padded image sides are multiples of this (y is H/16, z is H/64)
 PAD_MULTIPLE = 64
-#: CRC seed per computation mode (XORed with the weights' fingerprint)
-_MODE_KEYS = {bitstream.MODE_FAST: 0, bitstream.MODE_REFERENCE: 0x5EF0_0001, bitstream.MODE_PORTABLE: 0x5EF0_0002,
-              bitstream.MODE_FAST_WINOGRAD: 0x5EF0_0003}
-_MODE_NAMES = {bitstream.MODE_FAST: "fast float32 (direct convolutions)", bitstream.MODE_REFERENCE: "reference",
-               bitstream.MODE_PORTABLE: "portable (float64)", bitstream.MODE_FAST_WINOGRAD: "fast float32 (Winograd)"}
 
 # (part index, parity, σ_sq, μ_sq) → quantized squeezed part q = round(y − μ) + μ
 PartCoder = Callable[[int, str, Tensor, Tensor], Tensor]
@@ -194,7 +189,7 @@ class MLICPlusPlus(CompressionModel):
 
     def stream_key(self) -> int:
         """Seed of the container CRC: the weights' fingerprint and the computation layout."""
-        return self.fingerprint() ^ _MODE_KEYS[self.stream_mode]
+        return self.fingerprint() ^ bitstream.MODE_KEYS[self.stream_mode]
 
     def fingerprint(self) -> int:
         """CRC-32 of every parameter and buffer (name, shape, bytes)."""
@@ -394,8 +389,8 @@ class MLICPlusPlus(CompressionModel):
         mode = bitstream.peek(data).mode
         if mode != self.stream_mode:
             raise CodecError(
-                f"MLIC++ stream was coded in mode {_MODE_NAMES.get(mode, mode)} but this model decodes "
-                f"{_MODE_NAMES[self.stream_mode]}; configure it alike"
+                f"MLIC++ stream was coded in mode {bitstream.MODE_NAMES.get(mode, mode)} but this model decodes "
+                f"{bitstream.MODE_NAMES[self.stream_mode]}; configure it alike"
             )
         header, z_string, y_string = bitstream.unpack(data, self.stream_key())
         if header.portable:
