@@ -19,6 +19,10 @@ measured against a float64 direct convolution, max |Δ| ≈ 1e-13 in float64 (di
 (MLIC++ ``reference``) must not use it; streams record whether it ran (see MLIC++'s header mode).
 The kernel transform G g Gᵀ is recomputed per call (one memory-bound GEMM; caching it would
 hold 4× the weights in memory).
+
+:func:`use_winograd` also runs float64 depthwise convolutions as shifted multiply-adds
+(:class:`ShiftedDepthwiseConv2d`), for the same reason: torch's float64 grouped convolution is a
+loop of per-channel GEMMs. Measured speed: ``python -m bench.tools.mlicpp_speed`` (README).
 """
 
 from __future__ import annotations
