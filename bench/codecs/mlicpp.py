@@ -117,7 +117,10 @@ class MLICPlusPlusCodec(LearnedCodec):
         import compressai
         import torch
 
-        return f"MLIC++ rebuild (spec MLIC@4aa9d2a5), CompressAI {compressai.__version__}, torch {torch.__version__}"
+        numerics = "float64 decoder" if self.params["portable"] else "float32"
+        convs = "Winograd F(4,3) convolutions" if self.params["winograd"] else "direct convolutions"
+        return (f"MLIC++ rebuild (spec MLIC@4aa9d2a5; {self.params['mode']}, {numerics}, {convs}), "
+                f"CompressAI {compressai.__version__}, torch {torch.__version__}")
 
     @property
     def trained(self) -> bool:

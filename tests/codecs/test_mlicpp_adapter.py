@@ -60,6 +60,9 @@ def test_untrained_mode_is_labelled(untrained_codec):
     info = untrained_codec.describe()
     assert info["trained"] is False and "UNTRAINED" in info["warning"] and info["torch_threads"] == 2
     assert "CompressAI 1.2.8" in untrained_codec.library_version()
+    # the stored codec version says what computation ran (the default: portable, Winograd)
+    assert "fast, float64 decoder, Winograd F(4,3) convolutions" in untrained_codec.library_version()
+    assert info["winograd"] is True and info["portable"] is True
     untrained_codec.synchronize()  # CPU: a no-op that must not raise
 
 
