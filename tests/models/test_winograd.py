@@ -116,14 +116,15 @@ def test_mlicpp_fast_streams_record_winograd_and_a_mismatched_decoder_refuses(wi
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_mlicpp_portable_streams_decode_alike_with_and_without_winograd(seed, winograd_everywhere):
-    """The portable path's float64 margins absorb Winograd's other rounding: same stream, same image."""
+    """The portable path's float64 margins absorb Winograd's other rounding: a stream decodes to the
+    same image with and without it. (The encoders may write other bytes: g_a is float32 in both.)"""
     x = _image(seed, 64, 128)
     wino = untrained_model(seed=1).configure(reference=False, portable=True)
     direct = untrained_model(seed=1).configure(reference=False, portable=True, winograd=False)
-    a, b = wino.compress(x), direct.compress(x)
-    assert a.data == b.data
-    pixels = [(m.decompress(a.data).clamp(0, 1) * 255).round() for m in (wino, direct)]
-    assert torch.equal(pixels[0], pixels[1])
+    for encoder in (wino, direct):
+        data = encoder.compress(x).data
+        pixels = [(m.decompress(data).clamp(0, 1) * 255).round() for m in (wino, direct)]
+        assert torch.equal(pixels[0], pixels[1])
 
 
 @pytest.mark.parametrize("k", [3, 5])
