@@ -274,26 +274,24 @@ class Store:
                               [(k,) for k in keys])
         self.conn.commit()
 
+    def _insert(self, table: str, columns: dict[str, str], row: dict[str, Any], verb: str = "INSERT") -> None:
+        """One row into ``table`` (uncommitted); a column the table does not declare is refused."""
+        unknown = set(row) - set(columns)
+        if unknown:
+            raise KeyError(f"unknown {table} columns: {sorted(unknown)}")
+        names = list(row)
+        self.conn.execute(f"{verb} INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                          [_clean(row[n]) for n in names])
+
     def add_measurement(self, row: dict[str, Any]) -> None:
         """Insert one finished cell and commit at once."""
-        unknown = set(row) - set(MEASUREMENT_COLUMNS)
-        if unknown:
-            raise KeyError(f"unknown measurement columns: {sorted(unknown)}")
-        names = list(row)
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO measurements ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-            [_clean(row[n]) for n in names])
+        self._insert("measurements", MEASUREMENT_COLUMNS, row, verb="INSERT OR REPLACE")
         self.conn.commit()
 
     def add_decode_parts(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
         """Insert a decode benchmark's rows (:data:`DECODE_PART_COLUMNS`) and commit."""
         for row in rows:
-            unknown = set(row) - set(DECODE_PART_COLUMNS)
-            if unknown:
-                raise KeyError(f"unknown decode_parts columns: {sorted(unknown)}")
-            row = {**row, "run_id": run_id}
-            self.conn.execute(f"INSERT INTO decode_parts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                              [_clean(v) for v in row.values()])
+            self._insert("decode_parts", DECODE_PART_COLUMNS, {**row, "run_id": run_id})
         self.conn.commit()
 
     def rows(self, table: str = "measurements") -> Iterator[dict[str, Any]]:

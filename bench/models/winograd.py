@@ -99,11 +99,32 @@ def conv3x3(x: Tensor, U: Tensor, bias: Tensor | None = None) -> Tensor:
     return out[:, :H, :W].permute(0, 3, 1, 2)
 
 
+def _same_padded(conv: nn.Module, k: int) -> bool:
+    """A k×k, stride-1, dilation-1, zero-padded 2-D convolution whose output keeps the input size."""
+    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (k, k) and k % 2 == 1
+            and conv.stride == (1, 1) and conv.padding == (k // 2, k // 2) and conv.dilation == (1, 1)
+            and conv.padding_mode == "zeros")
+
+
 def eligible(conv: nn.Module) -> bool:
     """A plain 3×3, stride-1, padding-1, ungrouped, zero-padded 2-D convolution."""
-    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.padding_mode == "zeros")
+    return _same_padded(conv, 3) and conv.groups == 1
+
+
+def depthwise(conv: nn.Module) -> bool:
+    """A depthwise (one filter per channel), stride-1, 'same'-padded, zero-padded 2-D convolution."""
+    return (isinstance(conv, nn.Conv2d) and _same_padded(conv, conv.kernel_size[0])
+            and conv.groups == conv.in_channels == conv.out_channels)
+
+
+#: False inside :func:`direct_convolutions`
+_ACTIVE = True
+
+
+def _direct(conv: nn.Conv2d, x: Tensor) -> bool:
+    """Whether this call must run the direct convolution: inside :func:`direct_convolutions`, or
+    when autograd must reach the input or the weights (LOF)."""
+    return not _ACTIVE or (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
 
 
 class WinogradConv2d(nn.Conv2d):
@@ -118,25 +139,13 @@ class WinogradConv2d(nn.Conv2d):
 
     MIN_OUT_FLOAT32 = 64
     MIN_TILES = 64
-    #: False inside :func:`direct_convolutions`
-    active = True
 
     def forward(self, x: Tensor) -> Tensor:
-        if not WinogradConv2d.active or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
-            return super().forward(x)
-        if x.dtype == torch.float32 and self.out_channels < self.MIN_OUT_FLOAT32:
-            return super().forward(x)
-        if -(-x.shape[-2] // TILE) * -(-x.shape[-1] // TILE) < self.MIN_TILES:
+        tiles = -(-x.shape[-2] // TILE) * -(-x.shape[-1] // TILE)
+        if (_direct(self, x) or tiles < self.MIN_TILES
+                or (x.dtype == torch.float32 and self.out_channels < self.MIN_OUT_FLOAT32)):
             return super().forward(x)
         return conv3x3(x, transform_weights(self.weight), self.bias)
-
-
-def depthwise(conv: nn.Module) -> bool:
-    """A depthwise (one filter per channel), stride-1, 'same'-padded, zero-padded 2-D convolution."""
-    k = conv.kernel_size[0] if isinstance(conv, nn.Conv2d) else 0
-    return (isinstance(conv, nn.Conv2d) and conv.groups == conv.in_channels == conv.out_channels
-            and conv.kernel_size == (k, k) and k % 2 == 1 and conv.stride == (1, 1)
-            and conv.padding == (k // 2, k // 2) and conv.dilation == (1, 1) and conv.padding_mode == "zeros")
 
 
 class ShiftedDepthwiseConv2d(nn.Conv2d):
@@ -148,8 +157,7 @@ class ShiftedDepthwiseConv2d(nn.Conv2d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if (not WinogradConv2d.active or x.dtype != torch.float64
-                or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))):
+        if _direct(self, x) or x.dtype != torch.float64:
             return super().forward(x)
         k, (H, W) = self.kernel_size[0], x.shape[-2:]
         padded = F.pad(x, (k // 2,) * 4)
@@ -182,10 +190,11 @@ def use_winograd(module: nn.Module, enabled: bool = True) -> int:
 
 @contextlib.contextmanager
 def direct_convolutions() -> Iterator[None]:
-    """Within: every :class:`WinogradConv2d` runs as a direct convolution (complexity counting
-    states direct multiply-adds, whatever algorithm runs them)."""
-    before, WinogradConv2d.active = WinogradConv2d.active, False
+    """Within: every convolution switched by :func:`use_winograd` runs as a direct convolution
+    (complexity counting states direct multiply-adds, whatever algorithm runs them)."""
+    global _ACTIVE
+    before, _ACTIVE = _ACTIVE, False
     try:
         yield
     finally:
-        WinogradConv2d.active = before
+        _ACTIVE = before

@@ -208,10 +208,6 @@ def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[st
     return record
 
 
-def _mb(value: float | None) -> str:
-    return "?" if value is None else f"{value:.0f}"
-
-
 def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -234,7 +230,7 @@ def table(records: list[dict[str, Any]]) -> str:
                          f"{m['dtype']}, cpu {m['decode_cpu_s']:.2f} s, floor {m['floor_s']:.3f} s (decode/floor "
                          f"{m['decode_over_floor']:.2f}; CPU: of matmul {m['cpu_matmul_fraction']:.2f}), "
                          f"{m['bytes']} bytes ({_num(ratios.get('bytes_pct'), '+.3f')} % vs reference), "
-                         f"peak +{_mb(m['peak_rss_growth_mb'])} MB")
+                         f"peak +{_num(m['peak_rss_growth_mb'], '.0f')} MB")
         rates = ", ".join(f"{d} {g:.1f} GFLOP/s ({r['matmul_gflop_per_cpu_s'][d]:.1f} per CPU s)"
                           for d, g in r["matmul_gflops"].items())
         lines.append(f"{r['size']:>10} matmul on {r['threads']} threads: {rates}; load {r['loadavg_1min']:.2f}")
@@ -243,8 +239,6 @@ def table(records: list[dict[str, Any]]) -> str:
 
 def store_rows(records: list[dict[str, Any]], codec: str) -> list[dict[str, Any]]:
     """One ``decode_parts`` row per size, mode and part (and ``total``) for the results store."""
-    import socket
-
     from bench.machine import machine_info
 
     machine = machine_info()
@@ -252,7 +246,7 @@ def store_rows(records: list[dict[str, Any]], codec: str) -> list[dict[str, Any]
     for r in records:
         for mode, m in r["modes"].items():
             base = {"codec": codec, "size": r["size"], "width": r["width"], "height": r["height"], "mode": mode,
-                    "dtype": m["dtype"], "threads": r["threads"], "host": socket.gethostname(),
+                    "dtype": m["dtype"], "threads": r["threads"], "host": machine.get("host"),
                     "cpu_model": machine.get("cpu_model"), "matmul_gflops": r["matmul_gflops"][m["dtype"]],
                     "loadavg_1min": r["loadavg_1min"], "bytes": m["bytes"]}
             for part, p in m["parts"].items():

@@ -23,7 +23,6 @@ from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_lik
 from bench.models.lof import latent_as_analysis
 from bench.models.mlicpp.checkerboard import squeeze
 from bench.models.mlicpp.model import MLICPlusPlus
-from bench.models.portable import default_dtype
 from bench.models.quantizers import Quantizer, hard_round
 
 
@@ -63,7 +62,7 @@ class MLICLatent:
             likelihoods.append(gaussian_likelihood(m.gaussian_conditional, q, scales, means))
             return q
 
-        with default_dtype(m.dtype if m.portable else None):
+        with m.dtype_scope():
             y_hat = m._recursion(hp, code_part)
         return total_bits(likelihoods), y_hat
 

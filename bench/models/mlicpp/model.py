@@ -175,6 +175,10 @@ class MLICPlusPlus(CompressionModel):
         """dtype of the decoder's path (float64 when portable)."""
         return next(self.g_s.parameters()).dtype
 
+    def dtype_scope(self) -> contextlib.AbstractContextManager:
+        """Within: tensors created without a dtype match the decoder's path (float64 when portable)."""
+        return default_dtype(self.dtype if self.portable else None)
+
     def _fmt(self, t: Tensor) -> Tensor:
         return t.contiguous(memory_format=self.memory_format)
 
@@ -294,7 +298,7 @@ class MLICPlusPlus(CompressionModel):
             q, likelihoods[i, parity] = self.gaussian_conditional(y_part, scales, means, training=False)
             return q
 
-        with default_dtype(self.dtype if self.portable else None):
+        with self.dtype_scope():
             y_hat = self._recursion(hp, code_part)
         y_likelihoods = torch.cat(
             [unsqueeze(ANCHOR, likelihoods[i, ANCHOR]) + unsqueeze(NONANCHOR, likelihoods[i, NONANCHOR])
@@ -355,7 +359,7 @@ class MLICPlusPlus(CompressionModel):
             y_bits = y_bits - torch.log2(likelihood.double()).sum()
             return q
 
-        with default_dtype(dtype if self.portable else None):
+        with self.dtype_scope():
             y_hat = self._recursion(hp, code_part)
         all_symbols, all_indexes = torch.cat(symbols).cpu(), torch.cat(indexes).cpu()
         encoder = BufferedRansEncoder()
@@ -405,7 +409,7 @@ class MLICPlusPlus(CompressionModel):
         elif threads is None and not header.portable:
             threads = header.threads
         ph, pw = header.height + (-header.height) % PAD_MULTIPLE, header.width + (-header.width) % PAD_MULTIPLE
-        with pinned_threads(threads), default_dtype(self.dtype if self.portable else None):
+        with pinned_threads(threads), self.dtype_scope():
             self.last_decode_threads = torch.get_num_threads()  # what really ran (cross-decode checks)
             try:
                 z_hat = self.entropy_bottleneck.decompress([z_string], (ph // 64, pw // 64))
