@@ -11,6 +11,7 @@ from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
 from bench.errors import BenchError, describe, quiet_broken_pipe
 from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
 from bench.report.build import build_report
+from bench.report.progress import stderr_progress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     options = ReportOptions(anchor=args.anchor, method=args.method, averaging=args.averaging, dataset=args.dataset,
                             plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()))
     try:
-        report = build_report(args.results, out, options)
+        with stderr_progress() as step:
+            report = build_report(args.results, out, options, step)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
     except (BenchError, OSError, ValueError) as exc:  # a user error, or the disk: one line, no traceback
