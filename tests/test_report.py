@@ -622,3 +622,14 @@ def test_the_page_in_a_real_browser(which: str, request) -> None:
     assert all(i["error"] is None and i["width"] > 100 and i["src"].startswith("data:image/png") for i in seen.images)
     assert seen.tables and seen.wide_tables == [], seen.wide_tables
     assert seen.viewport == 1024 and seen.page <= seen.viewport
+
+
+def test_ladder_crops_of_the_bundled_photographs_are_named() -> None:
+    """The quick-start ladder comes from scikit-image's photographs, stored as ``ladder:data``."""
+    from bench.report.costsection import dataset_label
+
+    assert dataset_label("ladder:data", {"astronaut", "hubble_deep_field"}) == \
+        "crops of samples (scikit-image photographs)"
+    assert dataset_label("ladder:data", {"mine"}) == "crops of data"
+    assert dataset_label("ladder:clic-pro-valid-subset", {"a"}) == "crops of clic-pro-valid-subset"
+    assert dataset_label("samples", {"astronaut"}) == "samples"

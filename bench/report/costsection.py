@@ -35,16 +35,19 @@ Csv = Callable[[pd.DataFrame, str], str]
 Figure = Callable[[Any, str, str, list[str]], Any]
 
 
-def dataset_label(dataset: str, images: set[str], samples: set[str] = frozenset()) -> str:
+def dataset_label(dataset: str, images: set[str]) -> str:
     """What a row's ``dataset`` is, for a reader: ladder rows (``ladder:FOLDER``, the folder their
     image came from) become ``crops of FOLDER``, or ``crops of samples (scikit-image photographs)``
-    when their images are among ``samples`` (the store's images of dataset ``samples``, which the
-    ladder falls back to; their folder is scikit-image's ``data``)."""
+    for the bundled photographs the ladder falls back to (their folder is scikit-image's ``data``)."""
     if not dataset.startswith("ladder:"):
         return dataset
-    if images and images <= samples:
-        return "crops of samples (scikit-image photographs)"
-    return f"crops of {dataset[len('ladder:'):]}"
+    folder = dataset[len("ladder:"):]
+    if folder == "data" and images:
+        from bench.datasets import SAMPLE_NAMES  # only here: bench.datasets imports the image libraries
+
+        if images <= set(SAMPLE_NAMES):
+            return "crops of samples (scikit-image photographs)"
+    return f"crops of {folder}"
 
 
 def complexity_section(doc: Document, data: ReportData, csv: Csv) -> None:
@@ -69,8 +72,7 @@ def complexity_section(doc: Document, data: ReportData, csv: Csv) -> None:
     table = tables.complexity_table(data.rows)
     name = csv(table, "complexity")
     images = data.rows.groupby("dataset")["image"].agg(lambda s: set(s.astype(str)))
-    samples = images.get("samples", set())
-    table["dataset"] = [dataset_label(d, images.get(d, set()), samples) for d in table["dataset"]]
+    table["dataset"] = [dataset_label(d, images.get(d, set())) for d in table["dataset"]]
     keys = {"codec": "codec", "device": "device", "machine": "machine class", "dataset": "dataset",
             "resolution": "resolution"}
     if table["machine"].nunique() < 2:  # one class: named in the text above, not on every row
