@@ -53,7 +53,7 @@ def store(tmp_path_factory, run_python, synthetic_images: Path) -> Path:
     done = run_python("bench", "--codecs-dir", str(codecs), "run", "--codecs", f"jpeg-420,webp,{UNTRAINED},{FAULTY}",
                       "--dataset", str(synthetic_images), "--images", "2", "--ladder-set", str(synthetic_images),
                       "--ladder", "128x128,256x256", "--ladder-per-size", "1", "--repeats", "1", "--jobs", "2",
-                      "--out", str(out), "--quiet", data_dir=synthetic_images.parent)
+                      "--out", str(out), "--quiet", data_dir=synthetic_images.parent, timeout=1800)  # slow when loaded
     assert done.returncode == 0, done.stderr
     return out
 
@@ -310,7 +310,7 @@ def plain_store(tmp_path_factory, run_python) -> Path:
     out = root / "results"
     done = run_python("bench", "--codecs-dir", str(codecs), "run", "--codecs", "jpeg-420,webp,hostile",
                       "--dataset", str(photos), "--ladder", "none", "--repeats", "1", "--jobs", "1", "--out", str(out),
-                      "--quiet")
+                      "--quiet", timeout=1800)
     assert done.returncode == 0, done.stderr
     return out
 
