@@ -210,7 +210,7 @@ def test_errors_are_shown_not_fatal(report: Path) -> None:
     # The two good rate points still give a BD-rate; the error cells are counted beside it.
     assert bd.loc[FAULTY, "status_psnr"] == "ok" and bd.loc[FAULTY, "n_error_rows"] == 2
     assert bd.loc[FAULTY, "n_points_psnr"] == 2
-    assert re.search(rf"\| {FAULTY} \| cpu \| \+[0-9.]+ \[.*2 error cell\(s\) left out \|", md)
+    assert re.search(rf"\| {FAULTY} \| cpu \| \+[0-9.]+ \\\[.*2 error cell\(s\) left out \|", md)
 
 
 def test_provenance_comes_from_the_run_manifest(report: Path, store: Path) -> None:

@@ -28,7 +28,7 @@ from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, 
                                     resolve_anchor)
 from bench.report.bdsection import bd_section
 from bench.report.data import ReportData, load
-from bench.report.document import Document, FigureRef, md_code, md_escape, md_prose
+from bench.report.document import Document, FigureRef, fmt_code, md_code, md_escape, md_prose
 from bench.report.progress import STEPS, Step, quiet
 
 METHOD_TEXT = {
@@ -92,7 +92,7 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
     doc.heading(4, "Package versions")
     doc.table(prov.package_versions(data.runs))
     doc.heading(3, "Codecs")
-    doc.table(prov.codecs_table(data.rows, data.errors, data.runs))
+    doc.table(prov.codecs_table(data.rows, data.errors, data.runs), formats={"adapter": fmt_code})
     doc.heading(3, "Definitions")
     doc.text("From the metric registry (bench/metrics/registry.py) and the runs' manifests:")
     lines = ["| column | meaning |", "|---|---|"] + [f"| {d.column} | {d.meaning} |" for d in prov.definitions(

@@ -34,10 +34,19 @@ Formatter = Callable[[Any], str]
 #: ASCII punctuation that starts CommonMark inline syntax (links, images, emphasis, code, strike,
 #: headings, table cells) gets a backslash; ``<`` (autolinks, HTML) is handled by the HTML/entity
 #: escaping and :func:`local_target`.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]!~#|])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]!~#|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # intraword _ is inert
 _CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _EMBEDDED_PNG = "data:image/png;base64,"
+
+
+class Raw(str):
+    """Markdown made by our code (e.g. :func:`md_code` of a value): a table cell keeps it as it is."""
+
+
+def fmt_code(v: Any) -> str:
+    """A table cell as a code span: a long identifier (``pkg.module:Class``) may then wrap anywhere."""
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else Raw(md_code(v).replace("|", "\\|"))
 
 
 def md_escape(text: Any) -> str:
@@ -84,6 +93,7 @@ h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { border-bottom: 1px solid #bbb; padding-bottom: .15em; margin-top: 1.8em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: .86em; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: .25em .55em; vertical-align: top; overflow-wrap: break-word; }
+td:last-child { overflow-wrap: anywhere; }
 th { background: #f0f0f3; }
 tr:nth-child(even) td { background: #fafafc; }
 td { font-variant-numeric: tabular-nums; }
@@ -133,7 +143,7 @@ def _cell(value: Any, formatter: Formatter | None) -> str:
         text = f"{value:.4g}"
     else:
         text = str(value)
-    return md_escape(text)
+    return text if isinstance(text, Raw) else md_escape(text)
 
 
 def md_table(frame: pd.DataFrame, columns: Mapping[str, str] | None = None,
