@@ -41,7 +41,8 @@ def weights_specs(config: CodecConfig) -> list[WeightsSpec | None]:
     """The weights description of each rate point (None: untrained); ``ValueError`` if malformed."""
     from bench.models.weights import WeightsSpec
 
-    return [WeightsSpec.parse(p.params["weights"], f"{config.name}: rate point {p.label!r}")
+    base = Path(config.source).parent if config.source else None
+    return [WeightsSpec.parse(p.params["weights"], f"{config.name}: rate point {p.label!r}", base)
             if "weights" in p.params else None for p in config.rates]
 
 

@@ -102,10 +102,15 @@ class WeightsSpec:
     metric: str | None = None  # the distortion they were trained for ("mse", "ms-ssim")
     licence: str | None = None
     source: str | None = None
+    base: str | None = None  # folder a relative ``path`` is read from: the configuration's own
 
     @classmethod
-    def parse(cls, table: Any, where: str) -> WeightsSpec:
-        """Read a ``weights`` table; ``ValueError`` naming ``where`` and the key if it is wrong."""
+    def parse(cls, table: Any, where: str, base: str | os.PathLike | None = None) -> WeightsSpec:
+        """Read a ``weights`` table; ``ValueError`` naming ``where`` and the key if it is wrong.
+
+        A relative ``path`` is relative to ``base`` (the folder of the configuration file, so
+        weights shipped beside ``codecs/*.toml`` are found from any working directory) and may
+        not leave it."""
         if not isinstance(table, dict):
             raise ValueError(f"{where}: weights must be a table {{ path|url, sha256, lambda, ... }}, got {table!r}")
         for key, value in table.items():
@@ -127,9 +132,14 @@ class WeightsSpec:
         lam = table.get("lambda")
         if lam is not None and not lam > 0:
             raise ValueError(f"{where}: weights.lambda = {lam!r} must be > 0")
-        return cls(table.get("path"), table.get("url"), sha.lower() if sha else None,
+        path = table.get("path")
+        if path is not None and base is not None and not _is_absolute(path):
+            inside = (Path(base) / path).resolve()
+            if not inside.is_relative_to(Path(base).resolve()):
+                raise ValueError(f"{where}: weights.path = {path!r} leaves the configuration's folder {base}")
+        return cls(path, table.get("url"), sha.lower() if sha else None,
                    float(lam) if lam is not None else None, table.get("metric"), table.get("licence"),
-                   table.get("source"))
+                   table.get("source"), os.fspath(base) if base is not None else None)
 
     def location(self) -> Path:
         """Where the file is (or, for a ``url``, will be once fetched). ``CheckpointError`` if a
@@ -141,12 +151,19 @@ class WeightsSpec:
         if unset:
             raise CheckpointError(f"weights path {self.path!r} uses environment variable "
                                   f"{', '.join(unset)}, which is not set")
+        if self.base is not None and not Path(expanded).is_absolute():
+            return Path(self.base) / expanded
         return Path(expanded)
 
     def describe(self) -> dict[str, Any]:
         """The description as stored with a run (only the keys that are set)."""
         keys = ("path", "url", "sha256", "lam", "metric", "licence", "source")
         return {("lambda" if k == "lam" else k): getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def _is_absolute(path: str) -> bool:
+    """True for paths that do not depend on a base folder: absolute, ``~``, or ``$VARIABLE`` ones."""
+    return path.startswith(("~", "$")) or Path(path).is_absolute()
 
 
 def weights_dir() -> Path:

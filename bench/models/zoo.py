@@ -244,9 +244,10 @@ def load_model(
     seed: int = 0,
     device: str | torch.device = "cpu",
     portable: bool = False,
+    shape: tuple[int, int] | None = None,
 ) -> ZooModel:
     """A zoo model with the weights file ``weights`` (checked by the caller), or if None a
-    seeded untrained one."""
+    seeded untrained one of width ``shape`` = (N, M) (default: the zoo's for ``quality``)."""
     check_architecture(architecture, metric, quality)
     cls = model_architectures[architecture]
     if weights is not None:
@@ -257,7 +258,7 @@ def load_model(
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + quality)
-            net = cls(*cfgs[architecture][quality])
+            net = cls(*(shape or cfgs[architecture][quality]))
             _mask_context(net)
             _init_untrained(net)
     _mask_context(net)

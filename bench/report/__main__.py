@@ -30,14 +30,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot-anchors", default="",
                         help="extra published curves to draw, comma-separated (e.g. kodak/bpg444,kodak/jpeg)")
     parser.add_argument("--out", default=None, help="output folder (default reports/<results dir name>)")
+    parser.add_argument("--training", type=Path, default=None,
+                        help="folder of the shipped weights' training curves (*.curve.csv, *.train.json; default: "
+                             "the weights/ folder of the codec configurations)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out) if args.out else Path("reports") / Path(args.results).resolve().name
+    if args.training is None:
+        from bench.codecs.registry import default_codecs_dir
+
+        args.training = default_codecs_dir() / "weights"
     options = ReportOptions(anchor=args.anchor, method=args.method, averaging=args.averaging, dataset=args.dataset,
-                            plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()))
+                            plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()),
+                            training=args.training)
     try:
         report = build_report(args.results, out, options)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours

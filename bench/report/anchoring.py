@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, MEAN_OF_PER_IMAGE, METHODS, BDError, bd_curves
@@ -42,6 +43,7 @@ class ReportOptions:
     averaging: str = AVERAGE_CURVE
     plot_anchors: tuple[str, ...] = ()  # published curves drawn in addition to the BD anchor
     dataset: str | None = None  # dataset compared with the anchor (default: the anchor's)
+    training: Path | None = None  # folder of shipped weights' training curves (bench.report.training)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from bench.report.bdsection import bd_section
 from bench.machine import UNRECORDED
 from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_fixed, fmt_number
+from bench.report.training import training_section
 
 METHOD_TEXT = {
     "pchip": "piecewise cubic Hermite interpolation of log-rate over quality, integrated exactly (JVET common "
@@ -312,6 +313,9 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     _cross_decode_section(body, data, out, written)
     fits = _scaling_section(body, data, palette, out, written)
     _tradeoff_section(body, data, bd, bd_anchor, palette, out, written)
+    training_section(body, options.training, sorted(data.rows["codec"].unique()),
+                     lambda frame, name: _csv(frame, out, name, written),
+                     lambda fig, name, alt, csv: _figure(fig, out, name, alt, csv, written))
 
     doc = Document(title)
     _provenance_section(doc, data, options, notes)  # after the body: it lists the notes the body made
