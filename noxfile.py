@@ -116,9 +116,9 @@ def mlicpp_speed(session: nox.Session) -> None:
 #: λ = 0.0067, then every shipped rate point fine-tuned from a neighbour (0.0932 from 0.025), all
 #: with the same seed, data, batch (8 × 128²) and optimiser. Runs land in results/train/CODEC/RUN
 #: and resume from their checkpoints when the session is run again.
-TRAIN_SCHEDULE = (("base-0.0067", 0.0067, 6000, None), ("ft-0.025", 0.025, 1500, "base-0.0067"),
-                  ("ft-0.0018", 0.0018, 1500, "base-0.0067"), ("ft-0.0932", 0.0932, 1500, "ft-0.025"),
-                  ("ft-0.0067", 0.0067, 1500, "base-0.0067"))
+TRAIN_SCHEDULE = (("base-0.0067", 0.0067, 6000, None), ("ft-0.025", 0.025, 1200, "base-0.0067"),
+                  ("ft-0.0018", 0.0018, 1200, "base-0.0067"), ("ft-0.0932", 0.0932, 1200, "ft-0.025"),
+                  ("ft-0.0067", 0.0067, 1200, "base-0.0067"))
 
 
 @nox.session(python=False)
