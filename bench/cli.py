@@ -81,7 +81,7 @@ def _probe(config: CodecConfig) -> tuple[str | None, str, bool | None, list[str]
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            hide_import_noise()  # but not the third-party noise that runs hide too
+            hide_import_noise()  # "always", except for the third-party import noise that runs hide too
             reason = registry.availability(config)
             if reason is None:
                 try:

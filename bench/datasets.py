@@ -259,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fetch(args) if args.command == "fetch" else _show(args.name)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C: images already verified stay, a partial one never takes its name
+        print("interrupted", file=sys.stderr)
+        return 130
     except (BenchError, OSError) as exc:  # a user error or the disk: one line, no traceback
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2

@@ -50,7 +50,10 @@ def _open_locked(path: Path) -> tuple[int, bool]:
         try:
             fd, created = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
         except FileExistsError:
-            fd, created = os.open(path, os.O_RDWR), False  # not inherited by worker processes
+            try:
+                fd, created = os.open(path, os.O_RDWR), False  # not inherited by worker processes
+            except FileNotFoundError:
+                continue  # removed meanwhile by a refused run: create it afresh
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             same = os.path.exists(path) and os.path.samestat(os.fstat(fd), os.stat(path))

@@ -242,6 +242,21 @@ def test_interrupting_a_run_prints_one_line_and_keeps_the_finished_cells(tmp_pat
     assert list(read_measurements(out)["rate_label"]) == ["quick"]
 
 
+def test_interrupting_a_fetch_or_a_report_prints_one_line(capsys, tmp_path, monkeypatch):
+    import bench.datasets
+    import bench.report.__main__ as report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench.datasets, "download", interrupted)
+    assert bench.datasets.main(["fetch", "kodak", "--root", str(tmp_path / "data")]) == 130
+    assert capsys.readouterr().err == "interrupted\n" and not (tmp_path / "data").exists()
+    monkeypatch.setattr(report, "build_report", interrupted)
+    assert report.main([str(tmp_path / "results"), "--out", str(tmp_path / "rep")]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
 # --- install and messages --------------------------------------------------------------------------
 
 def test_every_install_hint_names_an_extra_that_exists():

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(args.results, out, options)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print("interrupted", file=sys.stderr)
+        return 130
     except (BenchError, OSError, ValueError) as exc:  # a user error, or the disk: one line, no traceback
         # the output folder names a disk error's place (it carries no path of its own), never a missing input's
         disk = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror
