@@ -208,6 +208,18 @@ DECODE_PART_COLUMNS: dict[str, str] = {
 }
 
 
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse (:class:`StoreError`) an SQLite file that holds tables but not ours: another
+    application's database, which creating our tables (and switching it to WAL) would alter."""
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    if tables and "measurements" not in tables:
+        conn.close()
+        shown = ", ".join(tables[:5]) + (" …" if len(tables) > 5 else "")
+        raise StoreError(f"{path} is not a lic-bench results store (an SQLite database with tables {shown}); "
+                         "it is left untouched: choose another --out")
+
+
 class Store:
     """A results database. Use as a context manager or call :meth:`close`."""
 
@@ -223,6 +235,7 @@ class Store:
             raise StoreError(f"{where}: {reason}; reports and exports can still read it")
         try:
             self.conn = sqlite3.connect(self.path, timeout=60)
+            _refuse_foreign(self.conn, self.path)  # before anything is written to it
             self.conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             self.conn.execute("PRAGMA synchronous=FULL")  # a committed cell survives power loss
             self._create()

@@ -30,6 +30,17 @@ if TYPE_CHECKING:
     from bench.models.lof import LOFOptions
     from bench.models.weights import WeightsSpec
 
+def hide_import_noise() -> None:
+    """Hide the one warning importing compressai prints that is noise to our users: compressai 1.2.8
+    imports torch_geometric when present, which calls the deprecated ``torch.jit.script`` at import
+    (a ``FutureWarning`` naming neither us nor anything a user can change). Only that message is
+    hidden; every learned adapter imports this module before compressai (workers included)."""
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning,
+                            module=r"torch\.jit\._script")
+
+
+hide_import_noise()
+
 #: The rate-point parameter every learned adapter accepts (see :mod:`bench.models.weights`).
 WEIGHTS_PARAM = {"weights": Param(dict)}
 #: Encoder-side LOF settings (``lof_iterations`` 0 = off), for adapters whose models support it.

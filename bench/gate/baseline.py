@@ -151,9 +151,22 @@ def read_baseline(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise GateError(f"no baseline at {path}; create one with --update-baseline")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GateError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
         raise GateError(f"{path}: cannot be read ({exc.strerror})") from None
+    except GateError as exc:
+        raise GateError(f"{path}: {exc}; fix the file or rewrite it with --update-baseline") from None
     return validate_baseline(doc, path)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: ``json`` would keep the last of two equal keys silently,
+    so a baseline edited by hand could judge against a value nobody meant."""
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise GateError(f"key {key!r} appears twice in one object")
+        doc[key] = value
+    return doc

@@ -27,11 +27,18 @@ def y_tensor(image: np.ndarray):
     return torch.from_numpy(luma(image) / 255.0)[None, None]
 
 
+#: how to install a metric's module that is not a dependency of lic-bench itself
+_NLPD_HINT = ("NLPD's optional package: install it as the README's \"Quality metrics\" says "
+              "(pip install --no-deps pyiqa==0.1.16 …)")
+_INSTALL_HINTS = {"pyiqa": _NLPD_HINT, "cv2": _NLPD_HINT}
+
+
 def missing(*modules: str) -> str | None:
     """Why a metric cannot run: the first module that is not importable, else None."""
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            return f"Python package {module!r} is not installed (pip install 'lic-bench[metrics]')"
+            hint = _INSTALL_HINTS.get(module, "a dependency of lic-bench: reinstall it, e.g. pip install -e .")
+            return f"Python package {module!r} is not installed ({hint})"
     return None
 
 

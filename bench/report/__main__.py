@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
+from bench.argparsing import ArgumentParser
 from bench.errors import BenchError, describe, quiet_broken_pipe
 from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
 from bench.report.build import build_report
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.report",
+    parser = ArgumentParser(prog="python -m bench.report",
                                      description="Write an HTML + Markdown report (RD curves, BD-rate, complexity, "
                                                  "scaling) of a results store.")
     parser.add_argument("results", nargs="?", default="results/default",
@@ -50,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(args.results, out, options)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print("interrupted", file=sys.stderr)
+        return 130
     except (BenchError, OSError, ValueError) as exc:  # a user error, or the disk: one line, no traceback
-        print(f"error: {describe(exc, out)}", file=sys.stderr)
+        # the output folder names a disk error's place (it carries no path of its own), never a missing input's
+        disk = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror
+        print(f"error: {describe(exc, out if disk else None)}", file=sys.stderr)
         return 2
     except sqlite3.Error as exc:  # a results store that cannot be read
         print(f"error: results store {args.results}: {describe(exc)}", file=sys.stderr)
