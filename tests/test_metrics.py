@@ -73,9 +73,11 @@ def test_registry_declares_each_metric_once_and_the_store_has_its_columns():
 
 def test_selection_words_names_and_unknown_names():
     assert run.select(None) == registry.DEFAULT == ("psnr-rgb", "psnr-y", "psnr-yuv", "ms-ssim", "ms-ssim-y")
-    assert set(run.select("jpeg-ai")) == {"ms-ssim-y", "iw-ssim", "vif", "fsim", "nlpd", "psnr-hvs-m", "vmaf"}
+    # the default set is always kept: the summary's and the report's PSNR-RGB and MS-SSIM need it
+    assert set(run.select("jpeg-ai")) == set(registry.DEFAULT) | {"ms-ssim-y", "iw-ssim", "vif", "fsim", "nlpd",
+                                                                  "psnr-hvs-m", "vmaf"}
     assert run.select("all") == tuple(m.name for m in METRICS)
-    assert run.select("vmaf, psnr-rgb,vmaf") == ("psnr-rgb", "vmaf")  # declaration order, once each
+    assert run.select("vmaf, psnr-rgb,vmaf") == registry.DEFAULT + ("vmaf",)  # declaration order, once each
     with pytest.raises(UsageError, match="unknown metric 'psnr'.*psnr-rgb"):
         run.select("psnr")
 
@@ -166,15 +168,15 @@ def test_run_computes_only_the_selected_metrics_and_export_and_manifest_follow(t
     assert done.returncode == 0, done.stderr
     row = read_measurements(out).iloc[0]
     assert row["status"] == "ok" and 25 < row["psnr_y"] < 60 and 25 < row["psnr_hvs_m"] < 70
-    assert row[["psnr_rgb", "ms_ssim", "vif", "vmaf"]].isna().all()
+    assert row[["vif", "vmaf", "nlpd"]].isna().all() and 25 < row["psnr_rgb"] < 60  # the default set is kept
     manifest = json.loads(read_runs(out)["manifest"].iloc[0])
-    assert [m["metric"] for m in manifest["metrics"]] == ["psnr-y", "psnr-hvs-m"]
-    assert manifest["metrics"][1]["implementation"].startswith("psnr-hvsm ")
+    assert [m["metric"] for m in manifest["metrics"]] == [*registry.DEFAULT, "psnr-hvs-m"]
+    assert manifest["metrics"][-1]["implementation"].startswith("psnr-hvsm ")
     done = bench("export", str(out), "--compressai-json", str(tmp_path / "json"))
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "json" / "jpeg-420.json").read_text())["results"]
     assert results["psnr-hvs-m"][0] == pytest.approx(row["psnr_hvs_m"]) and "vif" not in results
-    assert results["psnr-rgb"] == [None]  # not measured: null, as the export documents
+    assert results["psnr-rgb"][0] == pytest.approx(row["psnr_rgb"])  # the default set is always measured
 
 
 def test_kodak_jpeg_pair_agrees_with_second_implementations(data_dir):
