@@ -19,6 +19,7 @@ from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, MEAN_OF_PER_IMAGE, METH
 from bench.anchors import Anchor, AnchorError, list_anchors, load_anchor
 from bench.errors import ReportError
 from bench.report import tables
+from bench.report.bdsection import present_metrics
 from bench.report.data import ReportData
 
 #: The measured VTM 23.13 anchor (python -m bench.tools.vtm anchor); CompressAI's published
@@ -151,6 +152,16 @@ def resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -
                    f"{data.datasets() or 'no dataset'}")
         if options.anchor or options.dataset:
             raise ReportError(message + "; pick another --anchor (python -m bench.anchors list) or --dataset")
+        return fallback_anchor(data, options, message, notes)
+    native = data.rd_rows[(data.rd_rows["dataset"] == dataset) & (data.rd_rows["resolution"] == "native")]
+    measured = present_metrics(native)
+    if measured and not any(tables.anchor_has(anchor, m.bd_column) for m in measured):
+        codecs = ", ".join(sorted(native["codec"].unique()))
+        message = (f"anchor {name!r} has none of the qualities this store measured on {dataset!r} "
+                   f"({', '.join(m.label for m in measured)}; the anchor has {', '.join(anchor.qualities)})")
+        if options.anchor:
+            raise ReportError(message + f"; compare with a codec of the store instead: --anchor "
+                              f"{MEASURED_PREFIX}NAME (codecs: {codecs})")
         return fallback_anchor(data, options, message, notes)
     return BDAnchor(name, dataset, anchor, anchor, describe_published(anchor))
 

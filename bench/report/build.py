@@ -22,7 +22,7 @@ from bench.report import provenance as prov
 from bench.report import tables
 from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, check_options, plot_anchors,
                                     resolve_anchor)
-from bench.report.bdsection import bd_section
+from bench.report.bdsection import bd_section, present_metrics
 from bench.machine import UNRECORDED
 from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_fixed, fmt_number
@@ -276,9 +276,10 @@ def _tradeoff_section(doc: Document, data: ReportData, bd: pd.DataFrame | None, 
         return
     native = data.rd_rows[(data.rd_rows["dataset"] == bd_anchor.dataset) & (data.rd_rows["resolution"] == "native")]
     adapters = data.rows.drop_duplicates("codec").set_index("codec")["adapter"].to_dict()
-    frame = tables.tradeoff(bd, native, adapters)
+    frame = tables.tradeoff(bd, native, adapters, present_metrics(native))
     csv = _csv(frame, out, "tradeoff", written)
-    doc.text(f"Each codec at its BD-rate (PSNR-RGB, against `{bd_anchor.name}`) and its median decode time per "
+    metric = frame["bd_metric"].iloc[0] if len(frame) else "PSNR-RGB"
+    doc.text(f"Each codec at its BD-rate ({metric}, against `{bd_anchor.name}`) and its median decode time per "
              f"{bd_anchor.dataset} image (over all its rate points). Codecs sharing an adapter (profiles of one "
              "codec family) share a marker and are joined by a line. Lower and further left is better.")
     fig = figs.tradeoff_figure(frame, bd_anchor.name, palette)
