@@ -129,11 +129,18 @@ def validate_baseline(doc: Any, path: Path) -> dict[str, Any]:
         ratio = c.get(entry, where, "dec_time_ratio", (int, float))
         if not (math.isfinite(ratio) and ratio > 0):
             c.fail(f"{where}.dec_time_ratio", f"expected a finite positive number, found {ratio!r}")
-        cells = c.get(entry, where, "cell_ratios", dict)
-        for key, value in cells.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (number and math.isfinite(value) and value > 0):
-                c.fail(f"{where}.cell_ratios.{key}", f"expected a finite positive number, found {value!r}")
+        for name, required in (("cell_ratios", True), ("cell_wall_ratios", False)):  # wall: since wall time is judged
+            cells = c.get(entry, where, name, dict, required=required) or {}
+            for key, value in cells.items():
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if not (number and math.isfinite(value) and value > 0):
+                    c.fail(f"{where}.{name}.{key}", f"expected a finite positive number, found {value!r}")
+        wall = c.get(entry, where, "dec_wall_ratio", (int, float), required=False)
+        if wall is not None and not (math.isfinite(wall) and wall > 0):
+            c.fail(f"{where}.dec_wall_ratio", f"expected a finite positive number, found {wall!r}")
+        timer = c.get(entry, where, "timer", str, required=False)
+        if timer not in (None, "wall", "CUDA events"):
+            c.fail(f"{where}.timer", f"{timer!r} is neither 'wall' nor 'CUDA events'")
         for key in ("version", "config_hash"):
             c.get(entry, where, key, str, required=False)
     machine = c.get(doc, "", "machine", (dict, type(None)), required=False)
