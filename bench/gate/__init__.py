@@ -29,8 +29,8 @@ decode time
     (``dec_time_s``) is judged too: per cell, its fastest round over the yardstick's fastest round
     for the image (other load only ever adds wall time, so the fastest round is the least
     disturbed, while a wait in the code is in every round), failing above
-    ``WALL_MARGIN`` (2) × ``--time-threshold`` (+50 % by default): on a 2-core machine at load 5–14,
-    unchanged codecs kept these within +14 % over nine runs (a median of per-round quotients, as for
+    ``WALL_MARGIN`` (2) × ``--time-threshold`` (+50 % by default): on a 2-core machine at load 5–17,
+    unchanged codecs kept these within +20 % over ten runs (a median of per-round quotients, as for
     CPU time, strayed to +141 %), and the 20 ms sleep read +860 to +1090 %. On a GPU CPU time
     says nothing about the work: cells that ran on CUDA are judged on their wall time only, which
     there is CUDA-event time (:class:`bench.device.Timer`), and the baseline records which
