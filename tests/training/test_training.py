@@ -19,6 +19,7 @@ pytest.importorskip("compressai")
 from bench.training.data import TrainingSet, list_images  # noqa: E402
 from bench.training.export import curve_path, export_weights  # noqa: E402
 from bench.training.loop import CHECKPOINT, CURVE, Trainer, TrainOptions  # noqa: E402
+from bench.models.weights import load_weights_file  # noqa: E402
 
 #: A very narrow msp-tiny (same structure, 16 channels) so that steps take milliseconds.
 NARROW = {"profile": "msp-tiny", "N": 16, "M": 16, "context_width": 16, "feature_channels": 8}
@@ -107,7 +108,7 @@ def test_export_load_decode_identical(train_dir, tmp_path, small_photo, one_thre
     Trainer(narrow_codec().untrained_network(0), data, options, tmp_path / "run").run()
     path, digest, lam = export_weights(tmp_path / "run", tmp_path / "weights" / "narrow.pt", half=True)
     assert curve_path(path).is_file() and lam == 0.01
-    state = torch.load(path, weights_only=True)
+    state = load_weights_file(path)  # the one safe loader, as every weights file is read
     assert all(v.dtype in (torch.float16, torch.int32, torch.int64) for v in state.values())
     weights = {"path": "weights/narrow.pt", "sha256": digest, "lambda": 0.01, "metric": "mse"}
     encoder, decoder = narrow_codec(tmp_path, weights), narrow_codec(tmp_path, weights)
