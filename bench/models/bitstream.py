@@ -115,7 +115,6 @@ def unpack_fields(header: bytes, layout: struct.Struct, version: int, codec: str
 # --- nested strings and shapes (CompressAI's compress() output) -----------------------------------
 #: node tags of :func:`flatten`'s layout: a string (the next leaf), a list, a tuple, an integer, None
 _BYTES, _LIST, _TUPLE, _INT, _NONE = b"B", b"L", b"T", b"I", b"N"
-_I64 = struct.Struct(">q")
 #: Deepest nesting :func:`rebuild` follows (CompressAI nests 2–3 levels).
 MAX_DEPTH = 16
 
@@ -145,7 +144,15 @@ def flatten(value: object) -> tuple[bytes, list[bytes]]:
                 number = operator.index(v)  # int, numpy integers, 0-d integer tensors
             except TypeError:
                 raise TypeError(f"cannot store a {type(v).__name__} (only lists, tuples, bytes, integers, None)") from None
-            layout.extend(_INT + _I64.pack(number))
+            if not -(1 << 63) <= number < (1 << 63):
+                raise TypeError(f"integer {number} does not fit 64 bits")
+            zigzag = (number << 1) ^ (number >> 63)  # small magnitudes → few bytes (LEB128)
+            layout.extend(_INT)
+            while True:
+                byte, zigzag = zigzag & 0x7F, zigzag >> 7
+                layout.append(byte | (0x80 if zigzag else 0))
+                if not zigzag:
+                    break
 
     walk(value, 0)
     return bytes(layout), leaves
@@ -177,11 +184,17 @@ def rebuild(layout: bytes, leaves: Sequence[bytes], codec: str) -> object:
             items = [node(depth + 1) for _ in range(n)]
             return items if tag == _LIST else tuple(items)
         if tag == _INT:
-            if pos + _I64.size > len(layout):
-                raise CodecError(f"{codec}: string layout ends early")
-            (number,) = _I64.unpack_from(layout, pos)
-            pos += _I64.size
-            return number
+            zigzag, shift = 0, 0
+            while True:
+                if pos >= len(layout) or shift > 63:
+                    raise CodecError(f"{codec}: string layout ends early or holds an integer over 64 bits")
+                byte = layout[pos]
+                pos += 1
+                zigzag |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            return (zigzag >> 1) ^ -(zigzag & 1)
         if tag == _NONE:
             return None
         raise CodecError(f"{codec}: unknown tag {tag!r} in the string layout")

@@ -62,14 +62,16 @@ def save_weights(net: torch.nn.Module, path: Path, nest: bool = False) -> dict:
 # --- the container -------------------------------------------------------------------------------
 
 def test_nested_strings_and_shapes_are_stored_exactly() -> None:
-    value = [[[b"a", b""], [b"bc"]], [torch.Size([3, 4]), (5, (6, None)), [np.int64(7)]]]
+    value = [[[b"a", b""], [b"bc"]], [torch.Size([3, 4]), (5, (-6, None)), [np.int64(7), 2**63 - 1, -(2**63)]]]
     layout, leaves = bitstream.flatten(value)
     assert leaves == [b"a", b"", b"bc"]
-    assert bitstream.rebuild(layout, leaves, "t") == [[[b"a", b""], [b"bc"]], [(3, 4), (5, (6, None)), [7]]]
+    assert bitstream.rebuild(layout, leaves, "t") == [[[b"a", b""], [b"bc"]],
+                                                      [(3, 4), (5, (-6, None)), [7, 2**63 - 1, -(2**63)]]]
+    assert len(bitstream.flatten((12, 8))[0]) == 3 + 2 * 2  # a tuple of two small sizes: 7 bytes
     with pytest.raises(TypeError, match="float"):
         bitstream.flatten([b"x", 1.5])
     for bad_layout, bad_leaves in ((layout[:-3], leaves), (layout, leaves[:2]), (layout, [*leaves, b"z"]),
-                                   (b"X" + layout[1:], leaves), (b"L\xff\xff", [])):
+                                   (b"X" + layout[1:], leaves), (b"L\xff\xff", []), (b"I" + b"\xff" * 10, [])):
         with pytest.raises(CodecError, match="t: "):
             bitstream.rebuild(bad_layout, bad_leaves, "t")
 
