@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m bench", description="lic-bench: learned image compression benchmarks",
                             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--codecs-dir", default=None, help="folder of codec TOML files (default: codecs/ or $BENCH_CODECS_DIR)")
+    parser.add_argument("--models-path", default=None, metavar="DIR",
+                        help="folder(s) of model code that compressai-model configurations import from "
+                             "(os.pathsep-separated; sets $BENCH_MODELS_PATH for every process of the run)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -349,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a benchmark into a results store")
     run.add_argument("--codecs", default=None, help="comma-separated names, 'all', or 'default' (default)")
+    run.add_argument("--models-path", default=argparse.SUPPRESS, metavar="DIR",
+                     help="as the global --models-path (folders of model code for compressai-model configurations)")
     run.add_argument("--dataset", default=None, help="kodak, highres, samples or a folder (default: kodak if present, else samples)")
     run.add_argument("--images", type=int, default=None, help="use only the first N images of the dataset (0: ladder cells only)")
     run.add_argument("--rates", default=None, help="comma-separated rate labels (default: the whole ladder)")
@@ -393,11 +398,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_models_path(value: str) -> None:
+    """Put the folders of ``--models-path`` in front of ``$BENCH_MODELS_PATH`` (inherited by the run's
+    workers, memory and cross-decode processes); :class:`UsageError` for a folder that is not there."""
+    from bench.codecs.model_ref import MODELS_PATH_ENV
+
+    folders = [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p]
+    absent = [str(f) for f in folders if not f.is_dir()]
+    if absent:
+        raise UsageError(f"--models-path: no such folder {', '.join(absent)}")
+    os.environ[MODELS_PATH_ENV] = os.pathsep.join([*map(str, folders), os.environ.get(MODELS_PATH_ENV, "")]).rstrip(os.pathsep)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.models_path:
+            set_models_path(args.models_path)
         if args.command == "list":
             return cmd_list(args)
         if args.command == "metrics":

@@ -124,12 +124,6 @@ class CompressAIZooCodec(LearnedCodec):
 
         return f"compressai {compressai.__version__} ({self.architecture}, {self.metric}); torch {torch.__version__}"
 
-    @property
-    def last_decode_times(self) -> dict[str, float]:
-        """Entropy decoding (everything but g_s) vs synthesis g_s time of the last ``decode``."""
-        model = getattr(self, "_last_model", None)
-        return dict(model.last_decode_times) if model else {}
-
     def sequential_steps(self, height: int, width: int) -> int:
         """Sequential entropy-decoding steps for an image: grows with size for serial contexts."""
         from compressai.models import FactorizedPrior, JointAutoregressiveHierarchicalPriors

@@ -211,6 +211,13 @@ class LearnedCodec(Codec):
 
         return model_complexity(self._model(self.rate_index(rate)), height, width)
 
+    @property
+    def last_decode_times(self) -> dict[str, float]:
+        """The split of the last ``decode`` its model reported (e.g. entropy decoding vs synthesis
+        g_s); empty when the model reports none. A decoder sets ``self._last_model``."""
+        model = getattr(self, "_last_model", None)
+        return dict(getattr(model, "last_decode_times", {}) or {})
+
     def warn_untrained(self, why: str) -> None:
         """Warn once that numbers from this codec are valid for complexity only."""
         if not self._warned:

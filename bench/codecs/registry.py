@@ -39,6 +39,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "vtm": "bench.codecs.vtm:VtmCodec",
     "msp": "bench.codecs.msp:MSPCodec",
     "compressai": "bench.codecs.compressai_zoo:CompressAIZooCodec",
+    "compressai-model": "bench.codecs.compressai_model:CompressAIModelCodec",
     "mlicpp": "bench.codecs.mlicpp:MLICPlusPlusCodec",
 }
 
