@@ -48,19 +48,22 @@ def _python(session: nox.Session) -> str:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """The default benchmark: Kodak (or bundled photos) × every available classical codec ×
-    its ladder, plus the resolution ladder, into results/default."""
+    """The default benchmark: Kodak (or bundled photos) × every available default configuration
+    (the classical codecs and the trained compact learned ones) × its ladder, plus the resolution
+    ladder, into results/default; then its report into reports/default (report.html)."""
     python = _python(session)
     args = session.posargs or ["--repeats", "2"]
     session.run(python, "-m", "bench", "list", env=DATA_ENV, external=True)
     session.run(python, "-m", "bench", "run", "--out", "results/default", *args, env=DATA_ENV, external=True)
+    session.run(python, "-m", "bench.report", "results/default", "--out", "reports/default", external=True)
+    session.log("open reports/default/report.html (one self-contained page) or read reports/default/report.md")
 
 
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """The test suite without the slow tests (BENCH_DATA_DIR / BENCH_SHARED_DIR add the data-dependent ones)."""
     python = _python(session)
-    session.run(python, "-m", "pytest", "-q", "-m", "not slow", *session.posargs, external=True)
+    session.run(python, "-m", "pytest", "-q", "-rs", "-m", "not slow", *session.posargs, external=True)
 
 
 @nox.session(python=False)
