@@ -11,8 +11,12 @@ is not a finite number is written as ``null`` — a lossless rate point (PSNR in
 ``"psnr-rgb": null``, a metric that was not measured has ``null`` too. Exports never overwrite an
 existing file unless ``force`` is given, never the results store itself, and are written
 atomically (a temporary file in the same folder, then renamed), so an interrupted export leaves
-either the old file or the new one. File names come from codec names through
-:func:`safe_file_name`, so a name can never place a file outside the export folder.
+either the old file or the new one; a failed write names the file it was writing. File names come
+from codec names through :func:`safe_file_name`, so a name can never place a file outside the
+export folder. Every CSV the suite writes (here and the report's ``data/*.csv``) goes through
+:func:`write_csv`, which neutralises spreadsheet formulas: a text cell starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return gets a leading ``'`` (OWASP's advice), so a codec named
+``=HYPERLINK(…)`` is shown, not evaluated; numbers are written as numbers.
 """
 
 from __future__ import annotations
@@ -24,13 +28,18 @@ import re
 import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from bench.errors import UsageError
 from bench.metrics.registry import METRICS
 from bench.store import db_path, read_measurements
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: First characters that make a spreadsheet read a cell as a formula (or start one after a tab/CR).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_file_name(name: str) -> str:
@@ -81,12 +90,14 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_atomically(path: Path, write: Callable[[IO[str]], None], force: bool = False,
-                     protected: Collection[Path] = ()) -> None:
+def write_atomically(path: Path, write: Callable[[IO[Any]], None], force: bool = False,
+                     protected: Collection[Path] = (), binary: bool = False) -> None:
     """Write ``path`` through ``write(handle)`` into a temporary file beside it, then rename it over.
 
     Refuses (:class:`UsageError`) when ``path`` is in ``protected`` (always) or exists without
-    ``force``, so nothing is lost by accident; the folder is created when missing.
+    ``force``, so nothing is lost by accident; the folder is created when missing. A failed write
+    (a full disk) leaves no partial file and raises the ``OSError`` with ``path`` as its file name.
+    ``binary``: the handle takes bytes (a figure), else UTF-8 text.
     """
     path = Path(path)
     if path.resolve() in protected or _is_store_file(path):
@@ -99,21 +110,46 @@ def write_atomically(path: Path, write: Callable[[IO[str]], None], force: bool =
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename in (None, tmp) and exc.errno is not None:  # a failed write names no file: name ours
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells cannot run as spreadsheet formulas: a string starting
+    with one of :data:`FORMULA_START` gets a leading ``'``. Numbers (also negative ones) are kept."""
+    import pandas as pd
+
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = [("'" + v) if isinstance(v, str) and v.startswith(FORMULA_START) else v
+                           for v in out[column]]
+    out.columns = [("'" + c) if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in out.columns]
+    return out
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, force: bool = False, protected: Collection[Path] = ()) -> None:
+    """``frame`` (without its index) as a formula-safe CSV at ``path``, written atomically."""
+    safe = formula_safe(frame)
+    write_atomically(Path(path), lambda fh: safe.to_csv(fh, index=False), force, protected)
+
+
 def to_csv(results: str | Path, out: str | Path, force: bool = False) -> int:
     """Every measurement row (errors included) to ``out``; returns the row count."""
     frame = read_measurements(results, status=None)
-    write_atomically(Path(out), lambda fh: frame.to_csv(fh, index=False), force, _protected(results))
+    write_csv(frame, out, force, _protected(results))
     return len(frame)
 
 
@@ -188,5 +224,5 @@ def to_bd_csv(results: str | Path, out: str | Path, anchor: str | None = None, d
     if bd_anchor is None:
         raise UsageError(f"{results}: no BD anchor fits these data; pass --anchor")
     table = bd_frame(data, bd_anchor, options)[0].assign(dataset=bd_anchor.dataset)
-    write_atomically(Path(out), lambda fh: table.to_csv(fh, index=False), force, _protected(results))
+    write_csv(table, out, force, _protected(results))
     return len(table)

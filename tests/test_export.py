@@ -134,3 +134,61 @@ def test_bd_export_carries_bootstrap_intervals(tmp_path: Path, capsys) -> None:
     assert (table.loc["webp", "ci_resamples"], table.loc["webp", "ci_seed"]) == (1000, 0)
     assert bool(table.loc["webp", "ci_paired_psnr"]) and table.loc["webp", "dataset"] == "tiny"
     assert cli_main(["export", str(results), "--bd", str(out), "--anchor", "codec:jpeg-420"]) == 2  # never overwrites
+
+
+def test_formula_safe_prefixes_text_that_a_spreadsheet_would_run() -> None:
+    import pandas as pd
+
+    from bench.export import formula_safe
+
+    frame = pd.DataFrame({"codec": ["=1+1", "+A1", "-cmd", "@SUM(A1)", "\tx", "jpeg", None],
+                          "bpp": [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    safe = formula_safe(frame)
+    assert list(safe["codec"][:6]) == ["'=1+1", "'+A1", "'-cmd", "'@SUM(A1)", "'\tx", "jpeg"]
+    assert pd.isna(safe["codec"].iloc[6]) and list(safe["bpp"]) == list(frame["bpp"])  # numbers stay numbers
+    assert list(frame["codec"][:1]) == ["=1+1"]  # the input is not changed
+
+
+def test_exported_csv_carries_no_formula(tmp_path: Path) -> None:
+    """D20: a codec named like a formula, and an error message like one, reach the CSV as text."""
+    import csv
+
+    results = make_store(tmp_path / "R", codec='=HYPERLINK("https://example.invalid","x")')
+    with Store(results) as store:
+        store.add_measurement({"cell_key": "e", "run_id": 1, "status": "error", "error": "@SUM(1+1)", "codec": "-x",
+                               "rate_label": "+q", "dataset": "kodak", "image": "=a", "resolution": "native"})
+    out = tmp_path / "all.csv"
+    assert cli_main(["export", str(results), "--csv", str(out)]) == 0
+    with out.open(newline="", encoding="utf-8") as fh:
+        cells = [c for row in csv.reader(fh) for c in row]
+    assert """'=HYPERLINK("https://example.invalid","x")""" in cells and "'@SUM(1+1)" in cells and "'-x" in cells
+    assert "'+q" in cells and "'=a" in cells
+    for cell in cells:
+        if cell[:1] in ("=", "+", "-", "@"):
+            float(cell)  # only a number may start so
+
+
+def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(tmp_path: Path) -> None:
+    """D12: a failed write (past a file-size limit, as on a full disk) says which file and leaves no
+    partial one; it used to say "(path unknown)"."""
+    def limit() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    results = tmp_path / "R"
+    with Store(results) as store:  # ~300 rows: a CSV well past the limit
+        run_id = store.start_run({"command": "test"})
+        for i in range(300):
+            store.add_measurement({"cell_key": f"c{i}", "run_id": run_id, "status": "ok", "codec": "jpeg",
+                                   "codec_version": "1.0", "rate_label": "q1", "dataset": "kodak", "image": f"i{i}",
+                                   "resolution": "native", "bpp": 0.5, "psnr_rgb": 30.0, "extras": "x" * 200})
+    out = tmp_path / "out"
+    done = python_module("bench", "export", str(results), "--csv", str(out / "all.csv"), timeout=120,
+                         preexec_fn=limit)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {out / 'all.csv'}: File too large (EFBIG)"), done.stderr
+    assert "(path unknown)" not in done.stderr
+    assert not out.exists() or list(out.iterdir()) == []

@@ -22,6 +22,7 @@ from bench.analysis.bd import average_curve, average_curve_bd, bootstrap_bd, mea
 from bench.analysis.scaling import fit_power_law
 from bench.anchors import Anchor, load_anchor, save_anchor
 from bench.report import ReportError, ReportOptions, build_report
+from bench.report.progress import STEPS
 from bench.store import read_measurements, read_runs
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def store(tmp_path_factory, run_python, synthetic_images: Path) -> Path:
     done = run_python("bench", "--codecs-dir", str(codecs), "run", "--codecs", f"jpeg-420,webp,{UNTRAINED},{FAULTY}",
                       "--dataset", str(synthetic_images), "--images", "2", "--ladder-set", str(synthetic_images),
                       "--ladder", "128x128,256x256", "--ladder-per-size", "1", "--repeats", "1", "--jobs", "2",
-                      "--out", str(out), "--quiet", data_dir=synthetic_images.parent)
+                      "--out", str(out), "--quiet", data_dir=synthetic_images.parent, timeout=1800)  # slow when loaded
     assert done.returncode == 0, done.stderr
     return out
 
@@ -111,7 +112,7 @@ def test_bd_table_matches_bd_computed_directly(report: Path, store: Path) -> Non
         assert table.loc[codec, "method"] == "pchip" and table.loc[codec, "averaging"] == "average-curve"
         for value in (psnr, msssim):  # the PSNR and SSIM family tables, each value with its interval
             # †: 2 images (< 8), the interval is marked as not meaningful
-            assert re.search(rf"\| {codec} \| cpu \| {re.escape(f'{value:+.2f}')} \[[-+][0-9.]+, [-+][0-9.]+\]† \|", md)
+            assert re.search(rf"\| {codec} \| cpu \| {re.escape(f'{value:+.2f}')} \\\[[-+][0-9.]+, [-+][0-9.]+\\\]† \|", md)
     # Against one anchor, the codecs keep their order: WebP needs fewer bits than JPEG.
     assert table.loc["webp", "bd_rate_psnr_pct"] < table.loc["jpeg-420", "bd_rate_psnr_pct"]
     # The method, averaging and the anchor's codec version are printed beside the table.
@@ -217,8 +218,10 @@ def test_provenance_comes_from_the_run_manifest(report: Path, store: Path) -> No
     manifest = json.loads(read_runs(store).iloc[-1]["manifest"])
     md = (report / "report.md").read_text()
     provenance = md.split("## Rate-distortion", 1)[0]
-    for value in (manifest["git_commit"], manifest["cpu"], manifest["packages"]["pillow"], "--repeats 1"):
+    for value in (manifest["git_commit"][:12], manifest["cpu"], manifest["packages"]["pillow"], "--repeats 1"):
         assert value and str(value) in provenance, value
+    runs = pd.read_csv(report / "data" / "runs.csv")
+    assert runs["git commit"].iloc[-1] == manifest["git_commit"] and runs["command"].iloc[-1] == manifest["command"]
     from bench.metrics.registry import BY_NAME
 
     # metric definitions from the registry, with the implementation version the run recorded
@@ -285,6 +288,8 @@ def test_default_anchor_is_the_measured_vtm_with_the_difference_stated(store: Pa
 
 SCRIPT = "<script>alert('description')</script>"
 IMG = "<img src=x onerror=alert('error')>"
+#: Markdown that would fetch or link out if rendered: a remote image, a live link, an autolink.
+MARKDOWN = "![n](https://example.invalid/n.png) [x](https://example.invalid/x) <https://example.invalid/a>"
 
 
 @pytest.fixture(scope="module")
@@ -299,14 +304,14 @@ def plain_store(tmp_path_factory, run_python) -> Path:
     codecs.mkdir()
     for name in ("jpeg-420", "webp"):
         (codecs / f"{name}.toml").write_text((PROJECT / "codecs" / f"{name}.toml").read_text())
-    (codecs / "hostile.toml").write_text(
-        f'adapter = "tests.support.faulty_codecs:FaultyJpeg"\ndescription = "{SCRIPT}"\n'
-        '[[rates]]\nlabel = "q25"\nquality = 25\n[[rates]]\nlabel = "q50"\nquality = 50\n'
-        f'[[rates]]\nlabel = "q75"\nquality = 75\nfault = "raise"\nmessage = "{IMG}"\n')
+    (codecs / "hostile.toml").write_text(  # rate labels that a spreadsheet would run as formulas
+        f'adapter = "tests.support.faulty_codecs:FaultyJpeg"\ndescription = "{SCRIPT} {MARKDOWN}"\n'
+        '[[rates]]\nlabel = "=q25"\nquality = 25\n[[rates]]\nlabel = "@q50"\nquality = 50\n'
+        f'[[rates]]\nlabel = "q75"\nquality = 75\nfault = "raise"\nmessage = "{IMG} {MARKDOWN}"\n')
     out = root / "results"
     done = run_python("bench", "--codecs-dir", str(codecs), "run", "--codecs", "jpeg-420,webp,hostile",
                       "--dataset", str(photos), "--ladder", "none", "--repeats", "1", "--jobs", "1", "--out", str(out),
-                      "--quiet")
+                      "--quiet", timeout=1800)
     assert done.returncode == 0, done.stderr
     return out
 
@@ -348,15 +353,32 @@ def test_markdown_and_html_carry_no_raw_html_from_the_data(plain_report) -> None
     assert "\n| codec | device |" in md and "\n## BD-rate\n" in md  # Markdown structure is intact
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_full_disk_while_writing_the_report_is_one_line(plain_store: Path, tmp_path: Path, run_python) -> None:
+def limit_file_size(limit: int):
+    """A ``preexec_fn``: files may not grow past ``limit`` bytes (a write past it fails with EFBIG,
+    as on a full disk, instead of killing the process)."""
+    def apply() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_full_disk_while_writing_the_report_is_one_line_and_leaves_no_partial_file(plain_store: Path, tmp_path: Path,
+                                                                                   run_python) -> None:
+    """D12: a write that fails (here: past a 40 kB file-size limit, as on a full disk) leaves no
+    truncated file behind, and the one-line error names the file it was writing."""
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "report.md").symlink_to("/dev/full")  # every write to it fails with ENOSPC
-    done = run_python("bench.report", str(plain_store), "--out", str(out))
+    done = run_python("bench.report", str(plain_store), "--out", str(out), preexec_fn=limit_file_size(40_000))
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.count("\n") == 1
-    assert done.stderr.startswith(f"error: {out}: No space left on device (ENOSPC)")
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith(f"error: {out}/figures/rd_tiny.png: File too large (EFBIG)")
+    assert "(path unknown)" not in done.stderr
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert left and all(p.startswith("data/") and p.endswith(".csv") for p in left), left  # written before the PNG
+    for name in left:
+        assert len(pd.read_csv(out / name)) > 0, name  # whole files only
 
 
 def test_timings_are_grouped_by_machine_class_with_a_warning_for_mixed_codecs(plain_store: Path,
@@ -409,3 +431,206 @@ def test_memory_scaling_has_a_clean_point_at_every_ladder_size(report: Path, sto
     cells = ladder[(ladder.codec == UNTRAINED) & (ladder.resolution == "256x256")]
     assert shown["dec_mem_mib"] == pytest.approx(cells.dec_mem_growth_bytes.max() / 2**20)
     assert "Memory growth (clean process)" in (report / "figures" / "scaling_memory.svg").read_text()
+
+
+# --- bad input (issue 21: D1, D9, D10, D17, D20) ---------------------------------------------------
+
+def test_markdown_from_the_data_is_shown_not_rendered_and_nothing_remote_is_linked(plain_report) -> None:
+    """D1: a description and an error message carrying a remote image, a link and an autolink: the
+    Markdown file shows them escaped and the page has no link or image pointing anywhere remote."""
+    out, _ = plain_report
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "\\!\\[n\\](https://example.invalid/n.png)" in md and "\\[x\\](https://example.invalid/x)" in md
+    targets = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert targets and all(t.startswith("data:image/png;base64,") or "://" not in t for t in targets), targets
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page)
+    assert "![n](https://example.invalid/n.png)" in page  # the text itself is shown
+
+
+def test_document_renders_no_remote_target_even_from_unescaped_text(tmp_path: Path) -> None:
+    from bench.report.document import Document, md_code, md_escape, md_prose
+
+    doc = Document("t")
+    doc.text("[x](https://example.invalid) ![i](//example.invalid/i.png) <https://example.invalid> [ok](data/a.csv) "
+             "[up](../secret) [abs](/etc/passwd) [js](javascript:alert(1))")
+    doc.text(md_escape("*a* [b](https://example.invalid) `c`") + " " + md_code("`d` e``f") + " "
+             + md_prose("codec `[n](https://example.invalid)` and [m](https://example.invalid)"))
+    page = doc.html(tmp_path)
+    assert re.findall(r'(?:src|href)="([^"]*)"', page) == ["data/a.csv"]
+    assert "<em>" not in page and "*a* [b](https://example.invalid) `c`" in page
+    assert "<code>`d` e``f</code>" in page and "<code>[n](https://example.invalid)</code>" in page
+
+
+def _copy_store(store: Path, where: Path, *sql: str) -> Path:
+    import shutil
+    import sqlite3
+
+    shutil.copytree(store, where)
+    with sqlite3.connect(where / "results.sqlite") as conn:
+        for statement in sql:
+            conn.execute(statement)
+    return where
+
+
+def test_a_null_device_is_reported_as_unrecorded(plain_store: Path, tmp_path: Path) -> None:
+    """D9: one row with a NULL device used to crash the codecs table (sorting NULL with text)."""
+    copy = _copy_store(plain_store, tmp_path / "store",
+                       "UPDATE measurements SET device = NULL WHERE id = (SELECT MIN(id) FROM measurements "
+                       "WHERE codec = 'webp' AND status = 'ok')")
+    report = build_report(copy, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "data" / "complexity.csv")
+    webp = table[table["codec"] == "webp"]
+    assert set(webp["device"]) == {"cpu", "unrecorded"} and webp["cells"].sum() == len(
+        read_measurements(plain_store).query("codec == 'webp'"))
+    codecs = report.markdown.read_text().split("### Codecs", 1)[1].split("###", 1)[0]
+    assert re.search(r"\| webp \| .* \| cpu, unrecorded \| yes \|", codecs)
+
+
+def test_a_store_without_a_status_column_is_one_line(plain_store: Path, tmp_path: Path, run_python) -> None:
+    """D10: a measurements table without ``status`` (not written by lic-bench) is refused with one line."""
+    copy = _copy_store(plain_store, tmp_path / "store", "ALTER TABLE measurements DROP COLUMN status")
+    done = run_python("bench.report", str(copy), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert error == [f"error: {copy / 'results.sqlite'}: the measurements table has no column status; it is not a "
+                     "lic-bench results store or it is damaged (write a new one with `python -m bench run`)"]
+
+
+def test_an_anchor_with_ms_ssim_one_is_reported(plain_store: Path, tmp_path: Path, monkeypatch) -> None:
+    """D17: MS-SSIM = 1 (valid per the schema) is +inf dB; it used to kill the RD figure's axis limits."""
+    anchors = tmp_path / "anchors"
+    save_anchor(Anchor("tiny/perfect", "Perfect at the top", "tiny", {"name": "X", "version": "1", "kind": "classical"},
+                       {"source": "file", "files": [{"path": "perfect.json"}]}, {},
+                       {"bpp": (0.2, 0.5, 1.0, 2.0), "psnr_rgb": (26.0, 30.0, 34.0, 40.0),
+                        "ms_ssim": (0.9, 0.96, 0.99, 1.0)}), anchors)
+    monkeypatch.setenv("BENCH_ANCHORS_DIR", str(anchors))
+    report = build_report(plain_store, tmp_path / "out", ReportOptions(anchor="tiny/perfect"))
+    assert (tmp_path / "out" / "figures" / "rd_tiny.png").read_bytes()[:4] == b"\x89PNG"
+    published = pd.read_csv(tmp_path / "out" / "data" / "rd_tiny_ms_ssim_db.csv").query("source == 'published'")
+    assert len(published) == 4 and math.isinf(published["ms_ssim_db"].max())  # kept in the data, not drawn
+    assert report.bd is not None and "Perfect at the top" in (tmp_path / "out" / "figures" / "rd_tiny.svg").read_text()
+
+
+def test_csv_cells_never_start_a_formula(plain_report) -> None:
+    """D20: rate labels ``=q25`` and ``@q50`` reach the report's CSVs as text, never as a formula."""
+    import csv
+
+    out, _ = plain_report
+    cells = []
+    for path in (out / "data").glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as fh:
+            cells += [c for row in csv.reader(fh) for c in row]
+    assert "'=q25" in cells and "'@q50" in cells
+    for cell in cells:
+        if cell[:1] in ("=", "+", "-", "@"):
+            float(cell)  # only a number may start so
+
+
+# --- layout (issue 21, item 4) ------------------------------------------------------------------
+
+def test_tables_are_narrow_times_have_units_and_ladder_rows_say_what_they_are(report: Path) -> None:
+    md = (report / "report.md").read_text()
+    runs = md.split("### Runs", 1)[1].split("####", 1)[0]
+    assert "| command |" not in runs and "Commands:" in runs and "`python -m bench" in runs
+    assert not re.search(r"[0-9a-f]{13,}", runs)  # commits cut to 12 digits
+    complexity = md.split("\n## Complexity\n", 1)[1].split("\n## ", 1)[0]
+    assert "ladder:" not in complexity and "| crops of synthetic | 128x128 |" in complexity
+    time_table = complexity.split("### Time", 1)[1].split("###", 1)[0]
+    assert re.search(r"\| [0-9.]+ (ms|µs|s) \| [0-9.]+ (ms|µs|s) \|", time_table)
+    assert "(s) |" not in time_table and "mem (MiB)" not in time_table
+    assert "| encode mem (MiB) |" in complexity.split("### Memory", 1)[1]
+
+
+def test_memory_scaling_ticks_are_plain_numbers(report: Path) -> None:
+    svg = (report / "figures" / "scaling_memory.svg").read_text()
+    assert "\\times10" not in svg and "10^{" not in svg
+
+
+def test_the_anchor_row_and_point_say_they_are_the_anchor(plain_report) -> None:
+    out, _ = plain_report
+    md = (out / "report.md").read_text()
+    assert re.search(r"\| jpeg-420 \| cpu \|.*\| the anchor itself \(0 by definition\) \|", md)
+    assert not re.search(r"\| webp \| cpu \|.*the anchor itself", md)
+    svg = (out / "figures" / "tradeoff.svg").read_text()
+    assert "jpeg-420 (anchor)" in svg and "anchor codec:jpeg-420 (0 %)" in svg
+
+
+def test_tradeoff_labels_do_not_overlap() -> None:
+    """The anchor's own point at 0 % is the fastest, at the left edge, where the anchor line used to
+    carry its label: no two texts of the plot may overlap."""
+    from bench.report import figures as figs
+
+    frame = pd.DataFrame({"codec": ["jpeg-420", "jpeg-444", "webp", "avif"], "device": "cpu",
+                          "family": ["jpeg", "jpeg", "webp", "avif"], "dec_time_s": [0.0011, 0.0013, 0.0056, 0.0044],
+                          "dec_kmac_per_px": math.nan, "bd_rate_pct": [0.0, 8.0, -37.0, -58.0]})
+    fig = figs.tradeoff_figure(frame, "codec:jpeg-420", figs.colours(list(frame["codec"])))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent() for t in ax.texts]
+    assert len(boxes) >= 4
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+
+
+def test_a_wall_time_fit_of_waiting_is_flagged_with_its_cpu_fit(store: Path, tmp_path: Path) -> None:
+    """A scaling fit of wall time where the cells waited (wall ≫ CPU) is marked ⚠ and given on CPU
+    time: jpeg-420's ladder encodes made to wait 9× their CPU time; webp's wall set to its CPU time."""
+    copy = _copy_store(store, tmp_path / "store",
+                       "UPDATE measurements SET enc_time_s = 10 * enc_cpu_s WHERE codec = 'jpeg-420' "
+                       "AND resolution != 'native'",
+                       "UPDATE measurements SET enc_time_s = enc_cpu_s WHERE codec = 'webp' AND resolution != 'native'")
+    build_report(copy, tmp_path / "out", ReportOptions(anchor="codec:jpeg-420"))
+    md = (tmp_path / "out" / "report.md").read_text()
+    rows = read_measurements(copy)
+    ladder = rows[(rows.codec == "jpeg-420") & (rows.resolution != "native")]
+    cpu = ladder.groupby("pixels")["enc_cpu_s"].median()
+    k = fit_power_law(cpu.index.to_numpy(), cpu.to_numpy()).exponent
+    assert re.search(rf"- ⚠ jpeg-420 encode time: k = [-0-9.]+ rests on wall times far above CPU time \(at "
+                     rf"[0-9x]+: wall .*, ×10\.0\).*; on CPU time k = {k:.2f}\.", md)
+    assert "⚠ webp encode time" not in md
+    legend = (tmp_path / "out" / "figures" / "scaling_time.svg").read_text()
+    assert re.search(r"jpeg-420: k=[-0-9.]+ \(2 sizes\) ⚠ wall ≫ CPU", legend) and "webp: k" in legend
+    flags = pd.read_csv(tmp_path / "out" / "data" / "scaling_wall_vs_cpu.csv")
+    row = flags[(flags.codec == "jpeg-420") & (flags.cost == "enc_time_s")].iloc[0]
+    assert bool(row["flagged"]) and row["ratio"] == pytest.approx(10.0)
+
+
+def test_progress_is_shown_on_stderr(plain_report) -> None:
+    _, done = plain_report
+    steps = [line for line in done.stderr.splitlines() if line.startswith("report [")]
+    assert [s.split("] ", 1)[1].rsplit(" (", 1)[0] for s in steps] == list(STEPS)
+
+
+# --- a real browser (Debian's Chromium, headless) --------------------------------------------------
+
+@pytest.mark.parametrize("which", ["report", "plain_report"])
+def test_the_page_in_a_real_browser(which: str, request) -> None:
+    """The page loads with no console error and fetches nothing; every figure is an image that
+    decodes; no table is wider than the page at 1024 px."""
+    from tests.support import browser
+
+    why = browser.missing()
+    if why:
+        pytest.skip(why)
+    out = request.getfixturevalue(which)
+    out = out[0] if isinstance(out, tuple) else out
+    with browser.chromium(1024) as driver:
+        seen = browser.inspect_page(driver, out / "report.html")
+    assert seen.errors == [] and seen.resources == []
+    assert len(seen.images) == len(list((out / "figures").glob("*.png")))
+    assert all(i["error"] is None and i["width"] > 100 and i["src"].startswith("data:image/png") for i in seen.images)
+    assert seen.tables and seen.wide_tables == [], seen.wide_tables
+    assert seen.viewport == 1024 and seen.page <= seen.viewport
+
+
+def test_ladder_crops_of_the_bundled_photographs_are_named() -> None:
+    """The quick-start ladder comes from scikit-image's photographs, stored as ``ladder:data``."""
+    from bench.report.costsection import dataset_label
+
+    assert dataset_label("ladder:data", {"astronaut", "hubble_deep_field"}) == \
+        "crops of samples (scikit-image photographs)"
+    assert dataset_label("ladder:data", {"mine"}) == "crops of data"
+    assert dataset_label("ladder:clic-pro-valid-subset", {"a"}) == "crops of clic-pro-valid-subset"
+    assert dataset_label("samples", {"astronaut"}) == "samples"

@@ -12,6 +12,7 @@ from bench.argparsing import ArgumentParser
 from bench.errors import BenchError, describe, quiet_broken_pipe
 from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
 from bench.report.build import build_report
+from bench.report.progress import stderr_progress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                             plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()),
                             training=args.training)
     try:
-        report = build_report(args.results, out, options)
+        with stderr_progress() as step:
+            report = build_report(args.results, out, options, step)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback

@@ -21,6 +21,7 @@ from bench.errors import ReportError
 from bench.report import tables
 from bench.report.bdsection import present_metrics
 from bench.report.data import ReportData
+from bench.report.document import md_code, md_escape
 
 #: The measured VTM 23.13 anchor (python -m bench.tools.vtm anchor); CompressAI's published
 #: ``kodak/vtm`` (VTM version unrecorded) is the fallback while it is not generated.
@@ -141,7 +142,7 @@ def resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -
             raise ReportError(str(exc)) from None
         version = "; ".join(sorted(target["codec_version"].dropna().astype(str).unique())) or "unknown"
         return BDAnchor(name, dataset, target, None,
-                       f"the measured codec `{codec}` of this store (version **{version}**), per image")
+                       f"the measured codec {md_code(codec)} of this store (version **{md_escape(version)}**), per image")
     try:
         anchor = load_anchor(name)
     except AnchorError as exc:

@@ -8,7 +8,11 @@ Selection rules (each one is written into the report as a note when it changes a
 - every row's machine class (:func:`bench.machine.class_label`) is in column ``machine``; a codec
   timed on several classes gets a note, and the complexity table one row per class;
 - rows with ``trained == 0`` (learned codecs on random weights) are valid for complexity only:
-  they are kept in :attr:`ReportData.rows` but left out of :attr:`ReportData.rd_rows`.
+  they are kept in :attr:`ReportData.rows` but left out of :attr:`ReportData.rd_rows`;
+- a store without one of :data:`REQUIRED` columns is refused with a :class:`ReportError`; any other
+  column it lacks (an older store) is read as NULL, and a NULL in a grouping column
+  (:data:`LABELS`, e.g. ``device``) reads as ``unrecorded``, so no row silently drops out of a
+  ``groupby`` and no sort meets a NULL beside text.
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.errors import ReportError
 from bench.machine import UNRECORDED, class_label
-from bench.store import db_path, read_measurements, read_runs
+from bench.store import MEASUREMENT_COLUMNS, db_path, read_measurements, read_runs
 
 MIB = 1024.0 * 1024.0
+#: Columns without which rows are not measurements the report can read.
+REQUIRED = ("codec", "status", "rate_label", "dataset", "image", "resolution")
+#: Text columns the report groups or sorts by: a NULL there reads as :data:`NOT_RECORDED`.
+LABELS = ("device", "adapter")
+NOT_RECORDED = "unrecorded"
 
 
 @dataclass
@@ -110,6 +120,19 @@ def _manifests(results_dir: Path, run_ids: set[int]) -> list[dict[str, Any]]:
     return out
 
 
+def _complete(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The rows with every store column: refuse a store lacking a :data:`REQUIRED` one, add any
+    other missing column as NULL, and read NULL in a :data:`LABELS` column as ``unrecorded``."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ReportError(f"{path}: the measurements table has no column {', '.join(missing)}; it is not a lic-bench "
+                          "results store or it is damaged (write a new one with `python -m bench run`)")
+    frame = frame.assign(**{c: np.nan for c in MEASUREMENT_COLUMNS if c not in frame.columns})
+    for column in LABELS:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), NOT_RECORDED).astype(str)
+    return frame
+
+
 def load(results_dir: str | Path) -> ReportData:
     """Read a results directory (or ``.sqlite`` file) for the report.
 
@@ -119,7 +142,7 @@ def load(results_dir: str | Path) -> ReportData:
     path = db_path(results_dir)
     if not path.is_file():
         raise FileNotFoundError(f"no results store at {path}; run `python -m bench run --out {results_dir}` first")
-    everything = read_measurements(results_dir, status=None)
+    everything = _complete(read_measurements(results_dir, status=None), path)
     notes: list[str] = []
     everything = _latest_configuration(everything, notes)
     ok = everything[everything["status"] == "ok"].copy()

@@ -79,8 +79,27 @@ def git_commit(where: Path = PROJECT) -> str | None:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+#: Hex digits of a commit shown in the page (git's own short form is 7; 12 stays unique in big
+#: repositories); the full hash is in ``data/runs.csv`` and the run's manifest.
+SHORT_COMMIT = 12
+
+
+def short_commit(commit: Any) -> str:
+    """``commit`` cut to :data:`SHORT_COMMIT` hex digits, keeping a ``-dirty`` mark."""
+    text = str(commit or "unknown")
+    head, dirty = (text[:-6], "-dirty") if text.endswith("-dirty") else (text, "")
+    return head[:SHORT_COMMIT] + dirty if len(head) == 40 else text
+
+
+def short_time(stamp: Any) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM:SS`` (the offset dropped: the suite writes UTC)."""
+    text = str(stamp or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10] == "T" else text
+
+
 def runs_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run manifest: when, which code, which machine, which protocol, which command."""
+    """One row per run manifest: when, which code, which machine, which protocol, which command
+    (complete values: ``data/runs.csv``; :func:`runs_shown` is the page's narrower form)."""
     rows = []
     for m in runs:
         protocol = m.get("protocol") or {}
@@ -92,6 +111,18 @@ def runs_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
             "python": m.get("python"), "command": m.get("command"),
         })
     return pd.DataFrame(rows)
+
+
+def runs_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as the page shows it: short commits, UTC times without the offset, and no
+    command (the page lists the commands below the table, where a long one can wrap)."""
+    if table.empty:
+        return table
+    return table.drop(columns=["command"]).assign(
+        **{"started": table["started"].map(short_time),
+           "finished": table["finished"].map(lambda v: short_time(v) if v != "unfinished" else v),
+           "git commit": table["git commit"].map(short_commit)}).rename(
+        columns={"started": "started (UTC)", "finished": "finished (UTC)"})
 
 
 def package_versions(runs: list[dict[str, Any]]) -> pd.DataFrame:
