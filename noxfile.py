@@ -1,5 +1,5 @@
 """Sessions: ``nox -s bench`` (the embedded default benchmark), ``nox -s tests``, ``nox -s gate``,
-``nox -s report``, ``nox -s scaling``, ``nox -s vtm``.
+``nox -s report``, ``nox -s scaling``, ``nox -s vtm``, ``nox -s train``.
 
 All sessions need the same packages (the package with its ``heif`` and ``test`` extras, PyTorch
 included), so they share ONE environment, ``.nox/lic-bench``, instead of nox's one per session:
@@ -48,19 +48,22 @@ def _python(session: nox.Session) -> str:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """The default benchmark: Kodak (or bundled photos) × every available classical codec ×
-    its ladder, plus the resolution ladder, into results/default."""
+    """The default benchmark: Kodak (or bundled photos) × every available default configuration
+    (the classical codecs and the trained compact learned ones) × its ladder, plus the resolution
+    ladder, into results/default; then its report into reports/default (report.html)."""
     python = _python(session)
     args = session.posargs or ["--repeats", "2"]
     session.run(python, "-m", "bench", "list", env=DATA_ENV, external=True)
     session.run(python, "-m", "bench", "run", "--out", "results/default", *args, env=DATA_ENV, external=True)
+    session.run(python, "-m", "bench.report", "results/default", "--out", "reports/default", external=True)
+    session.log("open reports/default/report.html (one self-contained page) or read reports/default/report.md")
 
 
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """The test suite without the slow tests (BENCH_DATA_DIR / BENCH_SHARED_DIR add the data-dependent ones)."""
     python = _python(session)
-    session.run(python, "-m", "pytest", "-q", "-m", "not slow", *session.posargs, external=True)
+    session.run(python, "-m", "pytest", "-q", "-rs", "-m", "not slow", *session.posargs, external=True)
 
 
 @nox.session(python=False)
@@ -110,3 +113,27 @@ def mlicpp_speed(session: nox.Session) -> None:
     Run it on a quiet machine: it takes ~20 min at the default sizes (768×512 and 2048×1365)."""
     python = _python(session)
     session.run(python, "-m", "bench.tools.mlicpp_speed", *session.posargs, env=DATA_ENV, external=True)
+
+
+#: The compact models' training schedule: (run, λ, steps, run to start from). A base run at
+#: λ = 0.0067, then every shipped rate point fine-tuned from a neighbour (0.0932 from 0.025), all
+#: with the same seed, data, batch (8 × 128²) and optimiser. Runs land in results/train/CODEC/RUN
+#: and resume from their checkpoints when the session is run again.
+TRAIN_SCHEDULE = (("base-0.0067", 0.0067, 6000, None), ("ft-0.025", 0.025, 1200, "base-0.0067"),
+                  ("ft-0.0018", 0.0018, 1200, "base-0.0067"), ("ft-0.0932", 0.0932, 1200, "ft-0.025"),
+                  ("ft-0.0067", 0.0067, 1200, "base-0.0067"))
+
+
+@nox.session(python=False)
+def train(session: nox.Session) -> None:
+    """Train the compact reference models (msp-tiny, mbt2018-tiny; or those given after ``--``)
+    on ``$BENCH_TRAIN_DIR`` (else ``$BENCH_DATA_DIR/train``) into results/train/, resumable; one
+    torch thread per model. Export a finished run with
+    ``python -m bench.training export RUN --to codecs/weights/NAME.pt --half``."""
+    python = _python(session)
+    for codec in session.posargs or ["msp-tiny", "mbt2018-tiny"]:
+        runs = ROOT / "results" / "train" / codec
+        for name, lam, steps, start in TRAIN_SCHEDULE:
+            init = [] if start is None else ["--init", str(runs / start / "checkpoint.pt")]
+            session.run(python, "-m", "bench.training", "train", codec, "--lambda", str(lam), "--steps", str(steps),
+                        "--out", str(runs / name), "--threads", "1", *init, env=DATA_ENV, external=True)

@@ -9,7 +9,6 @@ crops of the high-resolution images) at each codec's middle rate point.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as md
 import logging
 import os
 import platform
@@ -17,19 +16,18 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench import datasets, plan
-from bench.codecs import registry
-from bench.codecs.base import CodecConfig
+# Only light modules here, so that ``--help`` and a refused option answer at once: each command
+# imports what it needs (numpy, pandas, rich, the codecs) when it runs.
+from bench.argparsing import ArgumentParser
 from bench.errors import BenchError, UsageError, describe, quiet_broken_pipe
-from bench.executors import EXECUTORS, executor_class
-from bench.measure import Protocol
-from bench.metrics import select as select_metrics
-from bench.metrics.run import table as metric_table
-from bench.runner import Runner, Settings, now
-from bench.store import Store
-from bench.storelock import lock_store
-from bench.summary import summary_tables
+from bench.executors import EXECUTORS
+
+if TYPE_CHECKING:
+    from bench import plan
+    from bench.codecs.base import CodecConfig
+    from bench.runner import Settings
 
 log = logging.getLogger("bench")
 
@@ -38,6 +36,8 @@ PACKAGES = ("lic-bench", "numpy", "pillow", "imagecodecs", "pillow-heif", "torch
 
 
 def _version(package: str) -> str | None:
+    import importlib.metadata as md
+
     try:
         return md.version(package)
     except md.PackageNotFoundError:
@@ -72,12 +72,16 @@ def _probe(config: CodecConfig) -> tuple[str | None, str, bool | None, list[str]
     """(reason it cannot run or None, version, trained, warnings and log messages emitted meanwhile)."""
     import warnings
 
+    from bench.codecs import registry
+    from bench.codecs.learned import hide_import_noise
+
     root, collected = logging.getLogger(), _Collected()
     saved, root.handlers = root.handlers, [collected]
     version, trained = "", None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            hide_import_noise()  # "always", except for the third-party import noise that runs hide too
             reason = registry.availability(config)
             if reason is None:
                 try:
@@ -97,6 +101,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from bench.codecs import registry
 
     configs = registry.load_configs(args.codecs_dir)
     # the terminal's width; when piped, $COLUMNS or 120 (rich would take 80)
@@ -132,6 +138,8 @@ def cmd_metrics() -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from bench.metrics.run import table as metric_table
+
     console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
     table = Table(title="quality metrics (--metrics default | jpeg-ai | all | names)")
     for col in ("metric", "columns", "on", "sets", "implementation / reason"):
@@ -146,8 +154,17 @@ def cmd_metrics() -> int:
 
 # --- run -----------------------------------------------------------------------------------------
 
+#: ``--rounds`` above this is refused: every round plans (and stores) every cell again, so a typo
+#: such as 2000000 would spend minutes planning millions of cells before saying anything.
+MAX_ROUNDS = 1000
+
+
 def check_run_args(args: argparse.Namespace) -> None:
     """Refuse option values that cannot work before anything runs (:class:`UsageError`: one line, exit 2)."""
+    from bench import plan
+    from bench.executors import executor_class
+    from bench.metrics import select as select_metrics
+
     for option, value, least, what in (
             ("--jobs", args.jobs, 1, "worker processes"), ("--threads", args.threads, 1, "threads per worker"),
             ("--images", args.images, 0, "images to use; 0: ladder cells only"),
@@ -156,11 +173,15 @@ def check_run_args(args: argparse.Namespace) -> None:
             ("--rounds", args.rounds, 1, "times each cell runs")):
         if value is not None and value < least:
             raise UsageError(f"{option} {value}: must be at least {least} ({what})")
+    if args.rounds > MAX_ROUNDS:
+        raise UsageError(f"--rounds {args.rounds}: at most {MAX_ROUNDS} (every round runs and stores every cell "
+                         "again)")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: must be a positive number of seconds")
     if args.rates is not None and not plan.labels(args.rates):
         raise UsageError(f"--rates {args.rates!r}: no rate label given (python -m bench list shows each ladder)")
     plan.ladder_sizes(args.ladder)
+    plan.check_device(args.device)
     executor_class(args.executor, **_executor_options(args))
     select_metrics(args.metrics)
 
@@ -172,6 +193,8 @@ def _executor_options(args: argparse.Namespace) -> dict[str, str | bool | None]:
 
 def plan_spec(args: argparse.Namespace) -> plan.PlanSpec:
     """The ``bench run`` options that say what to run."""
+    from bench import plan
+
     return plan.PlanSpec(dataset=args.dataset, images=args.images, rates=args.rates, ladder=args.ladder,
                          ladder_set=args.ladder_set, ladder_per_size=args.ladder_per_size,
                          ladder_rates=args.ladder_rates, device=args.device, rounds=args.rounds)
@@ -183,7 +206,10 @@ def command_line(argv: list[str]) -> str:
 
 
 def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Settings, argv: list[str]) -> dict:
+    from bench import datasets
     from bench.device import cpu_model, gpu_models
+    from bench.metrics.run import table as metric_table
+    from bench.runner import now
 
     return {
         "started_at": now(),
@@ -210,61 +236,74 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
     }
 
 
+def _console():
+    """The run's console, on stderr: the terminal's width; in a log, $COLUMNS or 160, so that the
+    summary's tables keep every codec name on one line (rich would take 80 and cut them)."""
+    from rich.console import Console
+
+    return Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160)
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     """``bench run`` while holding the store's lock: a second run on the same --out fails at once
-    (a ``StoreError``, which ``main`` prints as one line with exit 2). Bad options are refused
-    before the lock, so nothing is created for them."""
+    (a ``StoreError``, which ``main`` prints as one line with exit 2). Bad options, unknown codecs
+    and datasets, and impossible plans are refused before the lock, so nothing is created for them."""
+    from bench import plan
+    from bench.storelock import lock_store
+
     check_run_args(args)
-    with lock_store(args.out, command_line(argv)):
-        return _run_locked(args, argv)
-
-
-def _run_locked(args: argparse.Namespace, argv: list[str]) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
+    console = _console()
+    cpus = os.cpu_count() or 1
+    if args.executor == "local" and args.jobs > cpus:
+        console.print(f"[yellow]warning: --jobs {args.jobs} is more than the {cpus} logical CPUs here: the "
+                      "workers compete for them, which slows the run and disturbs its timings[/yellow]",
+                      highlight=False, soft_wrap=True)
     configs, notes = plan.select_codecs(args.codecs, args.codecs_dir)
     if not configs:
         raise UsageError("no codec available to run: " + "; ".join(notes) if notes else "no codec selected")
     cells, plan_notes = plan.plan(plan_spec(args), configs)  # a user error here is the only line printed
     for note in notes + plan_notes:
-        console.print(f"[yellow]{note}[/yellow]")
+        console.print(f"[yellow]{note}[/yellow]", highlight=False, soft_wrap=True)
+    with lock_store(args.out, command_line(argv)):
+        return _run_locked(args, argv, console, configs, cells)
+
+
+def _run_locked(args: argparse.Namespace, argv: list[str], console, configs: list[CodecConfig], cells: list) -> int:
+    from bench import plan
+    from bench.measure import Protocol
+    from bench.metrics import select as select_metrics
+    from bench.metrics.run import table as metric_table
+    from bench.progress import RunProgress
+    from bench.runner import Runner, Settings, now
+    from bench.store import Store
+    from bench.summary import summary_tables
+
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     settings = Settings(Protocol(args.warmup, args.repeats, args.memory), threads, args.cross_decode, args.timeout,
                         metrics=select_metrics(args.metrics))
-    notes += [f"metric {m['metric']}: unavailable — {m['reason']} (its columns stay NULL)"
-              for m in metric_table(settings.metrics) if not m["available"]]
+    for m in metric_table(settings.metrics):
+        if not m["available"]:
+            console.print(f"[yellow]metric {m['metric']}: unavailable — {m['reason']} (its columns stay NULL)"
+                          "[/yellow]", highlight=False, soft_wrap=True)
     out = Path(args.out)
     with Store(out) as store:
         runner = Runner(store, settings, args.jobs, args.executor, **_executor_options(args))
         todo, skipped = runner.pending(cells, args.retry_errors)
         for note in plan.image_notes(todo):  # only images that still have cells to run
-            console.print(f"[yellow]{note}[/yellow]")
+            console.print(f"[yellow]{note}[/yellow]", highlight=False, soft_wrap=True)
         console.print(f"{len(cells)} cells: {skipped} already in {store.path}, {len(todo)} to run "
-                      f"(executor {args.executor}, {args.jobs} CPU worker(s), {threads} thread(s) each)")
+                      f"(executor {args.executor}, {args.jobs} CPU worker(s), {threads} thread(s) each)",
+                      highlight=False, soft_wrap=True)
         if not todo:
             return 0
         run_id = store.start_run(manifest(args, configs, settings, argv))
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("errors {task.fields[errors]}"),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, console=console, disable=args.quiet) as progress:
-            task = progress.add_task("cells", total=len(todo), errors=0)
-            errors = 0
-
-            def advance(row: dict) -> None:
-                nonlocal errors
-                if row["status"] != "ok":
-                    errors += 1
-                    progress.console.print(f"[red]error[/red] {row['cell_key']}: {row['error']}")
-                progress.update(task, advance=1, errors=errors)
-
-            result = runner.run(todo, run_id, on_result=advance)
+        with RunProgress(console, len(todo), quiet=args.quiet) as progress:
+            result = runner.run(todo, run_id, on_result=progress.advance)
         store.finish_run(run_id, now())
     for table in summary_tables(result.rows):
         console.print(table)
     console.print(f"run {run_id}: {result.done} cells in {result.wall_s:.1f} s, {result.errors} errors; "
-                  f"results in {store.path}")
+                  f"results in {store.path}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -289,9 +328,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG = """\
+the other commands of lic-bench:
+  python -m bench.report [RESULTS]      HTML + Markdown report of a results store (RD curves, BD-rate, complexity)
+  python -m bench.gate                  the regression gate: a small benchmark compared with gate/baseline.json
+  python -m bench.anchors list|import   published rate-distortion curves used as BD anchors
+  python -m bench.datasets fetch|show   download Kodak (checksummed) or list the images of a set
+each takes --help."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="lic-bench: learned image compression benchmarks")
+    parser = ArgumentParser(prog="python -m bench", description="lic-bench: learned image compression benchmarks",
+                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--codecs-dir", default=None, help="folder of codec TOML files (default: codecs/ or $BENCH_CODECS_DIR)")
+    parser.add_argument("--models-path", default=None, metavar="DIR",
+                        help="folder(s) of model code that compressai-model configurations import from "
+                             "(os.pathsep-separated; sets $BENCH_MODELS_PATH for every process of the run)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -300,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a benchmark into a results store")
     run.add_argument("--codecs", default=None, help="comma-separated names, 'all', or 'default' (default)")
+    run.add_argument("--models-path", default=argparse.SUPPRESS, metavar="DIR",
+                     help="as the global --models-path (folders of model code for compressai-model configurations)")
     run.add_argument("--dataset", default=None, help="kodak, highres, samples or a folder (default: kodak if present, else samples)")
     run.add_argument("--images", type=int, default=None, help="use only the first N images of the dataset (0: ladder cells only)")
     run.add_argument("--rates", default=None, help="comma-separated rate labels (default: the whole ladder)")
@@ -312,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU worker processes")
     run.add_argument("--threads", type=int, default=None, help="threads per worker (default: CPUs / jobs)")
     run.add_argument("--rounds", type=int, default=1, help="run every cell this many times (default 1)")
-    run.add_argument("--device", default=None, help="override every codec's device (cpu, cuda, auto)")
+    run.add_argument("--device", default=None, help="override every codec's device (cpu, cuda, cuda:N, auto)")
     run.add_argument("--out", default="results/default", help="results directory (default results/default)")
     run.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (the first gives the bitstream)")
     run.add_argument("--repeats", type=int, default=3, help="timed calls per cell (median, min, max stored)")
@@ -344,11 +398,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_models_path(value: str) -> None:
+    """Put the folders of ``--models-path`` in front of ``$BENCH_MODELS_PATH`` (inherited by the run's
+    workers, memory and cross-decode processes); :class:`UsageError` for a folder that is not there."""
+    from bench.codecs.model_ref import MODELS_PATH_ENV
+
+    folders = [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p]
+    absent = [str(f) for f in folders if not f.is_dir()]
+    if absent:
+        raise UsageError(f"--models-path: no such folder {', '.join(absent)}")
+    os.environ[MODELS_PATH_ENV] = os.pathsep.join([*map(str, folders), os.environ.get(MODELS_PATH_ENV, "")]).rstrip(os.pathsep)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.models_path:
+            set_models_path(args.models_path)
         if args.command == "list":
             return cmd_list(args)
         if args.command == "metrics":
@@ -358,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_export(args)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C: every finished cell is already committed; say so in one line
+        where = f"; the cells finished so far are stored in {args.out} (re-run the same command to resume)" \
+            if args.command == "run" else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
     except (BenchError, OSError) as exc:  # a user error, or the disk: one line, no traceback
         print(f"error: {describe(exc, getattr(args, 'out', None))}", file=sys.stderr)
     except sqlite3.Error as exc:  # the results store could not be written (e.g. disk full)

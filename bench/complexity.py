@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-#: top-level submodule name → part (CompressAI zoo, MLIC++, MSP)
+#: top-level submodule name → part (CompressAI zoo, MLIC++, MSP); a model may add its own names
 PARTS: dict[str, str] = {
     "g_a": "analysis", "g_s": "synthesis", "h_a": "hyper_analysis", "h_s": "hyper_synthesis",
     "context_prediction": "context", "entropy_parameters": "context",  # zoo (mbt2018, cheng2020)
@@ -95,9 +95,10 @@ class Complexity:
         }
 
 
-def part_of(module_name: str) -> str:
-    """Part of a top-level submodule name (``"other"`` if unknown)."""
-    return PARTS.get(module_name, "other")
+def part_of(module_name: str, extra: dict[str, str] | None = None) -> str:
+    """Part of a top-level submodule name: ``extra`` (a model's own names) first, then
+    :data:`PARTS`; ``"other"`` if unknown."""
+    return (extra or {}).get(module_name) or PARTS.get(module_name, "other")
 
 
 def count_macs(net: Any, x: Any, call: Any = None) -> dict[str, int]:
@@ -160,22 +161,25 @@ def _inputs_follow_weights(net: Any) -> list[Any]:
     return handles
 
 
-def _target(model: Any, height: int, width: int) -> tuple[Any, Any]:
-    """The nn.Module to count and the padded input its forward takes, per codec family."""
+def _target(model: Any, height: int, width: int) -> tuple[Any, Any, dict[str, str]]:
+    """The nn.Module to count, the padded input its forward takes, and extra module name → part.
+
+    A model with a public ``complexity_target(height, width)`` says it itself (every
+    CompressAI-protocol network: :class:`bench.models.compressai_net.CompressAINet`); MLIC++ and
+    MSP are known here."""
     import torch
-    import torch.nn.functional as F
 
     from bench.models.mlicpp import MLICPlusPlus
     from bench.models.msp.model import MSPModel
-    from bench.models.zoo import PAD, ZooModel
 
+    own = getattr(model, "complexity_target", None)
+    if callable(own):
+        return own(height, width)
     x = torch.full((1, 3, height, width), 0.5, device=_device(model))
     if isinstance(model, MLICPlusPlus):
-        return model, model.pad(x)
-    if isinstance(model, ZooModel):
-        return model.net, F.pad(x, (0, (-width) % PAD, 0, (-height) % PAD), mode="replicate")
+        return model, model.pad(x), {}
     if isinstance(model, MSPModel):
-        return model, x  # MSPModel.analysis pads to a multiple of 16 itself
+        return model, x, {}  # MSPModel.analysis pads to a multiple of 16 itself
     raise TypeError(f"no complexity counting for {type(model).__name__}")
 
 
@@ -185,17 +189,19 @@ def _device(model: Any) -> Any:
 
 
 def model_complexity(model: Any, height: int, width: int) -> Complexity:
-    """Count ``model`` (MLIC++, a CompressAI zoo model or MSP) on a ``height``×``width`` image."""
-    net, x = _target(model, height, width)
+    """Count ``model`` (MLIC++, MSP or any CompressAI-protocol network) on a ``height``×``width`` image."""
+    net, x, extra = _target(model, height, width)
     macs = count_macs(net, x)
     parts: dict[str, int] = {}
     for name, m in macs.items():
-        parts[part_of(name)] = parts.get(part_of(name), 0) + m
+        part = part_of(name, extra)
+        parts[part] = parts.get(part, 0) + m
     params: dict[str, int] = {}
     for name, module in net.named_children():
         n = sum(p.numel() for p in module.parameters())
         if n:
-            params[part_of(name)] = params.get(part_of(name), 0) + n
+            part = part_of(name, extra)
+            params[part] = params.get(part, 0) + n
     return Complexity(height, width, int(x.shape[-2]), int(x.shape[-1]), parts, params)
 
 

@@ -35,8 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.argparsing import ArgumentParser
 from bench.download import download
 from bench.errors import BenchError, DatasetError, UsageError, describe, quiet_broken_pipe
+from bench.folders import missing_folders, remove_empty
 from bench.images import ImageError, LoadedImage, centre_crop, load_image
 
 log = logging.getLogger(__name__)
@@ -202,10 +204,21 @@ def fetch_kodak(root: Path | None = None, base_url: str = KODAK_URL, timeout: fl
     """Download the 24 Kodak PNGs into ``root/kodak`` and verify each one's pixels.
 
     Files already present and correct are kept. Each download goes to a temporary file that is
-    renamed into place only after verification, so an interrupted fetch leaves nothing half-written.
+    renamed into place only after verification, so an interrupted fetch leaves nothing half-written;
+    a fetch that fails before its first image removes the (empty) folders it made.
     """
     folder = (root or data_dir()) / "kodak"
+    made = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fetch_into(folder, base_url, timeout)
+    except BaseException:
+        remove_empty(made)
+        raise
+
+
+def _fetch_into(folder: Path, base_url: str, timeout: float) -> Path:
+    """The body of :func:`fetch_kodak`, into an existing ``folder``."""
     expected = kodak_pixel_hashes()
     for name, digest in sorted(expected.items()):
         target = folder / name
@@ -232,7 +245,7 @@ def fetch_kodak(root: Path | None = None, base_url: str = KODAK_URL, timeout: fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.datasets", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m bench.datasets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download a dataset with checksum verification")
     fetch.add_argument("name", choices=["kodak"])
@@ -246,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fetch(args) if args.command == "fetch" else _show(args.name)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C: images already verified stay, a partial one never takes its name
+        print("interrupted", file=sys.stderr)
+        return 130
     except (BenchError, OSError) as exc:  # a user error or the disk: one line, no traceback
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
@@ -254,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     try:
         folder = fetch_kodak(args.root, args.base_url)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # a failed download or a wrong image: a one-line error, exit 2 like the others
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"Kodak verified in {folder}")
     return 0
 

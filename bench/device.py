@@ -59,6 +59,11 @@ def cuda_available() -> bool:
         return False
 
 
+def cuda_count() -> int:
+    """CUDA devices torch can use here (0 without torch or without a GPU)."""
+    return _torch().cuda.device_count() if cuda_available() else 0
+
+
 def synchronize(device: str) -> None:
     if is_cuda(device):
         _torch().cuda.synchronize(device)

@@ -64,9 +64,23 @@ def _finite_or_none(values: list[Any]) -> list[float | None]:
     return out
 
 
+#: the files SQLite and the store's lock (:mod:`bench.storelock`) keep beside a store
+_COMPANIONS = ("-wal", "-shm", "-journal", ".lock")
+
+
 def _protected(results: str | Path) -> set[Path]:
     store = db_path(results).resolve()
-    return {store, *(store.with_name(store.name + s) for s in ("-wal", "-shm", "-journal"))}
+    return {store, *(store.with_name(store.name + s) for s in _COMPANIONS)}
+
+
+def _is_store_file(path: Path) -> bool:
+    """Whether ``path`` is an SQLite database or one of the files beside one (journal, WAL, lock)."""
+    base = next((path.with_name(path.name[:-len(s)]) for s in _COMPANIONS if path.name.endswith(s)), path)
+    try:
+        with open(base, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def _new_file_mode() -> int:
@@ -86,8 +100,9 @@ def write_atomically(path: Path, write: Callable[[IO[Any]], None], force: bool =
     ``binary``: the handle takes bytes (a figure), else UTF-8 text.
     """
     path = Path(path)
-    if path.resolve() in protected:
-        raise UsageError(f"{path} is the results store itself; export to another file")
+    if path.resolve() in protected or _is_store_file(path):
+        raise UsageError(f"{path} is the results store itself, or one of its files (journal, lock): "
+                         "export to another file")
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a file name")
     if path.exists() and not force:

@@ -1,9 +1,10 @@
 """Reading test images: validation, explicit conversions, centre crops.
 
 Every codec receives an H×W×3 uint8 RGB array. Anything else on disk is either converted by an
-explicit, logged rule (grayscale → RGB by channel replication, 16-bit → 8-bit by rounding,
-fully opaque alpha dropped, palette → RGB, EXIF orientation applied) or rejected with a message
-that says what is wrong with the file.
+explicit, logged rule (grayscale → RGB by channel replication, 16-bit → 8-bit by rounding
+v·255/max, fully opaque alpha dropped, palette → RGB, EXIF orientation applied) or rejected with a
+message that says what is wrong with the file. Deep PNG, TIFF and PGM/PPM files are read at full
+depth for the rounding: Pillow alone would keep only the high byte of 16-bit TIFF colour samples.
 
 EXIF orientation (tags 2–8, common in camera and phone JPEGs) is applied with
 ``PIL.ImageOps.exif_transpose``: the picture the user sees in every viewer is the one coded, and a
@@ -16,6 +17,7 @@ choice, not ours. A static GIF is a palette image and is converted like one.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +106,26 @@ def _png_bit_depth(path: Path) -> int:
     return header[24] if len(header) == 25 else 8
 
 
+def _wide_to_rgb8(data: np.ndarray, peak: int, what: str, path: Path, conversions: list[str]) -> np.ndarray:
+    """Samples deeper than 8 bits (H×W, or H×W×1..4 with alpha last) → H×W×3 uint8 by rounding
+    v·255/peak (``peak``: the format's largest sample value); the conversion is recorded."""
+    data = data[..., None] if data.ndim == 2 else data
+    if data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"{path}: {what} with samples of shape {data.shape} is not supported")
+    if int(data.max(initial=0)) > peak:
+        raise ImageError(f"{path}: {what} holds sample values above its maximum {peak}; the file is corrupt")
+    if data.shape[2] in (2, 4):
+        if (data[..., -1] != peak).any():
+            raise ImageError(f"{path}: has transparent pixels; flatten it and save it as RGB")
+        data = data[..., :-1]
+        conversions.append(f"dropped fully opaque {what} alpha channel")
+    gray = data.shape[2] == 1
+    conversions.append(f"{what} {'grayscale' if gray else 'RGB'} → 8-bit by rounding v·255/{peak}"
+                       + ("; gray → RGB" if gray else ""))
+    out = np.clip(np.round(data.astype(np.float64) * (255.0 / peak)), 0, 255).astype(np.uint8)
+    return np.repeat(out, 3, axis=2) if gray else out
+
+
 def _rgb48_to_rgb8(path: Path, conversions: list[str]) -> np.ndarray | None:
     """Pillow opens 16-bit-per-channel RGB PNGs as 8-bit silently; read them at full depth."""
     import imagecodecs
@@ -113,14 +135,62 @@ def _rgb48_to_rgb8(path: Path, conversions: list[str]) -> np.ndarray | None:
     except Exception as exc:
         raise ImageError(f"{path}: 16-bit PNG cannot be decoded ({exc})") from exc
     if data.dtype == np.uint16 and data.ndim == 3 and data.shape[2] in (3, 4):
-        if data.shape[2] == 4:
-            if (data[..., 3] != 65535).any():
-                raise ImageError(f"{path}: has transparent pixels; flatten it and save it as RGB")
-            data = data[..., :3]
-            conversions.append("dropped fully opaque 16-bit alpha channel")
-        conversions.append("16-bit RGB → 8-bit by rounding v·255/65535")
-        return np.clip(np.round(data.astype(np.float64) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+        return _wide_to_rgb8(data, 65535, "16-bit", path, conversions)
     return None
+
+
+def _deep_tiff(im: Image.Image) -> bool:
+    """A TIFF with more than 8 bits per sample in colour: Pillow keeps only the high byte of each
+    16-bit RGB sample (``RGB;16L``), silently. (16-bit grayscale it reads whole, as mode ``I;16``.)"""
+    if im.format != "TIFF" or im.mode.startswith("I") or im.mode == "F":
+        return False
+    bits = im.tag_v2.get(258, 8)  # BitsPerSample
+    return any(b > 8 for b in (bits if isinstance(bits, tuple) else (bits,)))
+
+
+def _tiff48_to_rgb8(path: Path, conversions: list[str]) -> np.ndarray:
+    """A 16-bit colour TIFF at full depth (libtiff through imagecodecs), rounded to 8 bits."""
+    import imagecodecs
+
+    try:
+        data = imagecodecs.tiff_decode(path.read_bytes())
+    except Exception as exc:
+        raise ImageError(f"{path}: 16-bit TIFF cannot be decoded ({exc})") from exc
+    if data.dtype != np.uint16:
+        raise ImageError(f"{path}: TIFF samples of type {data.dtype} are not supported (8 or 16-bit integers)")
+    return _wide_to_rgb8(data, 65535, "16-bit TIFF", path, conversions)
+
+
+_PNM_HEADER = re.compile(rb"\A(P[2356])((?:\s+(?:#[^\n]*\n\s*)*\d+){3})\s")
+
+
+def _deep_pnm(path: Path, conversions: list[str]) -> np.ndarray | None:
+    """A PGM/PPM whose maximum value is above 255, read at full depth (big-endian 16-bit samples,
+    or text for P2/P3) and rounded to 8 bits with the conversion recorded; None for 8-bit files."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    match = _PNM_HEADER.match(head)
+    if not match:
+        return None
+    width, height, peak = (int(v) for v in re.findall(rb"\d+", re.sub(rb"#[^\n]*\n", b"", match.group(2))))
+    if peak <= 255:
+        return None
+    if not 255 < peak < 65536:
+        raise ImageError(f"{path}: PNM maximum value {peak} is out of range (1..65535)")
+    magic, channels = match.group(1), 3 if match.group(1) in (b"P3", b"P6") else 1
+    count = width * height * channels
+    raw = path.read_bytes()[match.end():]
+    if magic in (b"P5", b"P6"):
+        if len(raw) < 2 * count:
+            raise ImageError(f"{path}: truncated: {len(raw)} bytes of samples, {2 * count} expected")
+        data = np.frombuffer(raw, ">u2", count)
+    else:
+        values = re.sub(rb"#[^\n]*", b"", raw).split()
+        if len(values) < count:
+            raise ImageError(f"{path}: truncated: {len(values)} samples, {count} expected")
+        data = np.array(values[:count], dtype=np.int64)
+    what = f"{peak.bit_length()}-bit {'PPM' if channels == 3 else 'PGM'} (maximum {peak})"
+    return _wide_to_rgb8(data.reshape(height, width, channels), peak, what, path, conversions)
 
 
 def load_image(path: str | Path, name: str | None = None, max_pixels: int = MAX_PIXELS) -> LoadedImage:
@@ -144,10 +214,12 @@ def load_image(path: str | Path, name: str | None = None, max_pixels: int = MAX_
                                  "frame you want as a single-frame PNG")
             orientation = im.getexif().get(EXIF_ORIENTATION, 1)
             deep_png = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
-            if deep_png and orientation != 1:
-                raise ImageError(f"{path}: 16-bit PNG with EXIF orientation {orientation} is not supported; "
+            deep_tiff = _deep_tiff(im)
+            if (deep_png or deep_tiff) and orientation != 1:
+                raise ImageError(f"{path}: 16-bit {im.format} with EXIF orientation {orientation} is not supported; "
                                  "rotate it and save it without the orientation tag")
-            wide = _rgb48_to_rgb8(path, conversions) if deep_png else None
+            wide = _rgb48_to_rgb8(path, conversions) if deep_png else _tiff48_to_rgb8(path, conversions) \
+                if deep_tiff else _deep_pnm(path, conversions) if im.format == "PPM" else None
             im.load()
             pixels = wide if wide is not None else _to_rgb8(_oriented(im, orientation, conversions), path,
                                                             conversions)

@@ -8,6 +8,7 @@ are still to run, so re-running a finished command does not decode every image a
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,9 @@ def select_codecs(codecs: str | None, codecs_dir: str | Path | None) -> tuple[li
         names = labels(codecs)
         unknown = [n for n in names if n not in configs and n not in configs.broken]
         if unknown:
-            raise UsageError(f"unknown codec(s): {', '.join(unknown)} (see python -m bench list)")
+            close = suggest(unknown, [*configs, *configs.broken])
+            raise UsageError(f"unknown codec(s): {', '.join(unknown)}"
+                             + (f"; did you mean {', '.join(close)}?" if close else "") + " (see python -m bench list)")
         wanted = [configs[n] for n in names]  # a broken configuration raises its ConfigError here
         notes = []
     usable = []
@@ -62,6 +65,33 @@ def select_codecs(codecs: str | None, codecs_dir: str | Path | None) -> tuple[li
         else:
             usable.append(config)
     return usable, notes
+
+
+def suggest(unknown: Iterable[str], known: Iterable[str], most: int = 4) -> list[str]:
+    """Known names close to the unknown ones: those they begin (``jpeg`` → ``jpeg-420``, ``jpeg-444``),
+    then difflib's close matches (typos), at most ``most`` per unknown name."""
+    known = sorted(set(known))
+    found: list[str] = []
+    for name in unknown:
+        prefixed = [k for k in known if name and k.startswith(name)]
+        found += (prefixed + difflib.get_close_matches(name, known, n=most, cutoff=0.6))[:most]
+    return list(dict.fromkeys(found))
+
+
+def check_device(device: str | None) -> None:
+    """``--device``: refuse (:class:`UsageError`) a device name torch would not take, or a CUDA
+    device this machine does not have — before any cell runs, rather than one error row per cell
+    (or ok rows labelled with a device that never ran them)."""
+    if device is None or device in ("cpu", "auto"):
+        return
+    if not registry.DEVICE_RE.fullmatch(device):
+        raise UsageError(f"--device {device!r}: unknown device; use cpu, cuda, cuda:N or auto")
+    from bench.device import cuda_count
+
+    count, index = cuda_count(), int(device.partition(":")[2] or 0)
+    if index >= count:
+        have = f"{count} CUDA device(s) (cuda:0 … cuda:{count - 1})" if count else "no CUDA device"
+        raise UsageError(f"--device {device}: this machine has {have}; use --device cpu or auto")
 
 
 def labels(text: str) -> list[str]:

@@ -153,12 +153,16 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     When the file or its folder cannot be written (read-only media, a copy marked read-only),
     the file is opened ``immutable``: SQLite then reads it as it is and needs no ``-wal``/``-shm``
     files beside it, which it could not create there (a WAL store otherwise fails with "unable to
-    open database file"). Raises ``FileNotFoundError`` without a store and :class:`StoreError` when
+    open database file"). If a non-empty ``-wal`` lies beside it, ``immutable`` would drop the rows
+    it holds; the pair is then read from a temporary copy instead (:func:`_with_wal_copy`). Raises ``FileNotFoundError`` without a store and :class:`StoreError` when
     the file cannot be read as a store; both name the path.
     """
     if not path.is_file():
         raise FileNotFoundError(f"no results store at {path}")
     immutable = not (_writable(path) and _writable(path.parent))
+    wal = path.with_name(path.name + "-wal")
+    if immutable and wal.is_file() and wal.stat().st_size > 0:
+        return _with_wal_copy(path, wal)
     uri = f"file:{urllib.parse.quote(path.resolve().as_posix())}?mode=ro" + ("&immutable=1" if immutable else "")
     try:
         conn = sqlite3.connect(uri, uri=True)
@@ -166,6 +170,36 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot read the results store ({exc})") from None
     return conn
+
+
+def _with_wal_copy(path: Path, wal: Path) -> sqlite3.Connection:
+    """The read-only store ``path`` with the committed rows its ``-wal`` file still holds.
+
+    ``immutable`` reads the main file only, so rows committed since the last checkpoint (all of
+    them, for a first run that was killed) would silently be missing. The store and its WAL are
+    copied to a temporary folder, opened there (SQLite replays the WAL) and copied into memory;
+    the folder is removed before returning. A WAL that cannot be read is an error, never a store
+    with fewer rows."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        copy = Path(tmp, DB_NAME)
+        try:
+            shutil.copyfile(path, copy)
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        except OSError as exc:
+            raise StoreError(f"{path}: committed rows are still in {wal.name}, which cannot be read "
+                             f"({exc.strerror}); refusing to read the store without them") from None
+        try:
+            with sqlite3.connect(copy) as disk:
+                disk.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                memory = sqlite3.connect(":memory:")
+                disk.backup(memory)
+            disk.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot read the results store with its {wal.name} ({exc})") from None
+    return memory
 
 
 def _read_table(results_dir: str | Path, query: str, params: tuple = ()):
@@ -208,6 +242,18 @@ DECODE_PART_COLUMNS: dict[str, str] = {
 }
 
 
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse (:class:`StoreError`) an SQLite file that holds tables but not ours: another
+    application's database, which creating our tables (and switching it to WAL) would alter."""
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    if tables and "measurements" not in tables:
+        conn.close()
+        shown = ", ".join(tables[:5]) + (" …" if len(tables) > 5 else "")
+        raise StoreError(f"{path} is not a lic-bench results store (an SQLite database with tables {shown}); "
+                         "it is left untouched: choose another --out")
+
+
 class Store:
     """A results database. Use as a context manager or call :meth:`close`."""
 
@@ -223,6 +269,7 @@ class Store:
             raise StoreError(f"{where}: {reason}; reports and exports can still read it")
         try:
             self.conn = sqlite3.connect(self.path, timeout=60)
+            _refuse_foreign(self.conn, self.path)  # before anything is written to it
             self.conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             self.conn.execute("PRAGMA synchronous=FULL")  # a committed cell survives power loss
             self._create()

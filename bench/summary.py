@@ -57,8 +57,9 @@ def summary_tables(rows: list[dict[str, Any]]):
     columns = ["codec", "native cells", "ladder cells", "errors"]
     columns += [f"BD-rate vs {SUMMARY_ANCHOR}"] if bd else []
     columns += ["median enc s", "median dec s"]
-    for col in columns:
-        per_codec.add_column(col, justify="left" if col == "codec" else "right")
+    for col in columns:  # a codec name folds onto a second line in a narrow terminal, never cut ("compress…")
+        per_codec.add_column(col, justify="left" if col == "codec" else "right",
+                             overflow="fold" if col == "codec" else "ellipsis")
     for codec, items in frame.groupby("codec", sort=False):
         is_native = items["resolution"] == "native"
         mine = native[native["codec"] == codec]
@@ -73,7 +74,8 @@ def summary_tables(rows: list[dict[str, Any]]):
                      (" (native size)" if len(native) else " (ladder crops)"))
     shown = ("codec", "rate") + (() if len(native) else ("resolution",)) + ("images", "median bpp", "median PSNR-RGB")
     for col in shown:
-        per_rate.add_column(col, justify="left" if col in ("codec", "rate", "resolution") else "right")
+        per_rate.add_column(col, justify="left" if col in ("codec", "rate", "resolution") else "right",
+                            overflow="fold" if col in ("codec", "rate") else "ellipsis")
     if len(points):
         medians = (points.groupby(["codec", "resolution", "rate_label"], sort=False)
                    .agg(images=("image", "nunique"), bpp=("bpp", "median"), psnr=("psnr_rgb", "median"))

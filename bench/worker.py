@@ -3,7 +3,8 @@
 Protocol on the pipe from :mod:`bench.executors.local`: the executor sends a :class:`~bench.cells.Cell` (or
 ``None`` to stop); the worker answers ``("started", cell_key)`` once the cell's image is loaded
 and its codec constructed — the runner's timeout clock starts there, so worker start-up (Python,
-torch, model weights) never counts against a cell — and then ``("row", row)`` with the finished
+torch, model weights, and the first use of every selected metric: :func:`prepare_worker`) never
+counts against a cell — and then ``("row", row)`` with the finished
 row. A worker dies with the process that started it (:func:`die_with_parent`).
 """
 
@@ -47,11 +48,33 @@ def _configure_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def prepare_worker(threads: int) -> None:
-    """Pin the thread counts and import torch (if installed) once, before a worker's first cell,
-    so that no cell pays the import inside its time limit (both executors' workers call it)."""
+def prepare_worker(threads: int, metrics: tuple[str, ...] = ()) -> None:
+    """Pin the thread counts, import torch (if installed) and warm the selected ``metrics`` once,
+    before a worker's first cell, so that no cell pays for first use inside its time limit (both
+    executors' workers call it before they say "started")."""
     set_thread_count(threads)
     _configure_torch(threads)
+    warm_metrics(metrics)
+
+
+def warm_metrics(names: tuple[str, ...]) -> None:
+    """Run each metric of ``names`` once on a small synthetic pair, large enough for every one of them.
+
+    The first computation of a metric imports its library, builds its network or filters and runs
+    torch's first convolutions; that took seconds, and it used to happen inside the first cell of each
+    worker, after the runner's timeout clock had started (two cells of a 3 s limit timed out that
+    way). The result is discarded; a metric that cannot run here is only probed (and its reason cached)."""
+    if not names:
+        return
+    import numpy as np
+
+    from bench.metrics import BY_NAME, compute
+
+    side = max(max(BY_NAME[n].min_side for n in names), 16)
+    rng = np.random.default_rng(0)
+    original = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    distorted = np.clip(original.astype(np.int16) + rng.integers(-8, 9, original.shape), 0, 255).astype(np.uint8)
+    compute(original, distorted, names)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -259,7 +282,7 @@ def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
 def worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
     """Entry point of a worker process: run cells from ``conn`` until ``None`` or end of pipe."""
     die_with_parent(parent_pid)
-    prepare_worker(settings.threads)
+    prepare_worker(settings.threads, settings.metrics)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     state = WorkerState(settings)
     while True:

@@ -26,6 +26,7 @@ torch.set_num_threads(int(args[2]) if len(args) > 2 else 2)
 
 from bench.models.imageio import to_tensor  # noqa: E402
 from bench.models.mlicpp import untrained_model  # noqa: E402
+from bench.models.weights import load_weights_file  # noqa: E402
 from bench.models.mlicpp.checkerboard import ANCHOR  # noqa: E402
 from bench.models.msp import create_model, get_profile  # noqa: E402
 from bench.models.zoo import load_model  # noqa: E402
@@ -83,7 +84,7 @@ def main() -> None:
             torch.save({k: (inp, fn(inp)) for k, (fn, inp) in st.items()}, path)
         print("saved", ", ".join(st))
         return
-    ref = torch.load(path)
+    ref = load_weights_file(path, "probe reference")  # the one safe loader: never runs code from the file
     table = torch.exp(torch.linspace(torch.log(torch.tensor(0.11)), torch.log(torch.tensor(256.0)), 64))  # CompressAI's
     T = torch.get_num_threads()
     for k, (fn, _) in st.items():

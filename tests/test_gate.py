@@ -1,12 +1,13 @@
 """The regression gate on real runs: it passes an unchanged run and fails real, injected regressions.
 
-A small gate benchmark (JPEG 4:2:0 and JPEG 2000 over their whole ladders, 256×256 crops of the
-two large synthetic photo-like images of conftest.py, through ``--dataset``; 3 rounds) is run three times
-through the real CLI: to write a baseline, unchanged, and with two regressions at
-once — JPEG 4:2:0 without optimised Huffman tables (really more bytes for the same pixels) and
-JPEG 2000 through an adapter that really decodes every stream twice. Each codec must fail for its
-own reason only. Timing tolerance comes from the ratio design (see bench.gate), not loose
-thresholds.
+A small gate benchmark (JPEG 4:2:0, JPEG 2000 and JPEG 4:4:4 over their whole ladders, 256×256 crops
+of the two large synthetic photo-like images of conftest.py, through ``--dataset``; 3 rounds) is run
+three times through the real CLI: to write a baseline, unchanged, and with three regressions at
+once — JPEG 4:2:0 without optimised Huffman tables (really more bytes for the same pixels),
+JPEG 2000 through an adapter that really decodes every stream twice, and JPEG 4:4:4 through one
+that waits 20 ms before each decode (a sub-millisecond decode: its wall time grows tenfold or more,
+its CPU time barely — the slowdown CPU time alone cannot see). Each codec must fail for its own
+reason. Timing tolerance comes from the ratio design (see bench.gate), not loose thresholds.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import re
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from bench.gate import CodecSummary, GateError, compare, time_change
+from bench.gate import (GATE_DATASET, YARDSTICK, CodecSummary, GateBenchmark, GateError, Verdict, baseline_document,
+                        compare, summarise, time_change)
 from bench.gate.judge import format_table
 from bench.store import read_measurements
 
 PROJECT = Path(__file__).resolve().parents[1]
-CODECS = ("jpeg-420", "jpeg2000")
+CODECS = ("jpeg-420", "jpeg2000", "jpeg-444")
 IMAGES = "photo1,photo2"
 
 
@@ -56,6 +59,7 @@ def runs(tmp_path_factory, gate, synthetic_images: Path) -> dict[str, object]:
     regressed = _codecs_dir(root / "regressed", {
         "jpeg-420": ("optimize = true", "optimize = false"),
         "jpeg2000": ('adapter = "jpeg2000"', 'adapter = "tests.support.slow_codecs:TwiceDecodedJpeg2000"'),
+        "jpeg-444": ('adapter = "jpeg"', 'adapter = "tests.support.slow_codecs:SleepyJpeg"'),
     })
     baseline = root / "baseline.json"
     out: dict[str, object] = {"root": root, "baseline": baseline}
@@ -81,6 +85,8 @@ def test_update_baseline_says_so_and_writes_ratios_not_seconds(runs: dict) -> No
         entry = doc["codecs"][codec]
         assert len(entry["bpp"]) == len(entry["psnr_rgb"]) == 6
         assert len(entry["cell_ratios"]) == 6 * 2 and all(v > 0 for v in entry["cell_ratios"].values())
+        assert entry["timer"] == "wall" and entry["cell_wall_ratios"].keys() == entry["cell_ratios"].keys()
+        assert all(v > 0 for v in entry["cell_wall_ratios"].values())
         assert "dec_time_s" not in entry  # only ratios to the yardstick per codec
 
 
@@ -91,7 +97,7 @@ def test_unchanged_run_passes(runs: dict) -> None:
     for v in _verdicts(runs, "unchanged").values():
         assert v["status"] == "pass", v
         assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # deterministic encoders: the same curve
-        assert abs(v["time_change"]) < 0.25
+        assert abs(v["time_change"]) < 0.25 and abs(v["wall_change"]) < 0.5
 
 
 def test_injected_rate_regression_is_real_and_fails(runs: dict) -> None:
@@ -116,9 +122,19 @@ def test_injected_decode_slowdown_fails(runs: dict) -> None:
     v = _verdicts(runs, "regressed")["jpeg2000"]
     assert v["status"] == "FAIL"
     assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # same bitstream, same pixels
-    assert v["time_change"] > 0.6  # decoding twice: about +100 %
-    assert len(v["reasons"]) == 1 and v["reasons"][0].startswith("decode +")
+    assert v["time_change"] > 0.6  # decoding twice: about +100 % (in wall time too, which may fail as well)
+    assert v["reasons"][0].startswith("decode +") and "(CPU time" in v["reasons"][0]
+    assert all(r.startswith("decode +") for r in v["reasons"])
     assert "jpeg2000" in runs["regressed"].stdout.split("FAILED")[1]
+
+
+def test_injected_wait_fails_on_wall_time(runs: dict) -> None:
+    v = _verdicts(runs, "regressed")["jpeg-444"]
+    assert v["status"] == "FAIL"
+    assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # same bitstream, same pixels
+    assert v["wall_change"] > 1.0  # 20 ms on a decode of about a millisecond: far beyond the +50 % threshold
+    assert any(r.startswith("decode +") and "(wall time" in r for r in v["reasons"]), v["reasons"]
+    assert "jpeg-444" in runs["regressed"].stdout.split("FAILED")[1]
 
 
 def test_results_option_compares_a_kept_store(runs: dict, gate) -> None:
@@ -224,3 +240,82 @@ def test_compare_fails_codec_with_errors_and_rejects_negative_thresholds() -> No
     assert v.status == "FAIL" and "codec error: boom" in v.reasons[0]
     with pytest.raises(GateError, match="thresholds"):
         compare(base, broken, bd_threshold=-1)
+
+
+# --- decode time: CPU and wall (CUDA events on a GPU), judged from controlled numbers ------------
+
+UNIT = GateBenchmark(codecs=("a",), images=("i1", "i2"), crop="64x64", rounds=3)
+LABELS, MS = ("q1", "q2", "q3"), 1e-3
+
+
+def _frame(cpu_ms: float, wall_ms: float, device: str = "cpu", disturb: dict | None = None) -> pd.DataFrame:
+    """Gate rows of UNIT: the yardstick decodes in 1 ms (CPU and wall), codec ``a`` in ``cpu_ms`` of CPU
+    time and ``wall_ms`` of wall time (CUDA-event time on ``device`` 'cuda'); ``disturb`` multiplies the
+    wall time of ``(codec, round)`` rows, as other load would."""
+    rows = []
+    for k in range(1, UNIT.rounds + 1):
+        for image in UNIT.images:
+            for codec, labels, cpu, wall, dev in ((YARDSTICK, ("quality=75",), 1.0, 1.0, "cpu"),
+                                                 ("a", LABELS, cpu_ms, wall_ms, device)):
+                for i, label in enumerate(labels):
+                    slow = (disturb or {}).get((codec, k), 1.0)
+                    rows.append({"codec": codec, "status": "ok", "error": None, "rate_label": label, "image": image,
+                                 "round": k, "dataset": GATE_DATASET, "resolution": UNIT.crop, "bytes": 100 * (i + 1),
+                                 "bpp": 0.5 * (i + 1), "psnr_rgb": 30.0 + 3 * i, "codec_version": "1",
+                                 "config_hash": "h", "device": dev,
+                                 "timer": "cuda_events" if dev.startswith("cuda") else "perf_counter",
+                                 "dec_cpu_s": cpu * MS, "dec_time_s": wall * slow * MS})
+    return pd.DataFrame(rows)
+
+
+def _judge(base: pd.DataFrame, now: pd.DataFrame, strip_wall: bool = False) -> Verdict:
+    doc = baseline_document(UNIT, summarise(base, UNIT), base, {})
+    if strip_wall:  # a baseline written before wall time was judged
+        for entry in doc["codecs"].values():
+            del entry["cell_wall_ratios"], entry["dec_wall_ratio"]
+    (verdict,) = compare(doc, summarise(now, UNIT))
+    return verdict
+
+
+def test_a_decode_that_waits_fails_on_wall_time_though_its_cpu_time_hardly_moves() -> None:
+    """The gate's former blind spot: +20 ms of waiting on a 6 ms decode (wall ×4.3, CPU ×1.1)."""
+    v = _judge(_frame(6.0, 6.0), _frame(6.6, 26.0))
+    assert v.time_change == pytest.approx(0.10) and v.wall_change == pytest.approx(20 / 6)
+    assert v.status == "FAIL" and len(v.reasons) == 1
+    assert v.reasons[0].startswith("decode +333% slower relative to the yardstick (wall time"), v.reasons
+    assert "+333.3%" in format_table([v]).splitlines()[-1]
+
+
+def test_wall_time_takes_the_fastest_round_so_load_in_some_rounds_passes() -> None:
+    # Round 1: the codec's decodes span scheduler slices (×3); round 2: the yardstick's do (×3).
+    disturbed = _frame(6.0, 6.0, disturb={("a", 1): 3.0, (YARDSTICK, 2): 3.0})
+    v = _judge(_frame(6.0, 6.0), disturbed)
+    assert v.status == "pass", v.reasons
+    assert v.wall_change == pytest.approx(0.0) and v.time_change == pytest.approx(0.0)
+    # The same load with a real wait in every round still fails.
+    waiting = _frame(6.0, 26.0, disturb={("a", 1): 3.0, (YARDSTICK, 2): 3.0})
+    assert _judge(_frame(6.0, 6.0), waiting).status == "FAIL"
+
+
+def test_wall_threshold_is_twice_the_time_threshold() -> None:
+    assert _judge(_frame(6.0, 6.0), _frame(6.0, 6.0 * 1.45)).status == "pass"  # +45 % < +50 %
+    assert _judge(_frame(6.0, 6.0), _frame(6.0, 6.0 * 1.55)).status == "FAIL"  # +55 % > +50 %
+
+
+def test_cuda_cells_are_judged_on_cuda_event_time_not_cpu_time() -> None:
+    base = _frame(2.0, 4.0, device="cuda:0")
+    busy_host = _judge(base, _frame(6.0, 4.0, device="cuda:0"))  # the host spins 3× longer: says nothing
+    assert busy_host.status == "pass" and busy_host.timer == "CUDA events"
+    assert math.isnan(busy_host.time_change) and busy_host.wall_change == pytest.approx(0.0)
+    assert any("CPU time not judged" in n for n in busy_host.notes)
+    slower = _judge(base, _frame(2.0, 8.0, device="cuda:0"))  # the GPU work takes twice as long
+    assert slower.status == "FAIL" and "(CUDA events time" in slower.reasons[0], slower.reasons
+    assert "(CUDA)" in format_table([slower]).splitlines()[-1]
+    mixed = _judge(_frame(2.0, 4.0), _frame(2.0, 4.0, device="cuda:0"))  # baseline on CPU, run on CUDA
+    assert mixed.status == "UNJUDGED" and "not comparable" in mixed.reasons[0]
+
+
+def test_a_baseline_without_wall_ratios_says_wall_time_was_not_judged() -> None:
+    v = _judge(_frame(6.0, 6.0), _frame(6.0, 26.0), strip_wall=True)
+    assert v.status == "pass" and math.isnan(v.wall_change)
+    assert any("wall time not judged: the baseline has no wall-time ratios" in n for n in v.notes)

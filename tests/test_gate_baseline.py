@@ -103,6 +103,9 @@ def test_empty_codecs_cannot_be_judged(same_machine: Path, tmp_path: Path, capsy
     (lambda d: d["benchmark"].update(rounds=True) or d, "benchmark.rounds: expected an integer, found a boolean"),
     (lambda d: d["codecs"]["jpegxl"]["cell_ratios"].update({"quality=50|kodim04": -1}) or d,
      "codecs.jpegxl.cell_ratios.quality=50|kodim04: expected a finite positive number"),
+    (lambda d: d["codecs"]["webp"].update(cell_wall_ratios={"quality=50|kodim04": 0}) or d,
+     "codecs.webp.cell_wall_ratios.quality=50|kodim04: expected a finite positive number"),
+    (lambda d: d["codecs"]["webp"].update(timer="gpu") or d, "codecs.webp.timer: 'gpu' is neither 'wall' nor"),
 ])
 def test_baseline_of_the_wrong_shape_cannot_be_judged_and_names_the_key(same_machine: Path, tmp_path: Path, capsys,
                                                                         damage, key: str) -> None:

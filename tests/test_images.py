@@ -166,3 +166,72 @@ def test_no_or_upright_exif_orientation_changes_nothing(tmp_path):
     frame.save(path, exif=exif)
     loaded = load_image(path)
     assert np.array_equal(loaded.pixels, np.asarray(frame)) and loaded.conversions == []
+
+
+def _expected8(wide: np.ndarray, peak: int = 65535) -> np.ndarray:
+    return np.round(wide.astype(float) * 255 / peak).astype(np.uint8)
+
+
+def test_16bit_rgb_tiff_is_rounded_not_truncated_and_logged(tmp_path, caplog):
+    import imagecodecs
+
+    wide = np.random.default_rng(3).integers(0, 65536, (12, 10, 3), dtype=np.uint16)
+    path = tmp_path / "deep.tif"
+    path.write_bytes(imagecodecs.tiff_encode(wide))
+    with caplog.at_level(logging.WARNING):
+        loaded = load_image(path)
+    assert np.array_equal(loaded.pixels, _expected8(wide))  # Pillow alone gives wide >> 8 (the high byte)
+    assert not np.array_equal(loaded.pixels, (wide >> 8).astype(np.uint8))
+    assert loaded.conversions == ["16-bit TIFF RGB → 8-bit by rounding v·255/65535"]
+    assert "16-bit TIFF RGB → 8-bit" in caplog.text
+
+
+def test_16bit_tiff_with_alpha(tmp_path):
+    import imagecodecs
+
+    wide = np.random.default_rng(4).integers(0, 65536, (9, 9, 4), dtype=np.uint16)
+    wide[..., 3] = 65535
+    path = tmp_path / "alpha.tif"
+    path.write_bytes(imagecodecs.tiff_encode(wide))
+    loaded = load_image(path)
+    assert np.array_equal(loaded.pixels, _expected8(wide[..., :3]))
+    assert loaded.conversions[0] == "dropped fully opaque 16-bit TIFF alpha channel"
+    wide[0, 0, 3] = 0
+    path.write_bytes(imagecodecs.tiff_encode(wide))
+    with pytest.raises(ImageError, match="transparent"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("magic, peak", [(b"P6", 65535), (b"P6", 1023), (b"P5", 65535), (b"P3", 4095)])
+def test_deep_ppm_and_pgm_are_rounded_and_logged(tmp_path, caplog, magic, peak):
+    rng = np.random.default_rng(5)
+    channels = 1 if magic == b"P5" else 3
+    wide = rng.integers(0, peak + 1, (10, 12, channels), dtype=np.uint16)
+    wide[0, 0, 0] = 100  # a low value: a file of dark samples is still deep (its maximum says so)
+    header = magic + b"\n# made by the test\n12 10\n" + str(peak).encode() + b"\n"
+    body = wide.astype(">u2").tobytes() if magic != b"P3" else " ".join(map(str, wide.ravel())).encode()
+    path = tmp_path / "deep.pnm"
+    path.write_bytes(header + body)
+    with caplog.at_level(logging.WARNING):
+        loaded = load_image(path)
+    expected = _expected8(wide, peak)
+    assert np.array_equal(loaded.pixels, np.repeat(expected, 3, axis=2) if channels == 1 else expected)
+    kind = "PPM" if channels == 3 else "PGM"
+    note = f"{peak.bit_length()}-bit {kind} (maximum {peak}) {'RGB' if channels == 3 else 'grayscale'} → 8-bit " \
+           f"by rounding v·255/{peak}"
+    assert loaded.conversions[0].startswith(note) and note in caplog.text
+
+
+def test_dark_16bit_pgm_is_not_read_as_8bit(tmp_path):
+    """Every sample of this 16-bit PGM is below 256: they are 16-bit values, nearly black, not 8-bit ones."""
+    wide = np.full((10, 10), 200, dtype=np.uint16)
+    path = tmp_path / "dark.pgm"
+    path.write_bytes(b"P5\n10 10\n65535\n" + wide.astype(">u2").tobytes())
+    assert (load_image(path).pixels == 1).all()  # round(200 · 255 / 65535) = 1
+
+
+def test_truncated_deep_ppm_is_an_image_error(tmp_path):
+    path = tmp_path / "short.ppm"
+    path.write_bytes(b"P6\n10 10\n65535\n" + bytes(100))
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(path)

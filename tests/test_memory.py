@@ -97,3 +97,23 @@ def test_a_memory_child_killed_is_recorded_and_the_cell_stands(small_photo):
     assert decoded.shape == small_photo.shape and row["dec_time_s"] > 0
     assert row["mem_method"].startswith("failed: decode in the memory child died: signal SIGKILL"), row["mem_method"]
     assert row["dec_mem_growth_bytes"] is None and row["enc_mem_growth_bytes"] is None
+
+
+@pytest.mark.parametrize("name", ["jpeg-420", "webp"])
+def test_pillow_initialisation_is_not_charged_to_the_first_call(codecs_dir, name):
+    """The zygote warms the codec's Pillow format (issue 21): a 64×96 image codes in well under a MiB,
+    where Pillow's plugin and library initialisation had added 1.2 MiB (JPEG) and 3 MiB (WebP)."""
+    from bench.codecs import registry
+    from bench.codecs.base import Encoded
+    from bench.memory import clean_memory, close_zygotes
+
+    codec = registry.create(registry.load_config(codecs_dir / f"{name}.toml"), device="cpu")
+    rate = codec.config.middle_rate
+    image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    data = Encoded.of(codec.encode(image, rate)).data
+    try:
+        row = clean_memory(codec, image, rate, data, "all")
+    finally:
+        close_zygotes()
+    assert row["mem_method"] == "fork", row["mem_method"]
+    assert 0 <= row["enc_mem_growth_bytes"] < MIB / 2 and 0 <= row["dec_mem_growth_bytes"] < MIB / 2, row

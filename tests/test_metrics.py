@@ -73,9 +73,11 @@ def test_registry_declares_each_metric_once_and_the_store_has_its_columns():
 
 def test_selection_words_names_and_unknown_names():
     assert run.select(None) == registry.DEFAULT == ("psnr-rgb", "psnr-y", "psnr-yuv", "ms-ssim", "ms-ssim-y")
-    assert set(run.select("jpeg-ai")) == {"ms-ssim-y", "iw-ssim", "vif", "fsim", "nlpd", "psnr-hvs-m", "vmaf"}
+    # the default set is always kept: the summary's and the report's PSNR-RGB and MS-SSIM need it
+    assert set(run.select("jpeg-ai")) == set(registry.DEFAULT) | {"ms-ssim-y", "iw-ssim", "vif", "fsim", "nlpd",
+                                                                  "psnr-hvs-m", "vmaf"}
     assert run.select("all") == tuple(m.name for m in METRICS)
-    assert run.select("vmaf, psnr-rgb,vmaf") == ("psnr-rgb", "vmaf")  # declaration order, once each
+    assert run.select("vmaf, psnr-rgb,vmaf") == registry.DEFAULT + ("vmaf",)  # declaration order, once each
     with pytest.raises(UsageError, match="unknown metric 'psnr'.*psnr-rgb"):
         run.select("psnr")
 
@@ -166,15 +168,15 @@ def test_run_computes_only_the_selected_metrics_and_export_and_manifest_follow(t
     assert done.returncode == 0, done.stderr
     row = read_measurements(out).iloc[0]
     assert row["status"] == "ok" and 25 < row["psnr_y"] < 60 and 25 < row["psnr_hvs_m"] < 70
-    assert row[["psnr_rgb", "ms_ssim", "vif", "vmaf"]].isna().all()
+    assert row[["vif", "vmaf", "nlpd"]].isna().all() and 25 < row["psnr_rgb"] < 60  # the default set is kept
     manifest = json.loads(read_runs(out)["manifest"].iloc[0])
-    assert [m["metric"] for m in manifest["metrics"]] == ["psnr-y", "psnr-hvs-m"]
-    assert manifest["metrics"][1]["implementation"].startswith("psnr-hvsm ")
+    assert [m["metric"] for m in manifest["metrics"]] == [*registry.DEFAULT, "psnr-hvs-m"]
+    assert manifest["metrics"][-1]["implementation"].startswith("psnr-hvsm ")
     done = bench("export", str(out), "--compressai-json", str(tmp_path / "json"))
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "json" / "jpeg-420.json").read_text())["results"]
     assert results["psnr-hvs-m"][0] == pytest.approx(row["psnr_hvs_m"]) and "vif" not in results
-    assert results["psnr-rgb"] == [None]  # not measured: null, as the export documents
+    assert results["psnr-rgb"][0] == pytest.approx(row["psnr_rgb"])  # the default set is always measured
 
 
 def test_kodak_jpeg_pair_agrees_with_second_implementations(data_dir):
@@ -192,3 +194,56 @@ def test_kodak_jpeg_pair_agrees_with_second_implementations(data_dir):
             assert row["max_abs_diff"] < tol, (name, row)
             compared.append(name)
     assert {"psnr-rgb", "ms-ssim", "ms-ssim-y", "psnr-hvs-m"} <= set(compared)  # always installed
+
+
+# --- NLPD: one plane, as Laparra et al. define it -------------------------------------------------
+
+def test_nlpd_is_the_one_plane_distance_not_a_channel_mixed_one(photo):
+    """NLPD on Y of the synthetic photo against a deterministic ±12 noise: pyiqa's NLPD pyramid run
+    on the single plane (``NLPD(channels=1).pyramid``, RMS per level, mean) gives 0.163513026;
+    pyiqa's ``NLPD(channels=3)`` on three copies of Y (the old v1 call, whose zero-insertion
+    upsampling mixes the channels) gave 0.0186. Our float64 filters differ from pyiqa's float32
+    ones in the 9th digit."""
+    rng = np.random.default_rng(5)
+    noisy = np.clip(photo.astype(int) + rng.integers(-12, 13, photo.shape), 0, 255).astype(np.uint8)
+    values, problems = run.compute(photo, noisy, ("nlpd",))
+    assert problems == {}
+    assert values["nlpd"] == pytest.approx(0.163513026, rel=1e-7)
+    assert registry.BY_NAME["nlpd"].version == 2
+    assert registry.implementation_version(registry.BY_NAME["nlpd"]).endswith(", nlpd v2")
+
+
+def test_nlpd_odd_sizes_and_the_smallest_allowed_image():
+    """Odd sizes take the pyramid's odd-size crop at every level; 32 px (the registry's minimum) still
+    has 6 levels. Identical planes give 0, and the value grows with the distortion."""
+    from bench.metrics.nlpd import laplacian_pyramid, nlpd_plane
+    from tests.conftest import photo_like
+
+    for h, w in ((97, 131), (32, 33)):
+        plane = photo_like(h, w, 3)[..., 0] / 255.0
+        bands = laplacian_pyramid(plane)
+        assert len(bands) == 6 and bands[0].shape == (h, w) and bands[1].shape == ((h + 1) // 2, (w + 1) // 2)
+        rng = np.random.default_rng(0)
+        noise = rng.normal(0, 1, plane.shape)
+        assert nlpd_plane(plane, plane) == 0.0
+        assert 0 < nlpd_plane(plane, plane + 0.01 * noise) < nlpd_plane(plane, plane + 0.03 * noise)
+
+
+def test_nlpd_of_kodim01_against_jpeg_matches_pyiqa_one_channel(data_dir):
+    """The issue's independent figures: kodim01 vs Pillow JPEG q30 / q90 gives 0.1874 / 0.0623 with
+    pyiqa on one channel (IQA_pytorch, whose pyramid differs slightly: 0.1841 / 0.0609); the old
+    3-channel call gave 0.0313 / 0.0121."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from bench.images import load_image
+
+    original = load_image(data_dir / "kodak" / "kodim01.png", "kodim01").pixels
+    got = []
+    for quality in (30, 90):
+        buffer = BytesIO()
+        Image.fromarray(original).save(buffer, format="JPEG", quality=quality)
+        decoded = np.asarray(Image.open(BytesIO(buffer.getvalue())).convert("RGB"))
+        got.append(run.compute(original, decoded, ("nlpd",))[0]["nlpd"])
+    assert got == pytest.approx([0.1874, 0.0623], abs=1e-4)  # 4 digits: JPEG bytes may move with libjpeg-turbo

@@ -98,6 +98,57 @@ def test_read_only_copy_is_read_without_journal_files(tmp_path, restore_permissi
         Store(ro)
 
 
+def read_only_copy_with_wal(store: Store, folder: Path) -> Path:
+    """A read-only copy of a store taken while its writer is still open (as of a run in progress, or
+    killed): ``results.sqlite`` and its ``-wal``, which holds the rows committed since the last checkpoint."""
+    folder.mkdir()
+    for name in ("results.sqlite", "results.sqlite-wal"):
+        shutil.copyfile(store.path.with_name(name), folder / name)
+        (folder / name).chmod(0o444)
+    folder.chmod(0o555)
+    return folder
+
+
+def test_read_only_copy_keeps_the_rows_still_in_its_wal(tmp_path, restore_permissions):
+    with Store(tmp_path / "src") as store:
+        store.start_run({"command": "test"})
+        for i in range(24):
+            store.add_measurement(row(f"a{i}"))
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # 24 rows in the main file ...
+        for i in range(24):
+            store.add_measurement(row(f"b{i}"))  # ... and 24 only in the -wal
+        ro = read_only_copy_with_wal(store, tmp_path / "ro")
+    assert (ro / "results.sqlite-wal").stat().st_size > 0
+    frame = read_measurements(ro)
+    assert len(frame) == 48 and set(frame.cell_key) == {f"{p}{i}" for p in "ab" for i in range(24)}
+    assert len(read_runs(ro)) == 1
+    assert sorted(p.name for p in ro.iterdir()) == ["results.sqlite", "results.sqlite-wal"]  # nothing written there
+
+
+def test_read_only_copy_of_a_killed_first_run_reads_its_wal(tmp_path, restore_permissions):
+    """A first run killed before any checkpoint: its tables and rows exist only in the -wal."""
+    with Store(tmp_path / "src") as store:
+        store.add_measurement(row("a", bpp=0.25))
+        ro = read_only_copy_with_wal(store, tmp_path / "ro")
+    assert list(read_measurements(ro).bpp) == [0.25]
+
+
+def test_unreadable_wal_is_refused_not_dropped(tmp_path, restore_permissions, monkeypatch):
+    with Store(tmp_path / "src") as store:
+        store.add_measurement(row("a"))
+        ro = read_only_copy_with_wal(store, tmp_path / "ro")
+    copy = shutil.copyfile
+
+    def unreadable_wal(src, dst, **kw):  # chmod 000 does not stop root, so refuse the read here
+        if str(src).endswith("-wal"):
+            raise PermissionError(13, "Permission denied", str(src))
+        return copy(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", unreadable_wal)
+    with pytest.raises(StoreError, match="committed rows are still in results.sqlite-wal, which cannot be read"):
+        read_measurements(ro)
+
+
 def test_unreadable_store_names_the_path(tmp_path):
     (tmp_path / "results.sqlite").write_bytes(b"not a database, just bytes" * 100)
     with pytest.raises(StoreError, match=f"{tmp_path / 'results.sqlite'}: cannot read the results store"):

@@ -14,15 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import bench.anchors
-from bench.errors import BenchError, describe, quiet_broken_pipe
 from bench.anchors.schema import QUALITY_COLUMNS
 from bench.anchors.sources import build_anchors
-from bench.anchors.store import anchors_dir, list_anchors, load_anchor, measured_anchors, save_anchor
+from bench.anchors.store import anchor_datasets, anchors_dir, list_anchors, load_anchor, measured_anchors, save_anchor
+from bench.argparsing import ArgumentParser
+from bench.errors import AnchorError, BenchError, describe, quiet_broken_pipe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.anchors import|list``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.anchors",
+    parser = ArgumentParser(prog="python -m bench.anchors",
                                      description=bench.anchors.__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_imp = sub.add_parser("import", help="regenerate anchors/ from the shared anchors folder")
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="shared anchors folder (default: $BENCH_SHARED_DIR/anchors)")
     p_imp.add_argument("--out", type=Path, default=None, help="output folder (default: the project's anchors/)")
     p_list = sub.add_parser("list", help="list anchors: name, dataset, codec version, points, source")
-    p_list.add_argument("--dataset", default=None)
+    p_list.add_argument("--dataset", default=None, help="only the anchors of this dataset (e.g. kodak)")
     args = parser.parse_args(argv)
 
     try:
@@ -43,10 +44,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _list(dataset: str | None) -> int:
-    """One line per anchor: name, dataset, codec and version, points, qualities, source (aligned columns)."""
+    """One line per anchor: name, dataset, codec and version, points, qualities, source (aligned columns).
+
+    A file that cannot be loaded is listed as BROKEN with its reason, as ``bench list`` lists a
+    broken codec configuration, and the others are still shown. An unknown ``dataset`` is an
+    error naming the known ones."""
+    names = list_anchors(dataset)
+    if dataset is not None and not names:
+        raise AnchorError(f"no anchors for dataset {dataset!r}; known datasets: {', '.join(anchor_datasets())}")
     rows = [("name", "dataset", "codec", "version", "points", "qualities", "source")]
-    for name in list_anchors(dataset):
-        a = load_anchor(name)
+    for name in names:
+        try:
+            a = load_anchor(name)
+        except AnchorError as exc:
+            rows.append((name, name.split("/", 1)[0], "-", "-", "-", "-",
+                         "BROKEN: " + describe(exc).removeprefix(f"{anchors_dir()}{os.sep}")))
+            continue
         rows.append((a.name, a.dataset, str(a.codec.get("name", a.label)), str(a.codec.get("version", "unrecorded")),
                      str(len(a.points["bpp"])), ",".join(q for q in QUALITY_COLUMNS if q in a.points),
                      a.source() or "-"))

@@ -148,9 +148,15 @@ def import_compressai_json(
     unknown = set(results) - set(_COMPRESSAI_COLUMNS)
     if unknown:
         raise AnchorError(f"{path}: unknown result key(s) {sorted(unknown)}; known: {sorted(_COMPRESSAI_COLUMNS)}")
+    for key, values in results.items():
+        if not isinstance(values, list):
+            raise AnchorError(f"{path}: results.{key} must be a list (one value per rate point), "
+                              f"found {type(values).__name__} {values!r:.40}")
     points = {_COMPRESSAI_COLUMNS[k]: tuple(results[k]) for k in _COMPRESSAI_COLUMNS if k in results}
 
     meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise AnchorError(f"{path}: 'meta' must be an object, found {type(meta).__name__}")
     dataset = dataset or meta.get("dataset") or path.parent.name
     slug, label, codec, extra = _compressai_codec(path, data, meta, points)
     conditions: dict[str, Any] = {
@@ -163,10 +169,13 @@ def import_compressai_json(
     if meta.get("url"):
         prov["paper"] = meta["url"]
     notes = f"source name {data.get('name')!r}, description {data.get('description', '')!r}"
-    return Anchor(
-        name=name or f"{dataset}/{slug}", label=label, dataset=dataset, codec=codec, provenance=prov,
-        conditions=conditions, points=points, notes=notes,
-    )
+    try:
+        return Anchor(
+            name=name or f"{dataset}/{slug}", label=label, dataset=dataset, codec=codec, provenance=prov,
+            conditions=conditions, points=points, notes=notes,
+        )
+    except AnchorError as exc:
+        raise AnchorError(f"{path}: {exc}") from None
 
 
 _TFC_METRICS = {

@@ -136,6 +136,8 @@ class Anchor:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "") -> Anchor:
+        if not isinstance(d, dict):
+            raise AnchorError(f"{where or 'anchor'}: expected a JSON object, found {type(d).__name__}")
         where = where or str(d.get("name", "anchor"))
         if d.get("schema") != SCHEMA:
             raise AnchorError(f"{where}: schema is {d.get('schema')!r}, expected {SCHEMA!r}")
@@ -147,11 +149,18 @@ class Anchor:
         missing = {"name", "label", "dataset", "codec", "provenance", "conditions", "points"} - set(d)
         if missing:
             raise AnchorError(f"{where}: missing field(s) {sorted(missing)}")
+        for key, kind, what in (("name", str, "a string"), ("label", str, "a string"), ("dataset", str, "a string"),
+                                ("notes", str, "a string"), ("codec", dict, "an object"),
+                                ("provenance", dict, "an object"), ("conditions", dict, "an object"),
+                                ("extra", dict, "an object")):
+            if key in d and not isinstance(d[key], kind):
+                raise AnchorError(f"{where}: {key!r} must be {what}, found {type(d[key]).__name__}")
         points, per_image = d["points"], d.get("per_image", {})
-        if not isinstance(points, dict):
-            raise AnchorError(f"{where}: 'points' must be an object of columns")
-        if not isinstance(per_image, dict) or not all(isinstance(c, dict) for c in per_image.values()):
-            raise AnchorError(f"{where}: 'per_image' must map image ids to objects of columns")
+        if not isinstance(points, dict) or not all(isinstance(v, list) for v in points.values()):
+            raise AnchorError(f"{where}: 'points' must be an object of columns (lists of numbers)")
+        if not isinstance(per_image, dict) or not all(
+                isinstance(c, dict) and all(isinstance(v, list) for v in c.values()) for c in per_image.values()):
+            raise AnchorError(f"{where}: 'per_image' must map image ids to objects of columns (lists of numbers)")
         try:
             return cls(
                 name=d["name"], label=d["label"], dataset=d["dataset"], codec=d["codec"],

@@ -32,6 +32,11 @@ def list_anchors(dataset: str | None = None, root: Path | str | None = None) -> 
     return [n for n in names if dataset is None or n.startswith(dataset + "/")]
 
 
+def anchor_datasets(root: Path | str | None = None) -> list[str]:
+    """The datasets that have anchors (the first part of their names), sorted."""
+    return sorted({name.split("/", 1)[0] for name in list_anchors(root=root) if "/" in name})
+
+
 def load_anchor(name: str, root: Path | str | None = None) -> Anchor:
     """The anchor called ``name`` (e.g. ``"kodak/vtm"``); unknown names get close suggestions."""
     base = Path(root) if root is not None else anchors_dir()
@@ -44,7 +49,7 @@ def load_anchor(name: str, root: Path | str | None = None) -> Anchor:
         raise AnchorError(f"no anchor named {name!r} in {base}{hint}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AnchorError(f"{path}: not valid JSON ({exc})") from None
     anchor = Anchor.from_dict(data, where=str(path))
     if anchor.name != name:

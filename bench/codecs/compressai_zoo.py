@@ -17,6 +17,8 @@ Configuration (``codecs/<name>.toml``)::
     lof_lr = 1e-3
     lof_eval_every = 50
     lof_rounding = "ste"        # or "sga"
+    N = 64                      # optional: width / latent channels of a compact model (training,
+    M = 96                      #   untrained init); trained weights carry their own shapes
     portable = true             # float64 decoder path: same image at any thread count / device
     [[rates]]
     label = "quality=1"
@@ -44,6 +46,7 @@ from bench.errors import CodecError
 #: The ``[params]`` this adapter accepts (checked when a configuration is loaded, and by ``_validate``).
 PARAMS = {"architecture": Param(str, required=True), "metric": Param(str, choices=("mse", "ms-ssim")),
           "seed": Param(int, 0), "require_trained": Param(bool), **LOF_PARAMS,
+          "N": Param(int, 8), "M": Param(int, 8),
           "portable": Param(bool)}
 
 
@@ -67,6 +70,8 @@ def _validate(config: CodecConfig) -> None:
         raise ValueError(f"{config.name}: params.architecture is required")
     for q in _qualities(config):
         check_architecture(str(p["architecture"]), str(p.get("metric", "mse")), q)
+    if ("N" in p) != ("M" in p):
+        raise ValueError(f"{config.name}: give both params.N and params.M (a compact model's width) or neither")
     if int(p.get("lof_iterations", 0)) > 0 and p.get("metric", "mse") != "mse":
         raise ValueError(f"{config.name}: LOF is implemented for MSE models only")
 
@@ -119,12 +124,6 @@ class CompressAIZooCodec(LearnedCodec):
 
         return f"compressai {compressai.__version__} ({self.architecture}, {self.metric}); torch {torch.__version__}"
 
-    @property
-    def last_decode_times(self) -> dict[str, float]:
-        """Entropy decoding (everything but g_s) vs synthesis g_s time of the last ``decode``."""
-        model = getattr(self, "_last_model", None)
-        return dict(model.last_decode_times) if model else {}
-
     def sequential_steps(self, height: int, width: int) -> int:
         """Sequential entropy-decoding steps for an image: grows with size for serial contexts."""
         from compressai.models import FactorizedPrior, JointAutoregressiveHierarchicalPriors
@@ -138,12 +137,28 @@ class CompressAIZooCodec(LearnedCodec):
         return 2
 
     # --- models --------------------------------------------------------------------------------
+    def untrained_network(self, seed: int | None = None):
+        """A fresh float32 CompressAI network of this architecture in training form, seeded; its
+        width is ``params.N``/``params.M`` (compact models) or the zoo's at the first quality."""
+        import torch
+        from compressai.zoo.image import cfgs, model_architectures
+
+        N, M = self._shape() or cfgs[self.architecture][self.qualities[0]][:2]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed if seed is None else seed)
+            return model_architectures[self.architecture](N, M)
+
     def _load(self, rate_index: int):
         from bench.models.zoo import load_model
 
         return load_model(self.architecture, self.qualities[rate_index], self.metric,
                           self.weights_file(rate_index), self.seed, self.torch_device,
-                          portable=bool(self.config.params.get("portable", True)))
+                          portable=bool(self.config.params.get("portable", True)), shape=self._shape())
+
+    def _shape(self) -> tuple[int, int] | None:
+        """(N, M) of ``params`` for compact models (both or neither), else None: the zoo's."""
+        p = self.config.params
+        return (int(p["N"]), int(p["M"])) if "N" in p and "M" in p else None
 
     # --- coding --------------------------------------------------------------------------------
     def encode(self, image: np.ndarray, rate: RatePoint) -> Encoded:

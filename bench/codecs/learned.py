@@ -30,6 +30,17 @@ if TYPE_CHECKING:
     from bench.models.lof import LOFOptions
     from bench.models.weights import WeightsSpec
 
+def hide_import_noise() -> None:
+    """Hide the one warning importing compressai prints that is noise to our users: compressai 1.2.8
+    imports torch_geometric when present, which calls the deprecated ``torch.jit.script`` at import
+    (a ``FutureWarning`` naming neither us nor anything a user can change). Only that message is
+    hidden; every learned adapter imports this module before compressai (workers included)."""
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning,
+                            module=r"torch\.jit\._script")
+
+
+hide_import_noise()
+
 #: The rate-point parameter every learned adapter accepts (see :mod:`bench.models.weights`).
 WEIGHTS_PARAM = {"weights": Param(dict)}
 #: Encoder-side LOF settings (``lof_iterations`` 0 = off), for adapters whose models support it.
@@ -41,7 +52,8 @@ def weights_specs(config: CodecConfig) -> list[WeightsSpec | None]:
     """The weights description of each rate point (None: untrained); ``ValueError`` if malformed."""
     from bench.models.weights import WeightsSpec
 
-    return [WeightsSpec.parse(p.params["weights"], f"{config.name}: rate point {p.label!r}")
+    base = Path(config.source).parent if config.source else None
+    return [WeightsSpec.parse(p.params["weights"], f"{config.name}: rate point {p.label!r}", base)
             if "weights" in p.params else None for p in config.rates]
 
 
@@ -198,6 +210,13 @@ class LearnedCodec(Codec):
         from bench.complexity import model_complexity
 
         return model_complexity(self._model(self.rate_index(rate)), height, width)
+
+    @property
+    def last_decode_times(self) -> dict[str, float]:
+        """The split of the last ``decode`` its model reported (e.g. entropy decoding vs synthesis
+        g_s); empty when the model reports none. A decoder sets ``self._last_model``."""
+        model = getattr(self, "_last_model", None)
+        return dict(getattr(model, "last_decode_times", {}) or {})
 
     def warn_untrained(self, why: str) -> None:
         """Warn once that numbers from this codec are valid for complexity only."""

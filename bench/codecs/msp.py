@@ -44,7 +44,7 @@ class MSPCodec(LearnedCodec):
     fixed_params = {
         "profile": Param(str, required=True), "levels": Param(int, 1, 6), "steps_per_level": Param(int, choices=(2, 3)),
         "groups": Param(int, 1, 8), "N": Param(int, 8), "M": Param(int, 1), "context_width": Param(int, 1),
-        "feature_channels": Param(int, 1), "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
+        "feature_channels": Param(int, 1), "transform": Param(str, choices=("elic", "gdn")), "lof_iterations": Param(int, 0), "lof_lr": Param(float, 0, low_open=True),
         "lof_eval_every": Param(int, 1), "lof_rounding": Param(str, choices=("ste", "sga")), "seed": Param(int, 0),
         "require_trained": Param(bool), "lambdas": Param(list),
         "portable": Param(bool),
@@ -115,6 +115,17 @@ class MSPCodec(LearnedCodec):
         return info
 
     # --- models --------------------------------------------------------------------------------
+    def untrained_network(self, seed: int | None = None):
+        """A fresh float32 :class:`~bench.models.msp.MSPModel` of this profile in training form
+        (``forward`` → x̂ and likelihoods), seeded; what :mod:`bench.training` trains."""
+        import torch
+
+        from bench.models.msp import MSPModel
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed if seed is None else seed)
+            return MSPModel(self.profile)
+
     def _load(self, rate_index: int):
         from bench.models.msp import create_model
 

@@ -39,10 +39,29 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "vtm": "bench.codecs.vtm:VtmCodec",
     "msp": "bench.codecs.msp:MSPCodec",
     "compressai": "bench.codecs.compressai_zoo:CompressAIZooCodec",
+    "compressai-model": "bench.codecs.compressai_model:CompressAIModelCodec",
     "mlicpp": "bench.codecs.mlicpp:MLICPlusPlusCodec",
 }
 
 ENTRY_POINT_GROUP = "bench.codecs"
+
+#: devices a configuration (or ``bench run --device``) may name
+DEVICE_RE = re.compile(r"cpu|auto|cuda(:\d+)?")
+#: a codec name: it is a command-line item (``--codecs a,b``), a file name (exports) and a key in
+#: the store and the report, so letters, digits and ``. _ + -``, starting with a letter or digit
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+#: words ``--codecs`` gives a meaning of its own
+RESERVED_NAMES = ("all", "default")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a codec configuration, or None when it can."""
+    if name in RESERVED_NAMES:
+        return f"{name!r} is reserved (--codecs {name} selects a set of codecs)"
+    if not NAME_RE.fullmatch(name):
+        return (f"{name!r} is not a usable codec name: use 1 to 64 letters, digits, '.', '_', '+' or '-', "
+                "starting with a letter or digit")
+    return None
 
 
 def adapter_class(adapter: str) -> type[Codec]:
@@ -209,10 +228,16 @@ def load_config(path: str | Path) -> CodecConfig:
             raise check.error(f"{key} = {doc[key]!r}: must be {'true or false' if kind is bool else 'a string'}",
                               "", key)
     device = str(doc.get("device", "cpu"))
-    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
+    if not DEVICE_RE.fullmatch(device):
         raise check.error(f"device = {device!r}: must be cpu, cuda, cuda:N or auto", "", "device")
+    name = str(doc.get("name", path.stem))
+    problem = name_problem(name)
+    if problem:
+        where = "name" if "name" in doc else ""
+        raise check.error(f"{'name' if where else 'file name'}: {problem}" +
+                          ("" if where else " (or give name = \"...\")"), "", where)
     return CodecConfig(
-        name=str(doc.get("name", path.stem)),
+        name=name,
         adapter=adapter,
         params=check.params(cls, adapter),
         rates=check.rates(cls, adapter),
@@ -239,12 +264,16 @@ class Configs(dict[str, CodecConfig]):
 
 
 def _declared_name(path: Path) -> str:
-    """The configuration's name even when the file is broken: ``name = "..."`` if readable, else the stem."""
+    """The configuration's name even when the file is broken: ``name = "..."`` if readable and a
+    usable name, else the stem (else the file name, for ``bench list`` to show)."""
     try:
         match = re.search(r'^\s*name\s*=\s*"([^"\n]+)"', path.read_text(), re.MULTILINE)
     except (OSError, UnicodeDecodeError):
         match = None
-    return match.group(1) if match else path.stem
+    for name in (match.group(1) if match else None, path.stem):
+        if name and name_problem(name) is None:
+            return name
+    return path.name
 
 
 def load_configs(directory: str | Path | None = None) -> Configs:

@@ -10,16 +10,16 @@ is one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from bench.argparsing import ArgumentParser
 from bench.codecs import registry
 from bench.codecs.learned import weights_specs
 from bench.errors import BenchError, describe, quiet_broken_pipe
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.codecs.weights", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m bench.codecs.weights", description=__doc__.split("\n")[0])
     parser.add_argument("codecs", nargs="+", help="configuration names (codecs/NAME.toml)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per download (default 120)")
     args = parser.parse_args(argv)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bench.cells import Cell, Settings
 from bench.errors import UsageError
+
+if TYPE_CHECKING:  # annotations only: ``bench --help`` imports EXECUTORS without numpy
+    from bench.cells import Cell, Settings
 
 #: the names ``bench run --executor`` accepts
 EXECUTORS = ("local", "dask")

@@ -140,7 +140,7 @@ def run_on_worker(cell: Cell, settings: Settings, image_bytes: bytes | None = No
             if _STATE is None or _STATE.settings != settings:
                 if _STATE is not None:
                     _STATE.close()
-                prepare_worker(settings.threads)
+                prepare_worker(settings.threads, settings.metrics)
                 _settle(worker)
                 _STATE = WorkerState(settings)
             if image_bytes is not None:

@@ -22,6 +22,21 @@ decode time
     cell removes the spread between rate points and images; the medians make a disturbed cell or
     round harmless.
 
+    Two times are judged that way, and either fails the codec. **CPU time** (``dec_cpu_s``, the
+    ratio of each round's quotient as above) is immune to other load time-slicing the CPU, but
+    blind to a decode that *waits* (a sleep, a lock, I/O): a 20 ms sleep added to JPEG 2000's
+    decode made its wall time ×4 and its CPU time ×1.1, and passed. So **wall time**
+    (``dec_time_s``) is judged too: per cell, its fastest round over the yardstick's fastest round
+    for the image (other load only ever adds wall time, so the fastest round is the least
+    disturbed, while a wait in the code is in every round), failing above
+    ``WALL_MARGIN`` (2) × ``--time-threshold`` (+50 % by default): on a 2-core machine at load 5–17,
+    unchanged codecs kept these within +20 % over ten runs (a median of per-round quotients, as for
+    CPU time, strayed to +141 %), and the 20 ms sleep read +860 to +1090 %. On a GPU CPU time
+    says nothing about the work: cells that ran on CUDA are judged on their wall time only, which
+    there is CUDA-event time (:class:`bench.device.Timer`), and the baseline records which
+    (``timer``). A baseline written before wall time was judged has no wall ratios; the table
+    then says wall time was not judged until it is rewritten with ``--update-baseline``.
+
     Why this shape — each choice measured on a loaded, shared 2-core VM: the decode speed of
     libjpeg-turbo and of dav1d settles *per process* into states up to ±25 % apart (repeats in
     one process agree with each other, a new process may not), so one long-lived worker shifted a

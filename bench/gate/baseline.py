@@ -129,11 +129,18 @@ def validate_baseline(doc: Any, path: Path) -> dict[str, Any]:
         ratio = c.get(entry, where, "dec_time_ratio", (int, float))
         if not (math.isfinite(ratio) and ratio > 0):
             c.fail(f"{where}.dec_time_ratio", f"expected a finite positive number, found {ratio!r}")
-        cells = c.get(entry, where, "cell_ratios", dict)
-        for key, value in cells.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (number and math.isfinite(value) and value > 0):
-                c.fail(f"{where}.cell_ratios.{key}", f"expected a finite positive number, found {value!r}")
+        for name, required in (("cell_ratios", True), ("cell_wall_ratios", False)):  # wall: since wall time is judged
+            cells = c.get(entry, where, name, dict, required=required) or {}
+            for key, value in cells.items():
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if not (number and math.isfinite(value) and value > 0):
+                    c.fail(f"{where}.{name}.{key}", f"expected a finite positive number, found {value!r}")
+        wall = c.get(entry, where, "dec_wall_ratio", (int, float), required=False)
+        if wall is not None and not (math.isfinite(wall) and wall > 0):
+            c.fail(f"{where}.dec_wall_ratio", f"expected a finite positive number, found {wall!r}")
+        timer = c.get(entry, where, "timer", str, required=False)
+        if timer not in (None, "wall", "CUDA events"):
+            c.fail(f"{where}.timer", f"{timer!r} is neither 'wall' nor 'CUDA events'")
         for key in ("version", "config_hash"):
             c.get(entry, where, key, str, required=False)
     machine = c.get(doc, "", "machine", (dict, type(None)), required=False)
@@ -151,9 +158,22 @@ def read_baseline(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise GateError(f"no baseline at {path}; create one with --update-baseline")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GateError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
         raise GateError(f"{path}: cannot be read ({exc.strerror})") from None
+    except GateError as exc:
+        raise GateError(f"{path}: {exc}; fix the file or rewrite it with --update-baseline") from None
     return validate_baseline(doc, path)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: ``json`` would keep the last of two equal keys silently,
+    so a baseline edited by hand could judge against a value nobody meant."""
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise GateError(f"key {key!r} appears twice in one object")
+        doc[key] = value
+    return doc

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 import bench.gate
+from bench.argparsing import ArgumentParser, finite_fraction
 from bench.errors import BenchError, GateError
 from bench.gate.baseline import DEFAULT_BASELINE, MachineClass, read_baseline, validate_baseline
 from bench.gate.benchmark import GateBenchmark, run_benchmark
@@ -39,15 +40,15 @@ def _latest_manifest(results: Path) -> dict[str, Any]:
 # --- command line --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.gate", description=bench.gate.__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m bench.gate", description=bench.gate.__doc__.splitlines()[0])
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
                    help=f"baseline JSON (default {DEFAULT_BASELINE})")
     p.add_argument("--results", type=Path, default=None,
                    help="compare this gate store instead of running the benchmark (e.g. one kept with --keep)")
     p.add_argument("--update-baseline", action="store_true", help="rewrite the baseline from this run (deliberately)")
-    p.add_argument("--bd-threshold", type=float, default=0.5,
+    p.add_argument("--bd-threshold", type=finite_fraction, default=0.5,
                    help="fail above this BD-rate worsening, in percentage points")
-    p.add_argument("--time-threshold", type=float, default=0.25,
+    p.add_argument("--time-threshold", type=finite_fraction, default=0.25,
                    help="fail when the decode-time ratio grows by more than this fraction (0.25 = 25 %%)")
     p.add_argument("--codecs-dir", default=None, help="codec configurations to run (default codecs/)")
     p.add_argument("--dataset", type=Path, default=None,
@@ -134,7 +135,28 @@ def _update_baseline(args: argparse.Namespace, benchmark: GateBenchmark, summary
         print(f"  {codec}: {len(s.bpp)} rate points, median decode-time ratio {s.dec_time_ratio:.3f}")
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse (:class:`GateError`) a ``--json`` path that could not be written — before the benchmark
+    runs for minutes, rather than after it, when the failure would hide the verdict table."""
+    if path.is_dir():
+        raise GateError(f"--json {path}: is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise GateError(f"--json {path}: folder {folder} does not exist")
+    try:
+        if path.exists():
+            with open(path, "a", encoding="utf-8"):
+                pass  # opened for appending, not truncated: the file is left as it was
+        else:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+                pass
+    except OSError as exc:
+        raise GateError(f"--json {path}: cannot be written ({exc.strerror})") from None
+
+
 def _judge(args: argparse.Namespace, t0: float) -> int:
+    if args.json is not None:
+        _check_writable(args.json)
     baseline = read_baseline(args.baseline) if (args.baseline.is_file() or not args.update_baseline) else None
     benchmark = _benchmark_from(args, baseline)
     if args.results is not None:
@@ -155,10 +177,10 @@ def _judge(args: argparse.Namespace, t0: float) -> int:
                                               args.timing_across_machines)
     verdicts = compare(baseline, summary, args.bd_threshold, args.time_threshold, judge_time)
     status = exit_status(verdicts)
+    print(format_table(verdicts), flush=True)  # first: a --json that fails to write cannot hide the verdicts
+    print(CI_TEXT)
     if args.json:
         args.json.write_text(json.dumps([asdict(v) for v in verdicts], indent=1, default=str) + "\n", encoding="utf-8")
-    print(format_table(verdicts))
-    print(CI_TEXT)
     if machine_note:
         print(f"\n{machine_note}", file=sys.stdout if judge_time else sys.stderr)
     failed = [v.codec for v in verdicts if v.status == FAIL]

@@ -20,19 +20,30 @@ from bench.errors import GateError
 from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, BDError, Curve, average_curve, bd, bootstrap_bd
 from bench.gate.baseline import SCHEMA
 from bench.machine import MachineClass, row_classes
-from bench.gate.benchmark import GATE_DATASET, TIME, YARDSTICK, GateBenchmark, yardstick_config
+from bench.gate.benchmark import GATE_DATASET, TIME, WALL_TIME, YARDSTICK, GateBenchmark, yardstick_config
+
+#: ``timer`` of a codec whose cells ran on a CPU (wall = ``perf_counter``) or on CUDA (CUDA events).
+WALL, CUDA_EVENTS = "wall", "CUDA events"
+#: Wall time also carries other load (see the bench.gate docstring), so it fails only beyond this
+#: many times the decode-time threshold (default 2 × 25 % = +50 %): unchanged codecs stayed within +20 %
+#: at load 5–17, and a wait of a few milliseconds on a decode of a few milliseconds doubles it or more.
+WALL_MARGIN = 2.0
 
 # --- summarising a run (pure) --------------------------------------------------------------------
 
 @dataclass
 class CodecSummary:
-    """One codec's gate numbers from one run (decode times only as ratios to the yardstick)."""
+    """One codec's gate numbers from one run (decode times only as ratios to the yardstick).
+
+    ``cell_ratios`` are CPU-time ratios (CPU cells only), ``wall_ratios`` wall-time ratios (CUDA-event
+    time for CUDA cells, ``timer`` says which); see the :mod:`bench.gate` docstring for how each is formed.
+    """
 
     rate_label: list[str]
     bpp: list[float]
     psnr_rgb: list[float]
     dec_time_ratio: float  # median over cells of the per-cell ratio (for the table)
-    cell_ratios: dict[str, float]  # "<rate label>|<image>" -> decode time / the image's yardstick time
+    cell_ratios: dict[str, float]  # "<rate label>|<image>" -> decode CPU time / the image's yardstick CPU time
     cells: int
     version: str = ""
     config_hash: str = ""
@@ -40,6 +51,9 @@ class CodecSummary:
     unmeasured: str = ""  # why the run holds no judgeable cells of this codec (not an error of the codec)
     #: per image, its points of the first round (bpp, psnr_rgb by rate label): for the BD interval
     image_points: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    wall_ratios: dict[str, float] = field(default_factory=dict)  # "<rate label>|<image>" -> wall-time ratio
+    wall_ratio: float = math.nan  # median over cells of wall_ratios (for the table)
+    timer: str = WALL  # WALL, or CUDA_EVENTS when the codec's cells ran on CUDA (CPU time is then not judged)
 
 
 def cell_key(rate_label: str, image: str) -> str:
@@ -55,10 +69,30 @@ def gate_rows(frame: pd.DataFrame, benchmark: GateBenchmark) -> pd.DataFrame:
     return rows.assign(round=rounds.fillna(1).astype(int))
 
 
-def yardstick_times(rows: pd.DataFrame) -> pd.Series:
-    """Yardstick decode time per (round, image)."""
-    yard = rows[(rows["codec"] == YARDSTICK) & (rows["status"] == "ok") & (rows[TIME] > 0)]
-    return yard.groupby(["round", "image"])[TIME].min()
+def yardstick_times(rows: pd.DataFrame, column: str = TIME) -> pd.Series:
+    """Yardstick decode time (``column``: CPU by default) per (round, image)."""
+    yard = rows[(rows["codec"] == YARDSTICK) & (rows["status"] == "ok") & (rows[column] > 0)]
+    return yard.groupby(["round", "image"])[column].min()
+
+
+def on_cuda(rows: pd.DataFrame) -> pd.Series:
+    """Per row: whether the cell ran on CUDA (its wall time is then CUDA-event time)."""
+    device = rows["device"].fillna("").astype(str) if "device" in rows else pd.Series("", index=rows.index)
+    timer = rows["timer"].fillna("").astype(str) if "timer" in rows else pd.Series("", index=rows.index)
+    return device.str.startswith("cuda") | (timer == "cuda_events")
+
+
+def wall_ratios(ok: pd.DataFrame, rows: pd.DataFrame) -> dict[str, float]:
+    """Per cell: its fastest wall time over the rounds / the fastest yardstick wall time of its image.
+
+    Minima, not the median of per-round quotients as for CPU time: other load only ever adds wall
+    time, and a decode that spans a scheduler slice in one round does not in another, so the
+    fastest round is the one least disturbed (a wait the code itself makes is in every round)."""
+    if WALL_TIME not in ok or WALL_TIME not in rows:
+        return {}
+    yard = yardstick_times(rows, WALL_TIME).groupby(level="image").min()
+    fastest = ok[ok[WALL_TIME] > 0].groupby(["rate_label", "image"])[WALL_TIME].min()
+    return {cell_key(label, image): float(t / yard[image]) for (label, image), t in fastest.items() if image in yard}
 
 
 def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecSummary]:
@@ -93,20 +127,28 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
         if errors or curve is None:
             out[codec] = CodecSummary([], [], [], math.nan, {}, len(ok), errors=errors or ["no measurement"])
             continue
-        paired = ok.join(yard.rename("yard"), on=["round", "image"], how="inner")
+        cuda = on_cuda(ok)
+        paired = ok[~cuda].join(yard.rename("yard"), on=["round", "image"], how="inner")  # CPU time: CPU cells only
         per_round = paired[TIME] / paired["yard"]  # codec / yardstick, same image, same process
         medians = per_round.groupby([paired["rate_label"], paired["image"]]).median()
         ratios = {cell_key(label, image): float(r) for (label, image), r in medians.items()}
+        walls = wall_ratios(ok, rows)
+        timer = CUDA_EVENTS if cuda.any() else WALL
         out[codec] = CodecSummary(
             rate_label=list(curve["rate_label"]), bpp=[float(v) for v in curve["bpp"]],
-            psnr_rgb=[float(v) for v in curve["psnr_rgb"]], dec_time_ratio=float(np.median(list(ratios.values()))),
-            cell_ratios=ratios, cells=len(ok),
+            psnr_rgb=[float(v) for v in curve["psnr_rgb"]],
+            dec_time_ratio=_median(ratios if timer == WALL else walls),
+            cell_ratios=ratios, cells=len(ok), wall_ratios=walls, wall_ratio=_median(walls), timer=timer,
             version="; ".join(sorted(ok["codec_version"].dropna().astype(str).unique())),
             config_hash=str(ok["config_hash"].iloc[0]),
             image_points={str(img): {"rate_label": list(g["rate_label"]), "bpp": [float(v) for v in g["bpp"]],
                                      "psnr_rgb": [float(v) for v in g["psnr_rgb"]]}
                           for img, g in first.groupby("image", sort=True)})
     return out
+
+
+def _median(ratios: dict[str, float]) -> float:
+    return float(np.median(list(ratios.values()))) if ratios else math.nan
 
 
 # --- comparing (pure) ----------------------------------------------------------------------------
@@ -118,7 +160,9 @@ class Verdict:
     bd_rate_pct: float = math.nan
     ratio_base: float = math.nan
     ratio_now: float = math.nan
-    time_change: float = math.nan  # median over common cells of ratio now / ratio base, minus 1
+    time_change: float = math.nan  # median over common cells of ratio now / ratio base, minus 1 (CPU time)
+    wall_change: float = math.nan  # the same for wall time (CUDA-event time for CUDA cells)
+    timer: str = WALL
     bd_rate_low: float = math.nan  # 95 % bootstrap interval over the run's images (baseline curve fixed)
     bd_rate_high: float = math.nan
     reasons: list[str] = field(default_factory=list)
@@ -159,10 +203,52 @@ def exit_status(verdicts: list[Verdict]) -> int:
     return 0 if verdicts and all(v.status == PASS for v in verdicts) else 2
 
 
+def _judge_cpu(v: Verdict, base: dict[str, Any], now: CodecSummary, judge_time: bool, threshold: float) -> None:
+    """Decode CPU time: the median over common cells of (ratio now / ratio base) against ``threshold``."""
+    v.time_change, n = time_change(base.get("cell_ratios", {}), now.cell_ratios)
+    if n == 0:  # the rate points changed: fall back to the median ratios
+        v.time_change = v.ratio_now / v.ratio_base - 1.0 if v.ratio_base > 0 else math.nan
+        v.notes.append("no cell in common with the baseline (rate points changed): compared median ratios")
+    if not judge_time:
+        return
+    if not math.isfinite(v.time_change):
+        v.status = FAIL
+        v.reasons.append("decode-time ratio cannot be computed")
+    elif v.time_change > threshold:
+        v.status = FAIL
+        v.reasons.append(f"decode {v.time_change:+.0%} slower relative to the yardstick (CPU time, median over "
+                         f"{n or 'all'} cells; threshold +{threshold:.0%})")
+
+
+def _judge_wall(v: Verdict, base: dict[str, Any], now: CodecSummary, judge_time: bool, threshold: float) -> None:
+    """Decode wall time (CUDA-event time on CUDA), like CPU time but with its own threshold; a baseline
+    written before wall time was judged has none, and says so."""
+    base_cells = base.get("cell_wall_ratios")
+    if not base_cells:
+        v.notes.append(f"{now.timer} time not judged: the baseline has no {now.timer}-time ratios "
+                       "(rewrite it with --update-baseline)")
+        return
+    v.wall_change, n = time_change(base_cells, now.wall_ratios)
+    if n == 0:
+        old = float(base.get("dec_wall_ratio") or math.nan)
+        v.wall_change = now.wall_ratio / old - 1.0 if old > 0 else math.nan
+    if not judge_time:
+        return
+    if not math.isfinite(v.wall_change):
+        v.status = FAIL
+        v.reasons.append(f"decode {now.timer}-time ratio cannot be computed")
+    elif v.wall_change > threshold:
+        v.status = FAIL
+        v.reasons.append(f"decode {v.wall_change:+.0%} slower relative to the yardstick ({now.timer} time, fastest "
+                         f"round, median over {n or 'all'} cells; threshold +{threshold:.0%})")
+
+
 def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_threshold: float = 0.5,
             time_threshold: float = 0.25, judge_time: bool = True) -> list[Verdict]:
     """Judge every codec of the baseline, and mark codecs of the run that it lacks UNJUDGED. Pure: no I/O.
 
+    Decode time is judged twice: CPU time against ``time_threshold`` (CPU cells only) and wall time
+    (CUDA-event time on CUDA) against :data:`WALL_MARGIN` × ``time_threshold``; either fails the codec.
     With ``judge_time`` False (another machine class), decode times are reported but not judged: a
     codec whose rates pass is UNJUDGED, not passed.
     """
@@ -195,21 +281,22 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
             v.reasons.append(f"BD-rate {v.bd_rate_pct:+.2f} % vs baseline (threshold +{bd_threshold:.2f} %)")
         elif v.bd_rate_pct < -bd_threshold:
             v.notes.append(f"RD improved ({v.bd_rate_pct:+.2f} %): update the baseline to keep the gain")
-        v.time_change, n = time_change(base.get("cell_ratios", {}), now.cell_ratios)
-        if n == 0:  # the rate points changed: fall back to the median ratios
-            v.time_change = v.ratio_now / v.ratio_base - 1.0 if v.ratio_base > 0 else math.nan
-            v.notes.append("no cell in common with the baseline (rate points changed): compared median ratios")
-        if not judge_time:
+        v.timer = now.timer
+        base_timer = base.get("timer", WALL)
+        if base_timer != now.timer:
             if v.status == PASS:
                 v.status = UNJUDGED
-            v.reasons.append("decode time not judged: the run is from another machine class than the baseline")
-        elif not math.isfinite(v.time_change):
-            v.status = FAIL
-            v.reasons.append("decode-time ratio cannot be computed")
-        elif v.time_change > time_threshold:
-            v.status = FAIL
-            v.reasons.append(f"decode {v.time_change:+.0%} slower relative to the yardstick (median over {n or 'all'} "
-                             f"cells; threshold +{time_threshold:.0%})")
+            v.reasons.append(f"decode times not comparable: the baseline timed {base_timer}, this run {now.timer}")
+        else:
+            if now.timer == WALL:
+                _judge_cpu(v, base, now, judge_time, time_threshold)
+            else:
+                v.notes.append("CPU time not judged: the cells ran on CUDA, where it says nothing about the work")
+            _judge_wall(v, base, now, judge_time, WALL_MARGIN * time_threshold)
+            if not judge_time:
+                if v.status == PASS:
+                    v.status = UNJUDGED
+                v.reasons.append("decode time not judged: the run is from another machine class than the baseline")
         if base.get("version") and now.version and base["version"] != now.version:
             v.notes.append(f"library version changed: {base['version']} → {now.version}")
         if base.get("config_hash") and now.config_hash and base["config_hash"] != now.config_hash:
@@ -223,7 +310,7 @@ def compare(baseline: dict[str, Any], current: dict[str, CodecSummary], bd_thres
 def format_table(verdicts: list[Verdict]) -> str:
     """A plain-text table for terminals and CI logs."""
     header = ("codec", "result", "BD-rate vs base [95 % CI]", "dec ratio base", "dec ratio now", "dec change",
-              "why / notes")
+              "wall change", "why / notes")
     rows = []
     for v in verdicts:
         bd_text = "" if math.isnan(v.bd_rate_pct) else f"{v.bd_rate_pct:+.2f} %"
@@ -233,6 +320,8 @@ def format_table(verdicts: list[Verdict]) -> str:
                      "" if math.isnan(v.ratio_base) else f"{v.ratio_base:.3f}",
                      "" if math.isnan(v.ratio_now) else f"{v.ratio_now:.3f}",
                      "" if not math.isfinite(v.time_change) else f"{v.time_change:+.1%}",
+                     "" if not math.isfinite(v.wall_change) else f"{v.wall_change:+.1%}"
+                     + (" (CUDA)" if v.timer == CUDA_EVENTS else ""),
                      "; ".join(v.reasons + v.notes)))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]  # noqa: E731
@@ -257,16 +346,26 @@ def baseline_document(benchmark: GateBenchmark, summary: dict[str, CodecSummary]
     return {
         "schema": SCHEMA,
         "note": "Written by `python -m bench.gate --update-baseline`. Decode times are ratios to the yardstick "
-                "timed in the same process (per cell: '<rate label>|<image>', median over the rounds), never "
-                "absolute seconds; yardstick.dec_time_s (seconds, per image) is for information only.",
+                "timed in the same process, never absolute seconds: per cell ('<rate label>|<image>'), "
+                "cell_ratios are CPU-time ratios (median over the rounds) and cell_wall_ratios wall-time ratios "
+                "(fastest round over the yardstick's fastest; CUDA-event time where timer is 'CUDA events'); "
+                "yardstick.dec_time_s (seconds, per image) is for information only.",
         "created_at": manifest.get("started_at"), "git_commit": manifest.get("git_commit"),
         "cpu": manifest.get("cpu"), "machine": machine.to_dict() if machine.known() else None,
         "packages": manifest.get("packages"),
         "benchmark": asdict(benchmark),
         "yardstick": {"codec": YARDSTICK, "definition": yardstick_config().description,
                       "dec_time_s": {k: round(float(v), 7) for k, v in yard.groupby(level="image").median().items()}},
-        "codecs": {c: {"version": s.version, "config_hash": s.config_hash, "rate_label": s.rate_label,
-                       "bpp": s.bpp, "psnr_rgb": s.psnr_rgb, "dec_time_ratio": round(s.dec_time_ratio, 6),
-                       "cell_ratios": {k: round(v, 6) for k, v in sorted(s.cell_ratios.items())}}
-                   for c, s in summary.items()},
+        "codecs": {c: _codec_entry(s) for c, s in summary.items()},
     }
+
+
+def _codec_entry(s: CodecSummary) -> dict[str, Any]:
+    """One codec of the baseline: its curve and decode-time ratios (wall ones only where measured)."""
+    entry = {"version": s.version, "config_hash": s.config_hash, "rate_label": s.rate_label, "bpp": s.bpp,
+             "psnr_rgb": s.psnr_rgb, "dec_time_ratio": round(s.dec_time_ratio, 6),
+             "cell_ratios": {k: round(v, 6) for k, v in sorted(s.cell_ratios.items())}, "timer": s.timer}
+    if s.wall_ratios:
+        entry.update(dec_wall_ratio=round(s.wall_ratio, 6),
+                     cell_wall_ratios={k: round(v, 6) for k, v in sorted(s.wall_ratios.items())})
+    return entry

@@ -1,4 +1,4 @@
-"""Library-backed metrics of the JPEG AI set and beyond (piq, pyiqa, psnr-hvsm, ssimulacra2).
+"""Library-backed metrics of the JPEG AI set and beyond (piq, psnr-hvsm, ssimulacra2; NLPD is ours).
 
 Each function takes the original and decoded H×W×3 uint8 images and the per-worker context (or
 None) and returns the metric's value. The JPEG AI CTC computes its metrics on the luma of BT.709
@@ -27,11 +27,18 @@ def y_tensor(image: np.ndarray):
     return torch.from_numpy(luma(image) / 255.0)[None, None]
 
 
+#: how to install a metric's module that is not a dependency of lic-bench itself
+_NLPD_HINT = ("NLPD's optional package: install it as the README's \"Quality metrics\" says "
+              "(pip install --no-deps pyiqa==0.1.16 …)")
+_INSTALL_HINTS = {"pyiqa": _NLPD_HINT, "cv2": _NLPD_HINT}
+
+
 def missing(*modules: str) -> str | None:
     """Why a metric cannot run: the first module that is not importable, else None."""
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            return f"Python package {module!r} is not installed (pip install 'lic-bench[metrics]')"
+            hint = _INSTALL_HINTS.get(module, "a dependency of lic-bench: reinstall it, e.g. pip install -e .")
+            return f"Python package {module!r} is not installed ({hint})"
     return None
 
 
@@ -60,23 +67,11 @@ def iw_ssim(original: np.ndarray, decoded: np.ndarray, context: Any = None) -> f
     return _piq("information_weighted_ssim", original, decoded)
 
 
-def nlpd_setup() -> Any:
-    """pyiqa's NLPD module, built once per worker (its filters are constants, no download)."""
-    from pyiqa.archs.nlpd_arch import NLPD
+def nlpd(original: np.ndarray, decoded: np.ndarray, context: Any = None) -> float:
+    """NLPD (Laparra et al. 2016) on BT.709 Y in [0, 1], our one-plane implementation (:mod:`bench.metrics.nlpd`)."""
+    from bench.metrics.nlpd import nlpd_plane
 
-    return NLPD(channels=3, test_y_channel=False).double().eval()
-
-
-def nlpd(original: np.ndarray, decoded: np.ndarray, context: Any) -> float:
-    """NLPD (Laparra et al. 2016) on BT.709 Y in [0, 1], pyiqa's implementation.
-
-    pyiqa's own Y is BT.601 (YIQ); to feed it our Y we give it three copies of the plane as
-    a 3-channel image, which yields the 1-channel value (each level's RMS over identical channels)."""
-    import torch
-
-    with torch.inference_mode():
-        x, y = (y_tensor(a).expand(1, 3, -1, -1).contiguous() for a in (original, decoded))
-        return float(context(x, y))
+    return nlpd_plane(luma(original) / 255.0, luma(decoded) / 255.0)
 
 
 def psnr_hvs_m(original: np.ndarray, decoded: np.ndarray, context: Any = None) -> float:

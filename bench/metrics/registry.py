@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bench.metrics import basic, perceptual
+from bench.metrics import nlpd as nlpd_impl
 from bench.metrics import vmaf as vmaf_cli
 
 Compute = Callable[[np.ndarray, np.ndarray, Any], "dict[str, float | None]"]
@@ -39,6 +40,7 @@ class Metric:
     setup: Callable[[], Any] | None = None  # per-worker setup, its result passed as context
     unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here, or None
     package: str | None = None     # distribution whose version names the implementation
+    version: int = 1               # bumped when our computation of it changes: stored with every run's manifest
 
     @property
     def label(self) -> str:
@@ -94,9 +96,10 @@ METRICS: tuple[Metric, ...] = (
            _one("fsim", perceptual.fsim), unavailable=lambda: perceptual.missing("piq"), package="piq"),
     Metric("nlpd", ("nlpd",), "nlpd", False, Y, 32, "perceptual",
            "Normalised Laplacian pyramid distance (Laparra et al., Electronic Imaging 2016): 6-level "
-           "Laplacian pyramid, divisive normalisation, RMS per level, mean over levels; lower is better.",
-           "pyiqa", True, False, _one("nlpd", perceptual.nlpd), setup=perceptual.nlpd_setup,
-           unavailable=lambda: perceptual.missing("pyiqa", "cv2"), package="pyiqa"),
+           "Laplacian pyramid, divisive normalisation, RMS per level, mean over levels; lower is better. "
+           "One plane (Y), after the authors' MATLAB NLP_dist.m.",
+           "lic-bench (numpy/scipy)", True, False, _one("nlpd", perceptual.nlpd), package="scipy",
+           version=nlpd_impl.VERSION),
     Metric("psnr-hvs-m", ("psnr_hvs_m",), "psnr_hvs_m", True, Y, 8, "perceptual",
            "PSNR-HVS-M (Ponomarenko et al., VPQM 2007): MSE of 8×8 DCT coefficients weighted by the contrast "
            "sensitivity function and reduced by between-coefficient contrast masking, peak 1; inf if identical.",
@@ -140,12 +143,16 @@ def by_column(column: str) -> Metric | None:
 
 
 def implementation_version(metric: Metric) -> str:
-    """``library version`` of the metric's implementation here (``not installed`` if absent)."""
+    """``library version`` of the metric's implementation here (``not installed`` if absent), then
+    ``, <name> v<N>`` once the metric's own version is past 1: a changed computation, so a run's
+    manifest says which one its rows hold (NLPD v1 was pyiqa's channel-mixing 3-channel call)."""
     if metric.name == "vmaf":
-        return vmaf_cli.version() or "libvmaf not built"
-    if metric.package is None:
-        return metric.implementation
-    try:
-        return f"{metric.package} {md.version(metric.package)}"
-    except md.PackageNotFoundError:
-        return f"{metric.package} not installed"
+        text = vmaf_cli.version() or "libvmaf not built"
+    elif metric.package is None:
+        text = metric.implementation
+    else:
+        try:
+            text = f"{metric.package} {md.version(metric.package)}"
+        except md.PackageNotFoundError:
+            text = f"{metric.package} not installed"
+    return text + (f", {metric.name} v{metric.version}" if metric.version != 1 else "")

@@ -19,10 +19,13 @@ _UNAVAILABLE: dict[str, str | None] = {}
 
 
 def select(spec: str | None) -> tuple[str, ...]:
-    """``'default'``/None, ``'jpeg-ai'``, ``'all'`` or comma-separated names (and those words) → names.
+    """``'default'``/None, ``'jpeg-ai'``, ``'all'`` or comma-separated names (and those words) → names,
+    always with the default set: the run's summary, the report's RD curves and its BD tables against
+    other stores and published anchors read PSNR-RGB and MS-SSIM, and the default set costs little
+    beside any other metric (``--metrics jpeg-ai`` = default + the JPEG AI set).
 
     An unknown name is a :class:`UsageError` listing the known ones."""
-    names: list[str] = []
+    names: list[str] = list(DEFAULT)
     for word in (spec or "default").split(","):
         word = word.strip()
         group = {"default": DEFAULT, "jpeg-ai": JPEG_AI, "all": tuple(BY_NAME)}.get(word)

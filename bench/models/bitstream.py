@@ -21,10 +21,14 @@ with a clear error instead of misreading it.
 The CRC seed (``key``) is 0 unless the codec passes one: MLIC++ seeds it with a fingerprint of
 its weights and computation layout, so "decoded with the wrong checkpoint" is a clear error too.
 All bytes count toward the rate: the codec returns exactly this buffer.
+
+Codecs whose strings come nested (CompressAI's ``compress()`` returns lists of lists of bytes
+and a shape) store :func:`flatten`'s layout as one more string; :func:`rebuild` restores them.
 """
 
 from __future__ import annotations
 
+import operator
 import struct
 import zlib
 from collections.abc import Sequence
@@ -106,3 +110,97 @@ def unpack_fields(header: bytes, layout: struct.Struct, version: int, codec: str
     if fields[0] != version:
         raise CodecError(f"{codec}: bitstream version {fields[0]}, this decoder reads version {version}")
     return fields
+
+
+# --- nested strings and shapes (CompressAI's compress() output) -----------------------------------
+#: node tags of :func:`flatten`'s layout: a string (the next leaf), a list, a tuple, an integer, None
+_BYTES, _LIST, _TUPLE, _INT, _NONE = b"B", b"L", b"T", b"I", b"N"
+#: Deepest nesting :func:`rebuild` follows (CompressAI nests 2–3 levels).
+MAX_DEPTH = 16
+
+
+def flatten(value: object) -> tuple[bytes, list[bytes]]:
+    """A nested value of lists, tuples, bytes, integers and None (``compress()``'s ``strings`` and
+    ``shape``) as a layout and its byte strings in order, for :func:`pack`; :func:`rebuild`
+    inverts it exactly (a ``torch.Size`` comes back as a tuple). ``TypeError`` for anything else."""
+    layout, leaves = bytearray(), []
+
+    def walk(v: object, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise TypeError(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            layout.extend(_BYTES)
+            leaves.append(bytes(v))
+        elif isinstance(v, (list, tuple)):
+            if len(v) > 0xFFFF:
+                raise TypeError(f"a list of {len(v)} items is too long for the container")
+            layout.extend((_LIST if isinstance(v, list) else _TUPLE) + _U16.pack(len(v)))
+            for item in v:
+                walk(item, depth + 1)
+        elif v is None:
+            layout.extend(_NONE)
+        else:
+            try:
+                number = operator.index(v)  # int, numpy integers, 0-d integer tensors
+            except TypeError:
+                raise TypeError(f"cannot store a {type(v).__name__} (only lists, tuples, bytes, integers, None)") from None
+            if not -(1 << 63) <= number < (1 << 63):
+                raise TypeError(f"integer {number} does not fit 64 bits")
+            zigzag = (number << 1) ^ (number >> 63)  # small magnitudes → few bytes (LEB128)
+            layout.extend(_INT)
+            while True:
+                byte, zigzag = zigzag & 0x7F, zigzag >> 7
+                layout.append(byte | (0x80 if zigzag else 0))
+                if not zigzag:
+                    break
+
+    walk(value, 0)
+    return bytes(layout), leaves
+
+
+def rebuild(layout: bytes, leaves: Sequence[bytes], codec: str) -> object:
+    """The value :func:`flatten` was given; :class:`CodecError` if the layout is malformed or does
+    not use every leaf exactly once."""
+    pos, used = 0, 0
+
+    def node(depth: int) -> object:
+        nonlocal pos, used
+        if depth > MAX_DEPTH:
+            raise CodecError(f"{codec}: string layout nested deeper than {MAX_DEPTH} levels")
+        if pos >= len(layout):
+            raise CodecError(f"{codec}: string layout ends early")
+        tag = layout[pos : pos + 1]
+        pos += 1
+        if tag == _BYTES:
+            if used >= len(leaves):
+                raise CodecError(f"{codec}: string layout names more strings than the {len(leaves)} stored")
+            used += 1
+            return leaves[used - 1]
+        if tag in (_LIST, _TUPLE):
+            if pos + _U16.size > len(layout):
+                raise CodecError(f"{codec}: string layout ends early")
+            (n,) = _U16.unpack_from(layout, pos)
+            pos += _U16.size
+            items = [node(depth + 1) for _ in range(n)]
+            return items if tag == _LIST else tuple(items)
+        if tag == _INT:
+            zigzag, shift = 0, 0
+            while True:
+                if pos >= len(layout) or shift > 63:
+                    raise CodecError(f"{codec}: string layout ends early or holds an integer over 64 bits")
+                byte = layout[pos]
+                pos += 1
+                zigzag |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            return (zigzag >> 1) ^ -(zigzag & 1)
+        if tag == _NONE:
+            return None
+        raise CodecError(f"{codec}: unknown tag {tag!r} in the string layout")
+
+    value = node(0)
+    if pos != len(layout) or used != len(leaves):
+        raise CodecError(f"{codec}: string layout uses {used} of {len(leaves)} strings and {pos} of "
+                         f"{len(layout)} layout bytes")
+    return value

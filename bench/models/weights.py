@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,20 +37,48 @@ from bench.errors import CheckpointError
 from bench.hashing import file_sha256
 
 _GLOBAL_IN_MESSAGE = re.compile(r"Unsupported global: GLOBAL (\S+)")
+#: A zip checkpoint may declare at most this many times its own size in uncompressed entries
+#: (``torch.save`` stores entries uncompressed: about 1×; deflated weights: under 2×) ...
+MAX_EXPANSION = 20
+#: ... unless it declares no more than this in all (a small file is harmless whatever it declares).
+EXPANSION_FLOOR_BYTES = 256 * 2**20
+
+
+def check_declared_sizes(path: Path, what: str = "weights file") -> None:
+    """Refuse a zip checkpoint whose entries declare an absurd uncompressed total (a zip bomb).
+
+    torch's reader allocates each record at its declared size, so a 4 MB file declaring
+    gigabytes took a minute and 4.9 GB of memory before failing. The central directory is read
+    first (``zipfile.infolist``, no decompression): more than :data:`MAX_EXPANSION` × the file's
+    size and more than :data:`EXPANSION_FLOOR_BYTES` in all is refused with :class:`CheckpointError`.
+    Legacy (non-zip) files have no directory and are left to torch's restricted unpickler.
+    """
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        return  # not a zip archive: nothing declared (torch refuses what it cannot read)
+    if declared > EXPANSION_FLOOR_BYTES and declared > MAX_EXPANSION * max(size, 1):
+        raise CheckpointError(
+            f"{path}: refused: the {what} is a {size:,}-byte archive whose entries declare {declared:,} bytes "
+            f"uncompressed (over {MAX_EXPANSION}× its size): a decompression bomb, not weights; nothing was loaded")
 
 
 def load_weights_file(path: str | os.PathLike, what: str = "weights file") -> Any:
     """The object in a ``torch.save`` file, on CPU, read without running any code from it.
 
     ``~`` and ``$VARS`` in ``path`` are expanded. Raises ``FileNotFoundError`` if it is not a
-    file and :class:`CheckpointError` if it is not a torch file or holds anything but tensors and
-    plain containers (the message names the offending globals, e.g. ``builtins.exec``).
+    file and :class:`CheckpointError` if it is not a torch file, declares an absurd uncompressed
+    size (:func:`check_declared_sizes`) or holds anything but tensors and plain containers (the
+    message names the offending globals, e.g. ``builtins.exec``).
     """
     import torch
 
     path = Path(os.path.expandvars(os.fspath(path))).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
+    check_declared_sizes(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -102,10 +131,15 @@ class WeightsSpec:
     metric: str | None = None  # the distortion they were trained for ("mse", "ms-ssim")
     licence: str | None = None
     source: str | None = None
+    base: str | None = None  # folder a relative ``path`` is read from: the configuration's own
 
     @classmethod
-    def parse(cls, table: Any, where: str) -> WeightsSpec:
-        """Read a ``weights`` table; ``ValueError`` naming ``where`` and the key if it is wrong."""
+    def parse(cls, table: Any, where: str, base: str | os.PathLike | None = None) -> WeightsSpec:
+        """Read a ``weights`` table; ``ValueError`` naming ``where`` and the key if it is wrong.
+
+        A relative ``path`` is relative to ``base`` (the folder of the configuration file, so
+        weights shipped beside ``codecs/*.toml`` are found from any working directory) and may
+        not leave it."""
         if not isinstance(table, dict):
             raise ValueError(f"{where}: weights must be a table {{ path|url, sha256, lambda, ... }}, got {table!r}")
         for key, value in table.items():
@@ -127,9 +161,14 @@ class WeightsSpec:
         lam = table.get("lambda")
         if lam is not None and not lam > 0:
             raise ValueError(f"{where}: weights.lambda = {lam!r} must be > 0")
-        return cls(table.get("path"), table.get("url"), sha.lower() if sha else None,
+        path = table.get("path")
+        if path is not None and base is not None and not _is_absolute(path):
+            inside = (Path(base) / path).resolve()
+            if not inside.is_relative_to(Path(base).resolve()):
+                raise ValueError(f"{where}: weights.path = {path!r} leaves the configuration's folder {base}")
+        return cls(path, table.get("url"), sha.lower() if sha else None,
                    float(lam) if lam is not None else None, table.get("metric"), table.get("licence"),
-                   table.get("source"))
+                   table.get("source"), os.fspath(base) if base is not None else None)
 
     def location(self) -> Path:
         """Where the file is (or, for a ``url``, will be once fetched). ``CheckpointError`` if a
@@ -141,12 +180,19 @@ class WeightsSpec:
         if unset:
             raise CheckpointError(f"weights path {self.path!r} uses environment variable "
                                   f"{', '.join(unset)}, which is not set")
+        if self.base is not None and not Path(expanded).is_absolute():
+            return Path(self.base) / expanded
         return Path(expanded)
 
     def describe(self) -> dict[str, Any]:
         """The description as stored with a run (only the keys that are set)."""
         keys = ("path", "url", "sha256", "lam", "metric", "licence", "source")
         return {("lambda" if k == "lam" else k): getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def _is_absolute(path: str) -> bool:
+    """True for paths that do not depend on a base folder: absolute, ``~``, or ``$VARIABLE`` ones."""
+    return path.startswith(("~", "$")) or Path(path).is_absolute()
 
 
 def weights_dir() -> Path:

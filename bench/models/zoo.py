@@ -14,21 +14,20 @@
 
   then the strings of ``compress()["strings"]`` in order (y, then z for hyperprior models).
   Images are padded (edge replication) to a multiple of 64 and the decoder crops.
-* :class:`ZooModel` implements :class:`bench.models.lof.LatentOptimizable`. ``encode_latent``
-  runs the model's own ``compress()`` with g_a replaced by the fixed latent, so the bitstream is
-  exactly what CompressAI's ``decompress()`` expects; hyper-latents z are recomputed from y.
+* :class:`ZooModel` is a :class:`bench.models.compressai_net.CompressAINet` (padding, timed
+  decode, portable path, LOF's rate and transforms, complexity) and implements
+  :class:`bench.models.lof.LatentOptimizable`. ``encode_latent`` runs the model's own
+  ``compress()`` with g_a replaced by the fixed latent, so the bitstream is exactly what
+  CompressAI's ``decompress()`` expects; hyper-latents z are recomputed from y.
 """
 
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from pathlib import Path
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 from compressai.models import (
     FactorizedPrior,
     JointAutoregressiveHierarchicalPriors,
@@ -40,17 +39,14 @@ from torch import Tensor, nn
 
 from bench.errors import CodecError
 from bench.models import bitstream
-from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood, total_bits
-from bench.models.lof import latent_as_analysis
-from bench.models.quantizers import Quantizer
-from bench.models.portable import check_flags, default_dtype, flags_byte, make_portable
+from bench.models.compressai_net import PAD, CompressAINet
+from bench.models.portable import check_flags, flags_byte
 from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
 from bench.models.weights import load_weights_file
 
 MAGIC = b"CAZ1"
 VERSION = 2  # 2: flags byte
 _HEADER = struct.Struct(">BIBIIHHB")
-PAD = 64
 MAX_SIDE = 1 << 16
 
 #: Architectures this wrapper supports (CompressAI zoo names).
@@ -80,39 +76,13 @@ def architecture_id(architecture: str, metric: str) -> int:
     return zlib.crc32(f"{architecture}:{metric}".encode())
 
 
-class ZooModel:
+class ZooModel(CompressAINet):
     """One CompressAI zoo network at one quality, as a codec and a :class:`LatentOptimizable`."""
 
     def __init__(self, net: nn.Module, architecture: str, metric: str, quality: int, trained: bool,
                  portable: bool = False):
-        self.net = net.eval()
-        self.portable = portable
-        if portable:
-            make_portable(net, encoder_only=(net.g_a,))
+        super().__init__(net, PAD, "replicate", portable)
         self.architecture, self.metric, self.quality, self.trained = architecture, metric, quality, trained
-        #: Split of the last ``decode_image``: g_s time (timed by hooks inside CompressAI's
-        #: decompress()) and the rest (entropy decoding, hyper-synthesis, context model).
-        self.last_decode_times: dict[str, float] = {}
-        self._gs_start = 0.0
-        self._gs_seconds = 0.0
-        net.g_s.register_forward_pre_hook(self._gs_pre)
-        net.g_s.register_forward_hook(self._gs_post)
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def _gs_pre(self, module: nn.Module, args: Any) -> None:
-        self._sync()
-        self._gs_start = time.perf_counter()
-
-    def _gs_post(self, module: nn.Module, args: Any, output: Any) -> None:
-        self._sync()
-        self._gs_seconds += time.perf_counter() - self._gs_start
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.net.parameters()).device
 
     @property
     def lam(self) -> float:
@@ -121,58 +91,12 @@ class ZooModel:
             raise ValueError(f"LOF needs an MSE-trained model; {self.architecture} is {self.metric}")
         return MSE_LAMBDAS[self.quality]
 
-    # --- transforms ----------------------------------------------------------------------------
-    def analysis(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % PAD, (-w) % PAD
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        return self.net.g_a(x.to(next(self.net.g_a.parameters()).dtype)).to(self.dtype)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """dtype of the decoder's path (float64 when portable)."""
-        return next(self.net.g_s.parameters()).dtype
-
-    def synthesis(self, y_hat: Tensor, size: tuple[int, int]) -> Tensor:
-        return self.net.g_s(y_hat)[..., : size[0], : size[1]]
-
-    # --- differentiable rate -------------------------------------------------------------------
-    def rate_bits(self, y: Tensor, quantize: Quantizer) -> tuple[Tensor, Tensor]:
-        """Σ −log₂ p(ŷ, ẑ) with every rounding done by ``quantize``; z = h_a(y) as in compress().
-
-        For the serial context model (mbt2018, cheng2020) the context is computed in parallel
-        from quantize(y) without means (as CompressAI's forward does); the real cost of LOF's
-        candidates comes from real coding, not from this approximation.
-        """
-        net = self.net
-        eb = net.entropy_bottleneck
-        if isinstance(net, FactorizedPrior):
-            y_hat = quantize(y, eb_medians(eb).to(y))
-            return total_bits([factorized_likelihood(eb, y_hat)]), y_hat
-        z = net.h_a(y) if isinstance(net, MeanScaleHyperprior) else net.h_a(torch.abs(y))
-        z_hat = quantize(z, eb_medians(eb).to(z))
-        z_lik = factorized_likelihood(eb, z_hat)
-        params = net.h_s(z_hat)
-        gc = net.gaussian_conditional
-        if isinstance(net, JointAutoregressiveHierarchicalPriors):
-            ctx = net.context_prediction(quantize(y, None))
-            scales, means = net.entropy_parameters(torch.cat([params, ctx], dim=1)).chunk(2, 1)
-        elif isinstance(net, MeanScaleHyperprior):
-            scales, means = params.chunk(2, 1)
-        else:  # ScaleHyperprior
-            scales, means = params, None
-        y_hat = quantize(y, means)
-        return total_bits([gaussian_likelihood(gc, y_hat, scales, means), z_lik]), y_hat
-
     # --- real coding -----------------------------------------------------------------------------
     def encode_latent(self, y: Tensor, size: tuple[int, int]) -> bytes:
         """The complete bitstream for latent ``y`` of an image of ``size`` (CompressAI compress())."""
         if y.shape[0] != 1:
             raise ValueError("one image at a time (batch size 1)")
-        with torch.no_grad(), latent_as_analysis(self.net, y.to(self.dtype)), \
-                default_dtype(self.dtype if self.portable else None):
-            out = self.net.compress(torch.zeros(1, 3, 1, 1, device=y.device))
+        out = self.compress_latent(y)
         strings = [group[0] for group in out["strings"]]
         shape = tuple(int(d) for d in out["shape"])
         header = _HEADER.pack(VERSION, architecture_id(self.architecture, self.metric), self.quality, *size, *shape,
@@ -195,13 +119,7 @@ class ZooModel:
         expected = (-(-h // PAD) * PAD // factor, -(-w // PAD) * PAD // factor)
         if len(strings) != n_strings or (s0, s1) != expected:
             raise CodecError(f"CompressAI: header shape {(s0, s1)} / {len(strings)} strings do not fit a {h}×{w} image")
-        self._gs_seconds = 0.0
-        t0 = time.perf_counter()
-        with torch.no_grad(), default_dtype(self.dtype if self.portable else None):
-            x_hat = self.net.decompress([[s] for s in strings], (s0, s1))["x_hat"]
-        self._sync()
-        total = time.perf_counter() - t0
-        self.last_decode_times = {"entropy_decoding_s": total - self._gs_seconds, "synthesis_s": self._gs_seconds}
+        x_hat = self.decompress_timed([[s] for s in strings], (s0, s1))
         return x_hat[..., :h, :w]
 
     decompress = decode_image
@@ -244,9 +162,10 @@ def load_model(
     seed: int = 0,
     device: str | torch.device = "cpu",
     portable: bool = False,
+    shape: tuple[int, int] | None = None,
 ) -> ZooModel:
     """A zoo model with the weights file ``weights`` (checked by the caller), or if None a
-    seeded untrained one."""
+    seeded untrained one of width ``shape`` = (N, M) (default: the zoo's for ``quality``)."""
     check_architecture(architecture, metric, quality)
     cls = model_architectures[architecture]
     if weights is not None:
@@ -257,7 +176,7 @@ def load_model(
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + quality)
-            net = cls(*cfgs[architecture][quality])
+            net = cls(*(shape or cfgs[architecture][quality]))
             _mask_context(net)
             _init_untrained(net)
     _mask_context(net)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
+from bench.argparsing import ArgumentParser
 from bench.errors import BenchError, describe, quiet_broken_pipe
 from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
 from bench.report.build import build_report
@@ -15,7 +16,7 @@ from bench.report.progress import stderr_progress
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.report",
+    parser = ArgumentParser(prog="python -m bench.report",
                                      description="Write an HTML + Markdown report (RD curves, BD-rate, complexity, "
                                                  "scaling) of a results store.")
     parser.add_argument("results", nargs="?", default="results/default",
@@ -31,21 +32,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot-anchors", default="",
                         help="extra published curves to draw, comma-separated (e.g. kodak/bpg444,kodak/jpeg)")
     parser.add_argument("--out", default=None, help="output folder (default reports/<results dir name>)")
+    parser.add_argument("--training", type=Path, default=None,
+                        help="folder of the shipped weights' training curves (*.curve.csv, *.train.json; default: "
+                             "the weights/ folder of the codec configurations)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out) if args.out else Path("reports") / Path(args.results).resolve().name
+    if args.training is None:
+        from bench.codecs.registry import default_codecs_dir
+
+        args.training = default_codecs_dir() / "weights"
     options = ReportOptions(anchor=args.anchor, method=args.method, averaging=args.averaging, dataset=args.dataset,
-                            plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()))
+                            plot_anchors=tuple(n.strip() for n in args.plot_anchors.split(",") if n.strip()),
+                            training=args.training)
     try:
         with stderr_progress() as step:
             report = build_report(args.results, out, options, step)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print("interrupted", file=sys.stderr)
+        return 130
     except (BenchError, OSError, ValueError) as exc:  # a user error, or the disk: one line, no traceback
-        print(f"error: {describe(exc, out)}", file=sys.stderr)
+        # the output folder names a disk error's place (it carries no path of its own), never a missing input's
+        disk = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror
+        print(f"error: {describe(exc, out if disk else None)}", file=sys.stderr)
         return 2
     except sqlite3.Error as exc:  # a results store that cannot be read
         print(f"error: results store {args.results}: {describe(exc)}", file=sys.stderr)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, MEAN_OF_PER_IMAGE, METHODS, BDError, bd_curves
 from bench.anchors import Anchor, AnchorError, list_anchors, load_anchor
 from bench.errors import ReportError
 from bench.report import tables
+from bench.report.bdsection import present_metrics
 from bench.report.data import ReportData
 from bench.report.document import md_code, md_escape
 
@@ -43,6 +45,7 @@ class ReportOptions:
     averaging: str = AVERAGE_CURVE
     plot_anchors: tuple[str, ...] = ()  # published curves drawn in addition to the BD anchor
     dataset: str | None = None  # dataset compared with the anchor (default: the anchor's)
+    training: Path | None = None  # folder of shipped weights' training curves (bench.report.training)
 
 
 @dataclass
@@ -150,6 +153,16 @@ def resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -
                    f"{data.datasets() or 'no dataset'}")
         if options.anchor or options.dataset:
             raise ReportError(message + "; pick another --anchor (python -m bench.anchors list) or --dataset")
+        return fallback_anchor(data, options, message, notes)
+    native = data.rd_rows[(data.rd_rows["dataset"] == dataset) & (data.rd_rows["resolution"] == "native")]
+    measured = present_metrics(native)
+    if measured and not any(tables.anchor_has(anchor, m.bd_column) for m in measured):
+        codecs = ", ".join(sorted(native["codec"].unique()))
+        message = (f"anchor {name!r} has none of the qualities this store measured on {dataset!r} "
+                   f"({', '.join(m.label for m in measured)}; the anchor has {', '.join(anchor.qualities)})")
+        if options.anchor:
+            raise ReportError(message + f"; compare with a codec of the store instead: --anchor "
+                              f"{MEASURED_PREFIX}NAME (codecs: {codecs})")
         return fallback_anchor(data, options, message, notes)
     return BDAnchor(name, dataset, anchor, anchor, describe_published(anchor))
 

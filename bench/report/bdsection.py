@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAGE, jpeg_ai_summary, sensitivity_table
-from bench.analysis.bd.bootstrap import FIXED_ANCHOR_NOTE
+from bench.analysis.bd.bootstrap import FIXED_ANCHOR_NOTE, MIN_BOOTSTRAP_IMAGES
 from bench.errors import ReportError
 from bench.metrics.registry import METRICS, Metric
 from bench.report import tables
@@ -46,13 +46,35 @@ def per_image_anchor(anchor: Any, images: set[str]) -> pd.DataFrame | None:
     return pd.DataFrame(rows).assign(codec=anchor.name, status="ok", trained=1)
 
 
-def _with_ci(value: float, low: float, high: float, digits: int) -> str:
+#: Marks an interval over fewer than MIN_BOOTSTRAP_IMAGES images; explained under each table.
+FEW = "†"
+FEW_TEXT = (f"{FEW} fewer than {MIN_BOOTSTRAP_IMAGES} images: a bootstrap interval over so few is not meaningful "
+            "(with 3 images the 95 % interval is about the range of the per-image values); read the value alone.")
+OVERLAP_TEXT = (
+    "`overlap`: the part of the quality range that both curves cover, divided by the **shorter** curve's quality "
+    "range (1.00 = one curve lies wholly inside the other's range, so the BD-rate integral uses all of the shorter "
+    "one); below 0.75 the note warns. FAU's `bjontegaard` package divides by the *union* of the two ranges "
+    "instead, which reads below 1 whenever the curves differ in extent — a test curve lying inside a wider anchor "
+    "curve gets e.g. 0.5 although the integral uses its whole range — and so warns about ladders rather than "
+    "about the data a BD rests on; we ask how much of the less-covered curve the integral uses. Under "
+    "`mean-of-per-image` each image's overlap is computed and warned by the same rule, and the table shows the "
+    "smallest.")
+
+
+def _with_ci(value: float, low: float, high: float, digits: int, few: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return ""
     text = f"{value:+.{digits}f}"
     if math.isfinite(low) and math.isfinite(high):
-        text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+        text += f" [{low:+.{digits}f}, {high:+.{digits}f}]" + (FEW if few else "")
     return text
+
+
+def _few(images: Any) -> bool:
+    try:
+        return math.isfinite(float(images)) and float(images) < MIN_BOOTSTRAP_IMAGES
+    except (TypeError, ValueError):
+        return False
 
 
 def _note(row: pd.Series, members: Sequence[Any]) -> str:
@@ -90,20 +112,64 @@ def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) ->
         doc.heading(3, f"{family.upper() if family == 'psnr' else family.capitalize()} family")
         shown = pd.DataFrame({"codec": table["codec"], "device": table["device"]})
         columns = {"codec": "codec", "device": "device"}
+        few_any = False
         for m in members:
             s = tables.short_name(m.bd_column)
-            rate, qual = f"rate_{s}", f"quality_{s}"
-            shown[rate] = [_with_ci(r[f"bd_rate_{s}_pct"], r[f"bd_rate_{s}_low"], r[f"bd_rate_{s}_high"], 2)
-                           for _, r in table.iterrows()]
-            shown[qual] = [_with_ci(r[f"bd_{s}_db"], r[f"bd_{s}_low"], r[f"bd_{s}_high"], 3)
-                           for _, r in table.iterrows()]
+            rate, qual, overlap = f"rate_{s}", f"quality_{s}", f"overlap_{s}"
+            few = [_few(n) for n in table[f"n_images_{s}"]]
+            few_any = few_any or any(few)
+            shown[rate] = [_with_ci(r[f"bd_rate_{s}_pct"], r[f"bd_rate_{s}_low"], r[f"bd_rate_{s}_high"], 2, f)
+                           for f, (_, r) in zip(few, table.iterrows())]
+            shown[qual] = [_with_ci(r[f"bd_{s}_db"], r[f"bd_{s}_low"], r[f"bd_{s}_high"], 3, f)
+                           for f, (_, r) in zip(few, table.iterrows())]
+            shown[overlap] = table[f"overlap_{s}"]
             columns[rate] = f"BD-rate {m.label} (%) [95 % CI]"
             columns[qual] = f"BD-{m.label} [95 % CI]" + ("" if m.higher_is_better else " (lower is better)")
+            columns[overlap] = f"overlap {m.label}"
         first = tables.short_name(members[0].bd_column)
         shown["images"] = table[f"n_images_{first}"]
         shown["note"] = [_note(r, members) for _, r in table.iterrows()]
         columns.update(images="images", note="status / note")
-        doc.table(shown, columns, {"images": fmt_number(3)})
+        doc.table(shown, columns, {"images": fmt_number(3),
+                                   **{c: _fixed2 for c in columns if c.startswith("overlap_")}})
+        if few_any:
+            doc.text(FEW_TEXT)
+
+
+def _fixed2(value: Any) -> str:
+    return "" if value is None or not math.isfinite(float(value)) else f"{float(value):.2f}"
+
+
+def full_set_size(dataset: str, anchor: Any) -> int | None:
+    """How many images a published anchor's average is over: its ``conditions.n_images`` when it records
+    it, the 24 of Kodak for ``kodak``, else None (unknown)."""
+    recorded = (getattr(anchor, "conditions", None) or {}).get("n_images")
+    if isinstance(recorded, int) and recorded > 0:
+        return recorded
+    if dataset == "kodak":
+        from bench.datasets import kodak_pixel_hashes
+
+        return len(kodak_pixel_hashes())
+    return None
+
+
+def left_out_text(native: pd.DataFrame, bd_anchor: Any, target: Any, metrics: Sequence[Metric]) -> str:
+    """What the BD tables leave out, in sentences: metrics the anchor lacks, and a subset of the images
+    compared with a published average over the full set ('' when nothing)."""
+    parts = []
+    lacking = [m.label for m in metrics if not tables.anchor_has(target, m.bd_column)]
+    if lacking:
+        parts.append(f"**Not in the BD tables:** {', '.join(lacking)} — measured here, but the anchor "
+                     f"`{bd_anchor.name}` has no values for them. Compare them against a codec of this store "
+                     "(`--anchor codec:NAME`).")
+    if bd_anchor.published is not None and not isinstance(target, pd.DataFrame):
+        tested, full = native["image"].nunique(), full_set_size(bd_anchor.dataset, bd_anchor.published)
+        if full is not None and tested < full:
+            parts.append(f"**Subset of the images:** the store has {tested} of the {full} {bd_anchor.dataset} "
+                         f"images, but `{bd_anchor.name}` is an average over all {full}: the BD compares averages "
+                         "over different images, so it mixes the codecs' difference with the difference between "
+                         "the image sets. Measure the full set, or compare with a codec of this store.")
+    return "\n\n".join(parts)
 
 
 def bd_frame(data: Any, bd_anchor: Any, options: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any, str]:
@@ -158,7 +224,9 @@ def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Call
              + ("paired: the anchor is resampled with the same draws" if paired else FIXED_ANCHOR_NOTE) +
              "). Two codecs whose intervals overlap widely cannot be told apart on these images. Images lacking a "
              "rate point (error cells) are left out of the BD and its interval and named. A codec whose BD cannot "
-             "be computed shows the reason; the others are unaffected.")
+             "be computed shows the reason; the others are unaffected.\n\n" + OVERLAP_TEXT)
+    if text := left_out_text(native, bd_anchor, target, metrics):
+        doc.text(text)
     name = csv(table, "bd_rate")
     family_tables(doc, table, metrics)
     doc.text(f"Data: [{name.split('/')[-1]}]({name}) (every column, including intervals, warnings and the "
@@ -181,16 +249,26 @@ def _jpeg_ai_section(doc: Document, rows: pd.DataFrame, errors: pd.DataFrame, ta
             "it, the same mean under our `average-curve` convention. ")
     if summary.empty or (summary["status"] == "incomplete").all():
         reason = summary["reason"].iloc[0] if len(summary) else "no trained codec"
-        doc.text(text + f"Not computed: {reason}. Run with the JPEG AI metric set to get it.")
+        advice = []
+        if "(not measured)" in reason:
+            advice.append("Measure the missing ones with `--metrics jpeg-ai` (`python -m bench metrics` says which "
+                          "cannot run here and why).")
+        if "(the anchor lacks it" in reason:
+            advice.append("This store has what the anchor lacks: compare with a codec of the store measured with the "
+                          "same metrics (`--anchor codec:NAME`).")
+        doc.text(text + f"Not computed: {reason}. " + " ".join(advice))
         return
     name = csv(summary, "jpeg_ai_summary")
-    shown = summary.assign(mean=[_with_ci(r.get("bd_rate_mean_pct", math.nan), r["bd_rate_low"], r["bd_rate_high"], 2)
+    shown = summary.assign(mean=[_with_ci(r.get("bd_rate_mean_pct", math.nan), r["bd_rate_low"], r["bd_rate_high"], 2,
+                                          _few(r.get("n_images")))
                                  for _, r in summary.iterrows()])
     doc.text(text + ("Without per-image anchor points only `average-curve` can be computed." if
                      not isinstance(target, pd.DataFrame) else ""))
     doc.table(shown, {"codec": "codec", "device": "device", "averaging": "averaging",
                       "mean": "mean BD-rate of 7 (%) [95 % CI]", "n_images": "images", "reason": "status / note"},
               {"n_images": fmt_number(3)})
+    if any(_few(n) for n in shown.get("n_images", [])):
+        doc.text(FEW_TEXT)
     doc.text(f"Data: [{name.split('/')[-1]}]({name}) (every metric's BD-rate).")
 
 

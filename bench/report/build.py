@@ -26,10 +26,11 @@ from bench.report import provenance as prov
 from bench.report import tables
 from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, check_options, plot_anchors,
                                     resolve_anchor)
-from bench.report.bdsection import bd_section
+from bench.report.bdsection import bd_section, present_metrics
 from bench.report.data import ReportData, load
 from bench.report.document import Document, FigureRef, fmt_code, md_code, md_escape, md_prose
 from bench.report.progress import STEPS, Step, quiet
+from bench.report.training import training_section
 
 METHOD_TEXT = {
     "pchip": "piecewise cubic Hermite interpolation of log-rate over quality, integrated exactly (JVET common "
@@ -170,9 +171,10 @@ def _tradeoff_section(doc: Document, data: ReportData, bd: pd.DataFrame | None, 
         return
     native = data.rd_rows[(data.rd_rows["dataset"] == bd_anchor.dataset) & (data.rd_rows["resolution"] == "native")]
     adapters = data.rows.drop_duplicates("codec").set_index("codec")["adapter"].to_dict()
-    frame = tables.tradeoff(bd, native, adapters)
+    frame = tables.tradeoff(bd, native, adapters, present_metrics(native))
     csv = _csv(frame, "tradeoff", out, written)
-    doc.text(f"Each codec at its BD-rate (PSNR-RGB, against {md_code(bd_anchor.name)}) and its median decode time per "
+    metric = frame["bd_metric"].iloc[0] if len(frame) else "PSNR-RGB"
+    doc.text(f"Each codec at its BD-rate ({metric}, against {md_code(bd_anchor.name)}) and its median decode time per "
              f"{bd_anchor.dataset} image (over all its rate points). Codecs sharing an adapter (profiles of one "
              "codec family) share a marker and are joined by a line. Lower and further left is better.")
     fig = figs.tradeoff_figure(frame, bd_anchor.name, palette)
@@ -219,6 +221,8 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
                                  lambda fig, name, alt, names: _figure(fig, out, name, alt, names, written))
     step(STEPS[5])
     _tradeoff_section(body, data, bd, bd_anchor, palette, out, written)
+    training_section(body, options.training, sorted(data.rows["codec"].unique()), csv,
+                     lambda fig, name, alt, names: _figure(fig, out, name, alt, names, written))
     step(STEPS[6])
 
     doc = Document(title)

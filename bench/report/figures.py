@@ -211,7 +211,8 @@ def tradeoff_figure(frame: pd.DataFrame, anchor_label: str, palette: dict[str, t
         if x == "dec_time_s":
             _seconds_axis(ax.xaxis)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("BD-rate vs anchor, PSNR-RGB (%)  — lower is better")
+        metric = frame["bd_metric"].iloc[0] if len(frame) and "bd_metric" in frame else "PSNR-RGB"
+        ax.set_ylabel(f"BD-rate vs anchor, {metric} (%)  — lower is better")
         ax.set_title(title)
         if len(frame):
             ax.set_xlim(frame[x].min() / 1.6, frame[x].max() * 2.2)

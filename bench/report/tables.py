@@ -119,10 +119,7 @@ def bd_against(rows: pd.DataFrame, errors: pd.DataFrame, anchor: Any, anchor_nam
     wide: pd.DataFrame | None = None
     for metric in qualities:
         quality = getattr(metric, "bd_column", metric)
-        if isinstance(anchor, pd.DataFrame):
-            if quality not in anchor.columns or not anchor[quality].notna().any():
-                continue
-        elif quality not in anchor.qualities:
+        if not anchor_has(anchor, quality):
             continue
         if quality not in frame.columns:
             continue
@@ -147,8 +144,16 @@ def bd_against(rows: pd.DataFrame, errors: pd.DataFrame, anchor: Any, anchor_nam
             wide = wide.merge(table[keep], on=["codec", "device"], how="outer")
     if wide is None:
         names = [getattr(m, "bd_column", m) for m in qualities]
-        raise BDError(f"anchor {anchor_name!r} has none of the qualities {names}")
+        raise BDError(f"anchor {anchor_name!r} has none of the qualities {names}; compare with a codec of the store "
+                      f"measured with the same metrics instead: --anchor codec:NAME")
     return wide
+
+
+def anchor_has(anchor: Any, quality: str) -> bool:
+    """Whether the BD anchor (per-image rows or a published curve) has values of ``quality``."""
+    if isinstance(anchor, pd.DataFrame):
+        return quality in anchor.columns and bool(pd.to_numeric(anchor[quality], errors="coerce").notna().any())
+    return quality in anchor.qualities
 
 
 def measured_anchor(rows: pd.DataFrame, codec: str) -> pd.DataFrame:
@@ -263,16 +268,25 @@ def scaling_fits(ladder: pd.DataFrame, costs: Sequence[str] = tuple(COSTS)) -> p
 
 # --- trade-off -----------------------------------------------------------------------------------
 
-def tradeoff(bd: pd.DataFrame, native: pd.DataFrame, adapters: dict[str, str]) -> pd.DataFrame:
-    """Decode time and kMAC/pixel vs BD-rate (PSNR-RGB) per codec:
-    ``codec, device, family, dec_time_s, dec_kmac_per_px, bd_rate_pct``.
+def tradeoff(bd: pd.DataFrame, native: pd.DataFrame, adapters: dict[str, str],
+             metrics: Sequence[Any] = ()) -> pd.DataFrame:
+    """Decode time and kMAC/pixel vs BD-rate per codec:
+    ``codec, device, family, dec_time_s, dec_kmac_per_px, bd_rate_pct, bd_metric``.
 
-    Decode time and kMAC/pixel (NaN for classical codecs) are medians over the dataset's native
-    cells (all rate points and images);
-    ``family`` is the codec's adapter, so profiles of one codec (e.g. JPEG 4:2:0 and 4:4:4) share
-    a marker. Codecs without a BD-rate (error, untrained) are left out.
+    The BD-rate is PSNR-RGB's when the table has it, else that of the first of ``metrics`` (registry
+    objects, declared order) it has — a store measured with ``--metrics jpeg-ai`` alone has no
+    PSNR-RGB; ``bd_metric`` names it. Decode time and kMAC/pixel (NaN for classical codecs) are
+    medians over the dataset's native cells (all rate points and images); ``family`` is the codec's
+    adapter, so profiles of one codec (e.g. JPEG 4:2:0 and 4:4:4) share a marker. Codecs without a
+    BD-rate (error, untrained) are left out.
     """
-    ok = bd[(bd.get("status_psnr") == "ok") & bd["bd_rate_psnr_pct"].notna()]
+    columns = ["codec", "device", "family", "dec_time_s", "dec_kmac_per_px", "bd_rate_pct", "bd_metric"]
+    candidates = [("psnr_rgb", "PSNR-RGB")] + [(m.bd_column, m.label) for m in metrics]
+    chosen = next(((short_name(q), label) for q, label in candidates if f"bd_rate_{short_name(q)}_pct" in bd), None)
+    if chosen is None:
+        return pd.DataFrame(columns=columns)
+    short, label = chosen
+    ok = bd[(bd.get(f"status_{short}") == "ok") & bd[f"bd_rate_{short}_pct"].notna()]
     medians = add_arithmetic_rate(native).groupby(["codec", "device"])[["dec_time_s", "dec_kmac_per_px"]].median()
     rows = []
     for _, r in ok.iterrows():
@@ -280,8 +294,9 @@ def tradeoff(bd: pd.DataFrame, native: pd.DataFrame, adapters: dict[str, str]) -
         t, k = (medians.loc[key, "dec_time_s"], medians.loc[key, "dec_kmac_per_px"]) if key in medians.index \
             else (math.nan, math.nan)
         rows.append({"codec": r["codec"], "device": r["device"], "family": adapters.get(r["codec"], r["codec"]),
-                     "dec_time_s": t, "dec_kmac_per_px": k, "bd_rate_pct": r["bd_rate_psnr_pct"]})
-    return pd.DataFrame(rows, columns=["codec", "device", "family", "dec_time_s", "dec_kmac_per_px", "bd_rate_pct"])
+                     "dec_time_s": t, "dec_kmac_per_px": k, "bd_rate_pct": r[f"bd_rate_{short}_pct"],
+                     "bd_metric": label})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def cross_decode_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,8 @@
 
 Each original is compressed with Pillow's JPEG at ``--quality`` (4:2:0, the library default); both
 implementations get exactly the same pair on the same channel (BT.709 Y where the registry says Y).
-Second implementations: scikit-image (PSNR), piq (MS-SSIM), pyiqa (FSIM), sewar (VIFp),
+Second implementations: scikit-image (PSNR), piq (MS-SSIM), pyiqa (FSIM; NLPD's pyramid on one
+channel), sewar (VIFp),
 psnr-hvsm's C++ backend (PSNR-HVS-M; same authors, separate code) and libvmaf's floating-point
 feature path with ``vmaf_float_v0.6.1`` (``--vmaf-float``: a vmaf binary built with
 ``-Denable_float=true``; same authors, separate code). A missing one is reported as such. The
@@ -66,6 +67,18 @@ def _pyiqa_fsim(o: np.ndarray, d: np.ndarray) -> float:
     return float(fsim(t(o), t(d), chromatic=False))
 
 
+def _pyiqa_nlpd(o: np.ndarray, d: np.ndarray) -> float:
+    """pyiqa's NLPD pyramid on the one Y plane (its ``nlpd()`` refuses one channel without its own
+    BT.601 conversion, so its ``pyramid`` is called and the RMS-per-level mean taken as it does)."""
+    import torch
+    from pyiqa.archs.nlpd_arch import NLPD
+
+    module = NLPD(channels=1, test_y_channel=False).double().eval()
+    with torch.inference_mode():
+        a, b = (module.pyramid(torch.from_numpy(luma(x) / 255.0)[None, None]) for x in (o, d))
+        return float(torch.stack([torch.sqrt(torch.mean((p - q) ** 2)) for p, q in zip(a, b)]).mean())
+
+
 def _sewar_vifp(o: np.ndarray, d: np.ndarray) -> float:
     from sewar.full_ref import vifp
 
@@ -106,6 +119,7 @@ def second_implementations(vmaf_float: Path | None) -> dict[str, tuple[str, Call
         "ms-ssim-y": ("piq multi_scale_ssim (Y)", _piq_ms_ssim(lambda a: luma(a)[..., None])),
         "vif": ("sewar vifp", _sewar_vifp),
         "fsim": ("pyiqa fsim (chromatic=False)", _pyiqa_fsim),
+        "nlpd": ("pyiqa NLPD pyramid, one channel", _pyiqa_nlpd),
         "psnr-hvs-m": ("psnr-hvsm C++ backend", _psnr_hvsm_cpp),
         "vmaf": ("libvmaf float features, vmaf_float_v0.6.1", _vmaf_float(vmaf_float)),
     }

@@ -176,3 +176,15 @@ def test_lof_option_for_zoo(tmp_path: Path) -> None:
     assert enc.extras["lof_iterations"] == 3
     assert enc.extras["lof_cost_after"] <= enc.extras["lof_cost_before"]
     assert codec.decode(enc.data).shape == (48, 48, 3)
+
+
+def test_model_bytes_of_a_zoo_model(hyperprior) -> None:
+    """The shared CompressAI-protocol wrapper exposes its network's tensors: model_bytes is stored
+    for zoo cells too (it was NULL: the wrapper had no parameters())."""
+    from bench.memory import model_bytes
+
+    net = hyperprior._model(0).net
+    tensors = {id(t): t for t in (*net.parameters(), *net.buffers())}
+    expected = sum(t.numel() * t.element_size() for t in tensors.values())
+    assert model_bytes(hyperprior, Q12[0]) == expected > 10**6
+

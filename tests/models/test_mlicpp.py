@@ -334,7 +334,8 @@ def test_checkpoint_file_round_trip(model, spec_entries, photo, tmp_path):
 DECODE_SCRIPT = """
 import sys, torch
 from bench.models.mlicpp import untrained_model
-d = torch.load(sys.argv[1])
+from bench.models.weights import load_weights_file
+d = load_weights_file(sys.argv[1], "stream file")
 threads = None if sys.argv[2] == "header" else int(sys.argv[2])
 torch.set_num_threads(3)  # neither 1 nor 2: the decoder must pin the count itself
 x_hat = untrained_model().decompress(d["data"], threads=threads)

@@ -55,11 +55,22 @@ def test_pyramid_decompose_covers_all_levels() -> None:
 
 # --- plan and profiles ----------------------------------------------------------------------------
 def test_profile_table_step_counts() -> None:
-    expected = {"msp-fast": 7, "msp-base": 10, "msp-base-lof": 10, "msp-best": 20}
+    expected = {"msp-fast": 7, "msp-base": 10, "msp-base-lof": 10, "msp-tiny": 7, "msp-best": 20}
     assert {n: p.sequential_steps for n, p in PROFILES.items()} == expected
     for p in PROFILES.values():
         assert len(build_plan(p.levels, p.steps_per_level, p.groups)) == p.sequential_steps
-    assert [PROFILES[n].lof_iterations for n in expected] == [0, 0, 500, 2000]
+    assert [PROFILES[n].lof_iterations for n in expected] == [0, 0, 500, 0, 2000]
+
+
+def test_transform_choice_keeps_elic_fingerprints() -> None:
+    """The ``transform`` field enters the fingerprint only when it is not the original ELIC one."""
+    import dataclasses
+
+    fast = PROFILES["msp-fast"]
+    assert fast.fingerprint() == dataclasses.replace(fast, transform="elic").fingerprint()
+    assert fast.fingerprint() != dataclasses.replace(fast, transform="gdn").fingerprint()
+    with pytest.raises(ValueError, match="transform"):
+        dataclasses.replace(fast, transform="vit").validate()
 
 
 def test_profile_errors() -> None:

@@ -183,3 +183,41 @@ def test_fetch_refuses_a_wrong_download_and_leaves_nothing(http_root, tmp_path, 
     with pytest.raises(RuntimeError, match="cannot download"):
         fetch(WeightsSpec(url=f"{base}/absent.pth.tar", sha256=expected))
     assert list(cache.iterdir()) == []
+
+
+def save_zip_bomb(path: Path, declared_mib: int) -> Path:
+    """A real ``torch.save`` archive whose tensor record is replaced by ``declared_mib`` MiB of
+    deflated zeros: a file of a few MB that declares (and would inflate to) hundreds of MB."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bomb:
+        for info in source.infolist():
+            if not info.filename.endswith("/data/0"):
+                bomb.writestr(info, source.read(info))
+                continue
+            with bomb.open(info.filename, "w", force_zip64=True) as record:
+                for _ in range(declared_mib):
+                    record.write(bytes(2**20))
+    return path
+
+
+def test_zip_bomb_is_refused_from_its_directory_before_torch_reads_it(tmp_path, monkeypatch):
+    bomb = save_zip_bomb(tmp_path / "bomb.pth.tar", 300)
+    assert bomb.stat().st_size < 4 * 2**20
+    calls = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a))
+    with pytest.raises(CheckpointError, match=r"declare 31\d,\d{3},\d{3} bytes uncompressed .*decompression bomb"):
+        load_weights_file(bomb)
+    assert calls == []  # refused from the zip directory: torch never inflated anything
+
+
+def test_ordinary_and_legacy_checkpoints_pass_the_size_check(tmp_path):
+    big = {"w": torch.arange(2**20, dtype=torch.float32)}  # 4 MiB, stored uncompressed: declares ~its size
+    torch.save(big, tmp_path / "zip.pth")
+    torch.save(big, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # no zip directory at all
+    for name in ("zip.pth", "legacy.pth"):
+        assert torch.equal(load_weights_file(tmp_path / name)["w"], big["w"])

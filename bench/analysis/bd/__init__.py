@@ -21,8 +21,8 @@ Everything here is a pure function of its inputs: no I/O.
 from bench.analysis.bd.averaging import (AVERAGE_CURVE, AVERAGINGS, MEAN_OF_PER_IMAGE, Averaging, average_curve,
                                          average_curve_bd, complete_images, curve_of, dataset_bd, image_matrix,
                                          mean_of_per_image_bd)
-from bench.analysis.bd.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, batch_bd,
-                                         bootstrap_bd)
+from bench.analysis.bd.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, MIN_BOOTSTRAP_IMAGES, Interval,
+                                         batch_bd, bootstrap_bd, few_images_note)
 from bench.analysis.bd.core import (DEFAULT_MIN_OVERLAP, METHODS, MIN_POINTS, BDResult, ConvexHullWarning, Curve,
                                     HasCurve, Kind, LowOverlapWarning, Method, bd, bd_curves, bd_quality, bd_rate,
                                     upper_hull_mask)
@@ -32,9 +32,11 @@ from bench.errors import BDError
 
 __all__ = [
     "AVERAGE_CURVE", "AVERAGINGS", "BDError", "BDResult", "ConvexHullWarning", "Curve", "DEFAULT_GROUP_BY",
-    "DEFAULT_LEVEL", "DEFAULT_MIN_OVERLAP", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "HasCurve", "Interval",
+    "DEFAULT_LEVEL", "DEFAULT_MIN_OVERLAP", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "MIN_BOOTSTRAP_IMAGES", "HasCurve",
+    "Interval",
     "JPEG_AI_METRICS", "Kind", "LowOverlapWarning", "MEAN_OF_PER_IMAGE", "METHODS", "MIN_POINTS", "Method",
     "UNTRAINED_REASON", "Averaging", "average_curve", "average_curve_bd", "batch_bd", "bd", "bd_curves",
     "bd_quality", "bd_rate", "bd_table", "bootstrap_bd", "complete_images", "curve_of", "dataset_bd",
-    "image_matrix", "jpeg_ai_summary", "mean_of_per_image_bd", "sensitivity_table", "upper_hull_mask",
+    "few_images_note", "image_matrix", "jpeg_ai_summary", "mean_of_per_image_bd", "sensitivity_table",
+    "upper_hull_mask",
 ]

@@ -39,6 +39,18 @@ DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
 DEFAULT_LEVEL = 0.95
 FIXED_ANCHOR_NOTE = "anchor is a published average curve: the interval covers only the tested codec's image sampling"
+#: Fewest images for a meaningful percentile bootstrap: with n images there are only C(2n-1, n)
+#: distinct resamples (10 for n = 3, where the 95 % interval is about the range of the per-image
+#: values), so below this the interval describes the few images, not the sampling uncertainty.
+MIN_BOOTSTRAP_IMAGES = 8
+
+
+def few_images_note(n_images: int) -> str:
+    """The warning an interval over fewer than :data:`MIN_BOOTSTRAP_IMAGES` images carries ('' otherwise)."""
+    if n_images >= MIN_BOOTSTRAP_IMAGES:
+        return ""
+    return (f"only {n_images} image(s): a bootstrap over fewer than {MIN_BOOTSTRAP_IMAGES} images is not meaningful "
+            "(the interval is about the range of the per-image values)")
 
 
 @dataclass(frozen=True)
@@ -241,6 +253,8 @@ def summarise(values: np.ndarray, n_images: int, paired: bool, seed: int,
     low, high = percentile_interval(values, level)
     failed = int((~np.isfinite(values)).sum())
     notes = [] if paired else [FIXED_ANCHOR_NOTE]
+    if few := few_images_note(n_images):
+        notes.insert(0, few)
     if failed:
         notes.append(f"{failed} of {len(values)} resamples had no BD (non-monotonic average curve or no overlap) "
                      "and are not in the interval")

@@ -1,4 +1,4 @@
-"""The MSP model: ELIC-style transforms + multi-scale progressive (MSP) probability model.
+"""The MSP model: g_a/g_s transforms (ELIC-style or GDN) + multi-scale progressive (MSP) probability model.
 
 Re-implementation for lic-bench of the framework of H. Zhang, F. Cricri, H. R. Tavakoli,
 E. Aksu, M. M. Hannuksela, "Leveraging progressive model and overfitting for efficient learned
@@ -50,7 +50,7 @@ from bench.models.msp.coders import DecoderCoder, EncoderCoder, LikelihoodCoder
 from bench.models.msp.context import ContextNet, FeatureFuse, context_in_channels
 from bench.models.msp.plan import Step, build_plan, group_sizes, group_slices, part_sets
 from bench.models.msp.profiles import MSPProfile
-from bench.models.msp.transforms import STRIDE, analysis_transform, synthesis_transform
+from bench.models.msp.transforms import STRIDE, TRANSFORMS
 from bench.models.portable import check_flags, default_dtype, flags_byte, make_portable
 from bench.models.quantizers import Quantizer, hard_round, ste_round
 
@@ -90,8 +90,9 @@ class MSPModel(CompressionModel):
         super().__init__()
         self.profile = profile.validate()
         p = profile
-        self.g_a = analysis_transform(p.N, p.M)
-        self.g_s = synthesis_transform(p.N, p.M)
+        make_g_a, make_g_s = TRANSFORMS[p.transform]
+        self.g_a = make_g_a(p.N, p.M)
+        self.g_s = make_g_s(p.N, p.M)
         self.plan: list[Step] = build_plan(p.levels, p.steps_per_level, p.groups)
         self.groups = group_slices(p.M, p.groups)
         sizes = group_sizes(p.M, p.groups)

@@ -39,6 +39,7 @@ class MSPProfile:
     lof_lr: float = 1e-3
     lof_eval_every: int = 50
     lof_rounding: str = "ste"
+    transform: str = "elic"  # g_a/g_s family: "elic" or "gdn" (bench.models.msp.transforms)
 
     @property
     def sequential_steps(self) -> int:
@@ -58,6 +59,7 @@ class MSPProfile:
             (self.lof_eval_every >= 1, "lof_eval_every must be >= 1"),
             (self.lof_lr > 0, "lof_lr must be > 0"),
             (self.lof_rounding in ("ste", "sga"), "lof_rounding must be 'ste' or 'sga'"),
+            (self.transform in ("elic", "gdn"), "transform must be 'elic' or 'gdn'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -68,6 +70,8 @@ class MSPProfile:
         """32-bit id of the decoder architecture (what a bitstream needs to be decodable)."""
         key = f"msp:{self.levels}:{self.steps_per_level}:{self.groups}:{self.N}:{self.M}:"
         key += f"{self.context_width}:{self.feature_channels}"
+        if self.transform != "elic":  # ELIC profiles keep the fingerprint they always had
+            key += f":{self.transform}"
         return zlib.crc32(key.encode())
 
 
@@ -78,6 +82,9 @@ PROFILES: dict[str, MSPProfile] = {
                    context_width=160, feature_channels=64),
         MSPProfile("msp-base", levels=3, steps_per_level=3, groups=1),
         MSPProfile("msp-base-lof", levels=3, steps_per_level=3, groups=1, lof_iterations=500),
+        # compact, trainable on 2 CPU cores: the transforms of the mbt2018-tiny baseline
+        MSPProfile("msp-tiny", levels=3, steps_per_level=2, groups=1, N=48, M=48,
+                   context_width=48, feature_channels=32, transform="gdn"),
         MSPProfile("msp-best", levels=3, steps_per_level=3, groups=2, lof_iterations=2000,
                    lof_lr=5e-3, lof_rounding="sga"),
     )

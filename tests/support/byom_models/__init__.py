@@ -1,0 +1,1 @@
+"""A model package outside ``bench/``, as a researcher's own code: plugged in by TOML only."""
