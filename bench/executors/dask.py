@@ -35,6 +35,7 @@ shared file system. Either way the worker checks the file's sha256 against the p
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import logging
@@ -54,7 +55,7 @@ from typing import Any
 from bench.cells import Cell, Settings, now
 from bench.errors import ExecutorError, UsageError
 from bench.executors.dask_clusters import connect, parse_cluster
-from bench.worker import WorkerState, prepare_worker, run_cell
+from bench.worker import WorkerState, drop_image_copies, prepare_worker, run_cell
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,24 @@ def _settle(worker: Any) -> None:
             return
         for param, value in ADAPTIVE_LIMITS.items():
             libc.mallopt(param, value)
+
+
+def _exit_once_closed(worker: Any) -> None:
+    """``atexit`` of a worker process: once its Dask worker has closed (its results sent, its
+    scratch folder released), remove its image copies and end the process at once. The
+    interpreter's own teardown of torch and the codec libraries takes seconds on a busy machine,
+    longer than the nanny waits (4 s) before it kills the process and logs "Worker process still
+    alive after 4.0 seconds, killing" at every cluster close."""
+    if getattr(worker.status, "name", "") != "closed":
+        return  # ended some other way: the ordinary exit, exit status kept
+    drop_image_copies()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(0)
 
 
 def timeout_reason(settings: Settings, started: bool) -> str:
@@ -140,6 +159,8 @@ def run_on_worker(cell: Cell, settings: Settings, image_bytes: bytes | None = No
             if _STATE is None or _STATE.settings != settings:
                 if _STATE is not None:
                     _STATE.close()
+                else:
+                    atexit.register(_exit_once_closed, worker)
                 prepare_worker(settings.threads, settings.metrics)
                 _settle(worker)
                 _STATE = WorkerState(settings)
@@ -272,6 +293,8 @@ class DaskExecutor:
         finally:
             if pending and self.client is not None and self.client.status == "running":
                 self.client.cancel(list(pending))
+            if images:
+                images.clean()
 
     def _finished(self, futures: list[Any]) -> list[Any]:
         """Futures done within a second (none is fine); the scheduler lost → :class:`ExecutorError`."""
@@ -371,6 +394,15 @@ class _ImageShipper:
             else:
                 self.futures[cell.image_path] = self.client.scatter(data, hash=False)
         return self.futures[cell.image_path]
+
+    def clean(self) -> None:
+        """Remove the workers' copies of the images (a worker writes each image it gets to a file)."""
+        if self.client.status != "running":
+            return
+        try:
+            self.client.run(drop_image_copies, on_error="ignore")
+        except Exception as exc:  # noqa: BLE001 — a worker that cannot answer leaves a folder, not a failed run
+            log.warning("removing the workers' copies of the images: %s", exc)
 
     def done(self, cell: Cell) -> None:
         self.remaining[cell.image_path] -= 1
