@@ -48,6 +48,7 @@ import time
 from concurrent.futures import CancelledError
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,24 @@ def gpu_count() -> int:
     return torch.cuda.device_count()
 
 
+#: the loggers of a Dask client (``log_errors`` logs through either)
+DASK_CLIENT_LOGGERS = ("distributed.client", "distributed.utils")
+
+
+@contextmanager
+def _muted(names: Sequence[str]) -> Iterator[None]:
+    """Only critical lines from the loggers ``names`` while in the block."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 class DaskExecutor:
     """Runs cells on a Dask cluster (see the module docstring); ``close`` releases it."""
 
@@ -242,12 +261,16 @@ class DaskExecutor:
                 self._attempts[msg["cell"]].timeout = msg["reason"]
 
     def close(self) -> None:
-        """Close the client and any cluster we started (safe to call twice)."""
+        """Close the client and any cluster we started (safe to call twice). A client that lost its
+        scheduler is closed without Dask's log of its cancelled reconnection (a 20-line
+        ``CancelledError`` traceback): the run's :class:`ExecutorError` already says it in one line."""
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        lost = client is not None and client.status != "running"
         for thing in (client, cluster):
             if thing is not None:
                 try:
-                    thing.close()
+                    with _muted(DASK_CLIENT_LOGGERS if lost else ()):
+                        thing.close()
                 except Exception as exc:  # noqa: BLE001 — closing a lost engine must not hide the run's result
                     log.warning("closing %s: %s", type(thing).__name__, exc)
 

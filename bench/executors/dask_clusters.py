@@ -62,7 +62,11 @@ def quiet_dask_logs() -> None:
     workers died …"), which the run's own error rows already say; :func:`connect` keeps the level."""
     import distributed  # noqa: F401 — its import configures the "distributed" loggers: set ours after
 
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    names = [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]
+    for name in names:  # Dask's configuration gives some (distributed.client …) a level of their own
+        logger = logging.getLogger(name)
+        if name == "distributed" or logger.level != logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)
 
 
 def _dask_log_level() -> int:
