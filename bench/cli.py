@@ -183,6 +183,10 @@ def check_run_args(args: argparse.Namespace) -> None:
     plan.ladder_sizes(args.ladder)
     plan.check_device(args.device)
     executor_class(args.executor, **_executor_options(args))
+    if args.executor == "dask" and args.cluster:  # e.g. slurm without sbatch: refused before the store exists
+        from bench.executors.dask_clusters import check_cluster
+
+        check_cluster(args.cluster, args.jobs)
     select_metrics(args.metrics)
 
 
@@ -252,6 +256,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench.storelock import lock_store
 
     check_run_args(args)
+    if args.quiet and args.executor == "dask":
+        from bench.executors.dask_clusters import quiet_dask_logs
+
+        quiet_dask_logs()
     console = _console()
     cpus = os.cpu_count() or 1
     if args.executor == "local" and args.jobs > cpus:

@@ -160,12 +160,23 @@ class WorkerState:
         return centre_crop(loaded.pixels, width, height)
 
 
+#: prefix of the folders of :func:`_local_copy`: ``bench-images-<uid>-<pid>`` in the temporary folder
+IMAGE_COPIES = "bench-images-"
+
+
+def _copies_folder(pid: int | None = None) -> Path:
+    """The folder of this process's (or ``pid``'s) image copies, one per worker process."""
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"{IMAGE_COPIES}{uid}-{os.getpid() if pid is None else pid}"
+
+
 def _local_copy(cell: Cell) -> str:
-    """A file holding the bytes ``cell`` carries, in this machine's temporary folder, named by
-    their sha256 (written once per worker machine, atomically), so images are read one way."""
+    """A file holding the bytes ``cell`` carries, in this worker process's folder of the temporary
+    folder, named by their sha256 (written once, atomically), so images are read one way; the
+    folder goes when the run ends (:func:`drop_image_copies`)."""
     assert cell.image_bytes is not None
     digest = hashlib.sha256(cell.image_bytes).hexdigest()
-    folder = Path(tempfile.gettempdir()) / f"bench-images-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    folder = _copies_folder()
     folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"{digest}{Path(cell.image_path).suffix.lower()[:8]}"
     if not path.is_file():
@@ -174,6 +185,31 @@ def _local_copy(cell: Cell) -> str:
             fh.write(cell.image_bytes)
         os.replace(tmp, path)
     return str(path)
+
+
+def drop_image_copies() -> int:
+    """Remove this process's image copies, and those of this user's worker processes that are gone
+    (a worker killed by its watchdog cannot remove its own); the number of folders removed."""
+    import shutil
+
+    mine = _copies_folder()
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{mine.name.rsplit('-', 1)[0]}-*"):
+        pid = folder.name.rsplit("-", 1)[1]
+        if folder == mine or (os.name == "posix" and pid.isdigit() and not _alive(int(pid))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += not folder.exists()
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 #: allocation failures that are not a MemoryError: CUDA / torch, torch's CPU allocator, ENOMEM

@@ -289,3 +289,108 @@ def test_a_dask_worker_times_cells_without_dasks_sampling_and_malloc_setting(syn
     finally:
         executor.close()
     assert state == {"malloc_trim": None, "sampling": []}
+
+
+# --- what a run prints (issue 21: Dask output) -------------------------------------------------------
+
+SLOW_RATES = "".join(f'[[rates]]\nlabel = "slow{i}"\nquality = {40 + i}\nfault = "slow"\nseconds = 1.5\n' for i in range(3))
+
+
+def _scheduler_and_worker(port: int) -> tuple[str, list[subprocess.Popen]]:
+    """A Dask scheduler and one worker in their own processes (an existing cluster, as --scheduler expects)."""
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                               "--no-dashboard", "--death-timeout", "10"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return address, [scheduler, worker]
+
+
+def test_losing_the_scheduler_mid_run_prints_one_line_and_no_traceback(tmp_path, synthetic_images):
+    codecs = probe_codecs(tmp_path, "FaultyJpeg", "", SLOW_RATES)
+    out = tmp_path / "res"
+    address, procs = _scheduler_and_worker(8786 + (os.getpid() + 500) % 1000)
+    run = None
+    try:
+        run = python_module("bench", "--codecs-dir", str(codecs), "run", "--codecs", "probe", "--dataset",
+                            str(synthetic_images), "--images", "2", "--ladder", "none", "--out", str(out),
+                            "--repeats", "1", "--quiet", "--executor", "dask", "--scheduler", address,
+                            data_dir=synthetic_images.parent, wait=False, read_stderr=True)
+        deadline = time.time() + 240
+        while count_rows(out / "results.sqlite") < 1:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.time() < deadline, "no cell finished"
+            time.sleep(0.05)
+        procs[0].kill()
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.wait()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert run.returncode == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: the run stopped: lost the Dask scheduler at {address}"), stderr
+    assert "Traceback" not in stderr and "asyncio.exceptions.CancelledError" not in stderr, stderr
+    assert len(lines) <= 3, stderr  # the plan's line, the scheduler's settings, the error
+    assert 1 <= count_rows(out / "results.sqlite") < 6  # the rows finished before are kept
+
+
+KILLS_ONE = '[[rates]]\nlabel = "ok"\nquality = 50\n[[rates]]\nlabel = "killed"\nquality = 50\nfault = "kill"\n'
+
+
+def _local_cluster_run(tmp_path: Path, images: Path, name: str, rates: str, *extra: str):
+    """A ``bench run`` of a probe codec on a LocalCluster of one worker, with its own temporary folder."""
+    codecs = probe_codecs(tmp_path / name, "FaultyJpeg", "", rates)
+    temp = tmp_path / name / "tmp"  # the run's (and its workers') temporary folder
+    temp.mkdir()
+    out = tmp_path / name / "res"
+    result = python_module("bench", "--codecs-dir", str(codecs), "run", "--codecs", "probe", "--dataset",
+                           str(images), "--images", "1", "--ladder", "none", "--out", str(out), "--repeats", "1",
+                           "--executor", "dask", "--cluster", "local:1", *extra, data_dir=images.parent,
+                           env={"TMPDIR": str(temp)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result, read_measurements(out, status=None).set_index("rate_label"), temp
+
+
+TWO_OK = '[[rates]]\nlabel = "ok"\nquality = 50\n[[rates]]\nlabel = "ok2"\nquality = 80\n'
+
+
+def test_a_local_cluster_closes_without_killing_its_workers_and_leaves_no_image_copies(tmp_path, synthetic_images):
+    (tmp_path / "ship").mkdir()
+    result, rows, temp = _local_cluster_run(tmp_path, synthetic_images, "ship", TWO_OK, "--ship-images", "yes")
+    assert (rows.status == "ok").all() and len(rows) == 2
+    assert "still alive after" not in result.stderr, result.stderr  # the workers end when the cluster closes
+    assert not list(temp.glob("bench-images-*")), "copies of the shipped images were left behind"
+
+
+def test_dasks_own_error_lines_are_hidden_under_quiet(tmp_path, synthetic_images):
+    (tmp_path / "quiet").mkdir()
+    result, rows, _ = _local_cluster_run(tmp_path, synthetic_images, "quiet", KILLS_ONE, "--quiet")
+    assert rows.loc["ok", "status"] == "ok" and rows.loc["killed", "error"].startswith("worker process died")
+    assert "marked as failed" not in result.stderr, result.stderr  # Dask's own line: the error row says it
+    assert "distributed." not in result.stderr, result.stderr
+
+
+def test_a_batch_cluster_without_its_submit_command_is_refused_before_the_store_exists(tmp_path, synthetic_images):
+    pytest.importorskip("dask_jobqueue")
+    config = tmp_path / "dask"
+    config.mkdir()
+    (config / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    cores: 1\n    memory: 4GB\n")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if p and not (Path(p) / "sbatch").exists())
+    out = tmp_path / "res"
+    result = python_module("bench", "run", "--codecs", "jpeg-420", "--dataset", str(synthetic_images), "--images",
+                           "1", "--ladder", "none", "--out", str(out), "--executor", "dask", "--cluster", "slurm",
+                           data_dir=synthetic_images.parent, env={"DASK_CONFIG": str(config), "PATH": path},
+                           timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --cluster slurm: the submit command 'sbatch' is not on PATH here; run the benchmark on a login "
+        "node of the batch system"], result.stderr
+    assert not out.exists()  # no store, no lock, no progress line

@@ -35,6 +35,7 @@ shared file system. Either way the worker checks the file's sha256 against the p
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import logging
@@ -47,6 +48,7 @@ import time
 from concurrent.futures import CancelledError
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,7 @@ from typing import Any
 from bench.cells import Cell, Settings, now
 from bench.errors import ExecutorError, UsageError
 from bench.executors.dask_clusters import connect, parse_cluster
-from bench.worker import WorkerState, prepare_worker, run_cell
+from bench.worker import WorkerState, drop_image_copies, prepare_worker, run_cell
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,24 @@ def _settle(worker: Any) -> None:
             return
         for param, value in ADAPTIVE_LIMITS.items():
             libc.mallopt(param, value)
+
+
+def _exit_once_closed(worker: Any) -> None:
+    """``atexit`` of a worker process: once its Dask worker has closed (its results sent, its
+    scratch folder released), remove its image copies and end the process at once. The
+    interpreter's own teardown of torch and the codec libraries takes seconds on a busy machine,
+    longer than the nanny waits (4 s) before it kills the process and logs "Worker process still
+    alive after 4.0 seconds, killing" at every cluster close."""
+    if getattr(worker.status, "name", "") != "closed":
+        return  # ended some other way: the ordinary exit, exit status kept
+    drop_image_copies()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(0)
 
 
 def timeout_reason(settings: Settings, started: bool) -> str:
@@ -140,6 +160,8 @@ def run_on_worker(cell: Cell, settings: Settings, image_bytes: bytes | None = No
             if _STATE is None or _STATE.settings != settings:
                 if _STATE is not None:
                     _STATE.close()
+                else:
+                    atexit.register(_exit_once_closed, worker)
                 prepare_worker(settings.threads, settings.metrics)
                 _settle(worker)
                 _STATE = WorkerState(settings)
@@ -173,6 +195,24 @@ def gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+#: the loggers of a Dask client (``log_errors`` logs through either)
+DASK_CLIENT_LOGGERS = ("distributed.client", "distributed.utils")
+
+
+@contextmanager
+def _muted(names: Sequence[str]) -> Iterator[None]:
+    """Only critical lines from the loggers ``names`` while in the block."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 class DaskExecutor:
@@ -221,12 +261,16 @@ class DaskExecutor:
                 self._attempts[msg["cell"]].timeout = msg["reason"]
 
     def close(self) -> None:
-        """Close the client and any cluster we started (safe to call twice)."""
+        """Close the client and any cluster we started (safe to call twice). A client that lost its
+        scheduler is closed without Dask's log of its cancelled reconnection (a 20-line
+        ``CancelledError`` traceback): the run's :class:`ExecutorError` already says it in one line."""
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        lost = client is not None and client.status != "running"
         for thing in (client, cluster):
             if thing is not None:
                 try:
-                    thing.close()
+                    with _muted(DASK_CLIENT_LOGGERS if lost else ()):
+                        thing.close()
                 except Exception as exc:  # noqa: BLE001 — closing a lost engine must not hide the run's result
                     log.warning("closing %s: %s", type(thing).__name__, exc)
 
@@ -272,6 +316,8 @@ class DaskExecutor:
         finally:
             if pending and self.client is not None and self.client.status == "running":
                 self.client.cancel(list(pending))
+            if images:
+                images.clean()
 
     def _finished(self, futures: list[Any]) -> list[Any]:
         """Futures done within a second (none is fine); the scheduler lost → :class:`ExecutorError`."""
@@ -371,6 +417,15 @@ class _ImageShipper:
             else:
                 self.futures[cell.image_path] = self.client.scatter(data, hash=False)
         return self.futures[cell.image_path]
+
+    def clean(self) -> None:
+        """Remove the workers' copies of the images (a worker writes each image it gets to a file)."""
+        if self.client.status != "running":
+            return
+        try:
+            self.client.run(drop_image_copies, on_error="ignore")
+        except Exception as exc:  # noqa: BLE001 — a worker that cannot answer leaves a folder, not a failed run
+            log.warning("removing the workers' copies of the images: %s", exc)
 
     def done(self, cell: Cell) -> None:
         self.remaining[cell.image_path] -= 1

@@ -57,6 +57,25 @@ def parse_cluster(text: str, jobs: int) -> ClusterSpec:
     return ClusterSpec(kind, workers)
 
 
+def quiet_dask_logs() -> None:
+    """``--quiet``: only Dask's critical lines, not its errors ("Task … marked as failed because 1
+    workers died …"), which the run's own error rows already say; :func:`connect` keeps the level."""
+    import distributed  # noqa: F401 — its import configures the "distributed" loggers: set ours after
+
+    names = [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]
+    for name in names:  # Dask's configuration gives some (distributed.client …) a level of their own
+        logger = logging.getLogger(name)
+        if name == "distributed" or logger.level != logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)
+
+
+def _dask_log_level() -> int:
+    """The level of Dask's own log lines here: WARNING unless ``-v`` (INFO) or ``--quiet`` (higher)."""
+    if logging.getLogger().getEffectiveLevel() <= logging.INFO:
+        return logging.getLogger("distributed").getEffectiveLevel()
+    return max(logging.WARNING, logging.getLogger("distributed").getEffectiveLevel())
+
+
 def worker_env(threads: int) -> dict[str, str]:
     """Environment of a worker process started by us: math-library pools pinned before any import."""
     return {var: str(threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
@@ -73,9 +92,10 @@ def start_local(spec: ClusterSpec, threads: int, gpu_workers: int = 0) -> Any:
     # The nanny's environment *replaces* Dask's default, which sets MALLOC_TRIM_THRESHOLD_: that
     # turns off glibc's adaptive mmap threshold, so every large array is a fresh mmap and its
     # page faults (3-10× slower JPEG encode measured); the local executor's workers have no such setting.
-    quiet = {"logging.distributed": "warning"} if logging.getLogger().getEffectiveLevel() > logging.INFO else {}
+    level = _dask_log_level()
+    quiet = {"logging.distributed": logging.getLevelName(level).lower()} if level > logging.INFO else {}
     with dask.config.set({**SCHEDULER_CONFIG, **quiet, "distributed.nanny.pre-spawn-environ": worker_env(threads)}):
-        cluster = LocalCluster(n_workers=spec.workers, **options)
+        cluster = LocalCluster(n_workers=spec.workers, silence_logs=max(level, logging.WARNING), **options)
         if gpu_workers:
             base = cluster.new_worker_spec()
             (name, entry), = base.items()
@@ -86,11 +106,10 @@ def start_local(spec: ClusterSpec, threads: int, gpu_workers: int = 0) -> Any:
     return cluster
 
 
-def start_batch(spec: ClusterSpec) -> Any:
-    """A dask-jobqueue cluster of ``spec.kind``, configured by ``jobqueue.<kind>`` in the Dask
-    configuration (``~/.config/dask/jobqueue.yaml``, or the files ``$DASK_CONFIG`` names), scaled
-    to ``spec.workers`` workers. A clear :class:`UsageError` when dask-jobqueue, its configuration
-    or the batch system's submit command is missing."""
+def check_batch(spec: ClusterSpec) -> Any:
+    """The dask-jobqueue class for ``spec.kind``, once dask-jobqueue, its ``jobqueue.<kind>``
+    configuration and the batch system's submit command are all there (a clear
+    :class:`UsageError` otherwise). Starts nothing: ``bench run`` calls it before it creates the store."""
     import dask
 
     try:
@@ -109,6 +128,29 @@ def start_batch(spec: ClusterSpec) -> Any:
     if shutil.which(cls.job_cls.submit_command) is None:
         raise UsageError(f"--cluster {spec.kind}: the submit command {cls.job_cls.submit_command!r} is not on "
                          "PATH here; run the benchmark on a login node of the batch system")
+    return cls
+
+
+def check_cluster(text: str | None, jobs: int = 1) -> ClusterSpec | None:
+    """Refuse a ``--cluster`` that cannot start here (bad spec; for a batch kind, what
+    :func:`check_batch` checks) without starting anything; its spec, or None without ``text``."""
+    if not text:
+        return None
+    spec = parse_cluster(text, jobs)
+    if spec.kind in BATCH_CLASSES:
+        check_batch(spec)
+    return spec
+
+
+def start_batch(spec: ClusterSpec) -> Any:
+    """A dask-jobqueue cluster of ``spec.kind``, configured by ``jobqueue.<kind>`` in the Dask
+    configuration (``~/.config/dask/jobqueue.yaml``, or the files ``$DASK_CONFIG`` names), scaled
+    to ``spec.workers`` workers. A clear :class:`UsageError` when dask-jobqueue, its configuration
+    or the batch system's submit command is missing (:func:`check_batch`)."""
+    import dask
+
+    cls = check_batch(spec)
+    section = f"jobqueue.{spec.kind}"
     with dask.config.set(SCHEDULER_CONFIG):
         try:
             cluster = cls()
@@ -137,8 +179,7 @@ def connect(scheduler: str | None, cluster: str | None, jobs: int, threads: int,
     Neither ``scheduler`` nor ``cluster``: a LocalCluster of ``jobs`` workers."""
     from distributed import Client
 
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # Dask's INFO lines only with -v
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+    logging.getLogger("distributed").setLevel(_dask_log_level())  # Dask's INFO lines only with -v
     if scheduler and cluster:
         raise UsageError("give --scheduler (an existing cluster) or --cluster (one to start), not both")
     if scheduler:
