@@ -128,7 +128,8 @@ def test_report_of_a_missing_store_names_the_store_not_the_output(capsys, tmp_pa
     missing, out = tmp_path / "results" / "nonexistent", tmp_path / "reports" / "x"
     assert main([str(missing), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: no results store at {missing}") and str(out) not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]  # progress lines may come first
+    assert len(errors) == 1 and errors[0].startswith(f"error: no results store at {missing}") and str(out) not in err
 
 
 # --- help ----------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_interrupting_a_run_prints_one_line_and_keeps_the_finished_cells(tmp_pat
             assert time.time() < deadline, "the quick cell was not stored"
             time.sleep(0.05)
         run.send_signal(signal.SIGINT)
-        _, err = run.communicate(timeout=60)
+        _, err = run.communicate(timeout=240)  # a loaded machine may take long to stop the workers
     finally:
         if run.poll() is None:
             run.kill()
