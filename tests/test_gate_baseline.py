@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bench.gate import DEFAULT_BASELINE, FAIL, UNJUDGED, YARDSTICK, CodecSummary, compare, exit_status, main
-from bench.gate.baseline import MachineClass, read_baseline
+from bench.gate.baseline import read_baseline
+from bench.machine import MachineClass
 from bench.store import Store
 from tests.conftest import python_module
 

@@ -7,6 +7,6 @@ BD tables) and published anchors; it never runs codecs. Modules: :mod:`~bench.re
 :mod:`~bench.report.document` (Markdown/HTML), :mod:`~bench.report.build` (assembly).
 """
 
-from bench.report.build import Report, ReportError, ReportOptions, build_report
+from bench.report.build import Report, ReportOptions, build_report
 
-__all__ = ["Report", "ReportError", "ReportOptions", "build_report"]
+__all__ = ["Report", "ReportOptions", "build_report"]

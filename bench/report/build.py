@@ -46,7 +46,7 @@ AVERAGING_TEXT = {
                        "curve on the same image",
 }
 
-__all__ = ["Report", "ReportError", "ReportOptions", "build_report"]
+__all__ = ["Report", "ReportOptions", "build_report"]
 
 
 @dataclass
