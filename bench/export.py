@@ -178,7 +178,10 @@ def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | N
     docs: dict[Path, dict[str, Any]] = {}
     names: dict[Path, str] = {}
     for codec, group in frame.groupby("codec"):
-        group, _ = complete_images(group, "bpp")
+        group, left_out = complete_images(group, "bpp")
+        if group.empty:
+            raise UsageError(f"{codec}: no image of {dataset!r} has every rate point, so no point of its curve is an "
+                             f"average over the same images (e.g. {next(iter(left_out.items()))})")
         path = folder / f"{safe_file_name(str(codec))}.json"
         if path in names:
             raise UsageError(f"codecs {names[path]!r} and {codec!r} would both be exported to {path}; rename one")

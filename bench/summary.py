@@ -60,8 +60,8 @@ def summary_tables(rows: list[dict[str, Any]]):
     """The two rich tables printed at the end of ``bench run`` (see the module docstring)."""
     from rich.table import Table
 
-    view = from_frame(pd.DataFrame(rows), where="this run")
     frame = pd.DataFrame(rows)  # every row of the run, in its order: the cell counts
+    view = from_frame(frame, where="this run")
     ok, native = view.rows, view.native
     bd = bd_against_anchor(view)
 

@@ -124,3 +124,20 @@ def test_the_compressai_export_averages_the_complete_images(store: Path, tmp_pat
     assert "mean over 2 images" in doc["description"]
     lossless = json.loads((tmp_path / "json" / "lossless.json").read_text())
     assert lossless["results"]["psnr-rgb"][-1] is None and len(lossless["results"]["bpp"]) == RATES
+
+
+def test_the_compressai_export_refuses_a_codec_without_a_complete_image(tmp_path: Path) -> None:
+    """Each image misses another rate point: there is no curve over the same images, and the export
+    says so in one line and writes nothing (it used to average a different image set at every point)."""
+    from bench.errors import UsageError
+    from bench.export import to_compressai_json
+
+    with Store(tmp_path / "R") as s:
+        run_id = s.start_run({"command": "test"})
+        for i in range(3):
+            for image in IMAGES:
+                missing = i == IMAGES.index(image)
+                s.add_measurement(_row(run_id, "holes", i, image, 30.0 + i, status="error" if missing else "ok"))
+    with pytest.raises(UsageError, match="holes: no image of 'photos' has every rate point"):
+        to_compressai_json(tmp_path / "R", tmp_path / "json")
+    assert not (tmp_path / "json").exists()
