@@ -13,7 +13,6 @@ import logging
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 # Only light modules here, so that ``--help`` and a refused option answer at once: each command
 # imports what it needs (numpy, pandas, rich, the codecs) when it runs.
 from bench.argparsing import ArgumentParser
+from bench.codeversion import git_commit
 from bench.errors import BenchError, UsageError, describe, quiet_broken_pipe
 from bench.executors import EXECUTORS
 
@@ -41,17 +41,6 @@ def _version(package: str) -> str | None:
     try:
         return md.version(package)
     except md.PackageNotFoundError:
-        return None
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
         return None
 
 

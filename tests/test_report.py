@@ -21,7 +21,8 @@ import pytest
 from bench.analysis.bd import average_curve, average_curve_bd, bootstrap_bd, mean_of_per_image_bd
 from bench.analysis.scaling import fit_power_law
 from bench.anchors import Anchor, load_anchor, save_anchor
-from bench.report import ReportError, ReportOptions, build_report
+from bench.errors import ReportError
+from bench.report import ReportOptions, build_report
 from bench.report.progress import STEPS
 from bench.store import read_measurements, read_runs
 

@@ -134,7 +134,8 @@ def one_cpu() -> Iterator[str]:
 def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | None = None,
                   quiet: bool = False, dataset: Path | None = None) -> Path:
     """Run the gate benchmark into the store at ``out`` through the runner; returns ``out``."""
-    from bench.cli import PACKAGES, _version, git_commit
+    from bench.cli import PACKAGES, _version
+    from bench.codeversion import git_commit
     from bench.codecs import registry
     from bench.device import cpu_model
     from bench.measure import Protocol
