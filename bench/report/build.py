@@ -111,7 +111,8 @@ def _provenance_section(doc: Document, data: ResultsView, options: ReportOptions
         "clean process that loaded the codec (and its model) but touched no image; growth = that process's peak RSS "
         "during the call minus its RSS right before it (shared-library pages the call mapped not counted), peak = its "
         "whole peak RSS, model = a learned codec's parameters + buffers. Subprocess codecs: the child's own peak "
-        "RSS. Cells without a reading (`--memory mid`: only the middle rate point is measured) are left out;\n"
+        "RSS. Cells without a reading (`--memory mid` and `size`: only the middle rate point is measured; `size`, the "
+        "default, measures once per image size and the other cells of that size repeat that reading) are left out;\n"
         "- **scaling fit**: least-squares line of log(cost) on log(pixels) through the per-size medians of the "
         "resolution-ladder cells (centre crops, the codec's middle rate point); `k` is the exponent "
         "(cost ∝ pixels^k, 1 = linear), R² that of the line. Sizes with no positive value are left out.")

@@ -31,7 +31,9 @@ COLUMN_DEFINITIONS: tuple[tuple[str, str], ...] = (
                                                    "subprocess codecs"),
     ("`model_bytes`", "learned codecs: parameter + buffer bytes of the model"),
     ("`mem_method`", "how memory was read: `fork`, `fork+construct` (CUDA), `subprocess`, `off`, `skipped: …` "
-                     "(`--memory mid` measures the middle rate point only) or `failed: …`"),
+                     "(`--memory mid` measures the middle rate point only), `… (reused: …)` (`--memory size`, the default: the "
+                     "middle rate point once per image size, the other cells of that size store that reading) or "
+                     "`failed: …`"),
     ("`enc_gpu_peak_bytes`, `dec_gpu_peak_bytes`", "CUDA only: `torch.cuda.max_memory_allocated` after a reset"),
     ("`trained`", "0 for learned codecs on random weights: complexity only, excluded from RD plots and BD tables"),
 )
