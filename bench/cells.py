@@ -93,3 +93,4 @@ class Settings:
     timeout_s: float = 900.0
     startup_timeout_s: float = 600.0
     metrics: tuple[str, ...] = DEFAULT_METRICS  # registry names (bench.metrics), computed per cell
+    keep_streams: bool = False  # return each cell's bitstream with its row, for the runner to keep (bench.streams)
