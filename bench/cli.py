@@ -330,10 +330,10 @@ def cmd_score(args: argparse.Namespace, argv: list[str]) -> int:
     for option, value in (("--jobs", args.jobs), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise UsageError(f"{option} {value}: must be at least 1")
-    if not db_path(args.results).is_file():
-        raise UsageError(f"no results store at {db_path(args.results)}")
     names = select_metrics(args.metrics)
     score.check_metrics(names)
+    if not db_path(args.results).is_file():
+        raise UsageError(f"no results store at {db_path(args.results)}")
     selection = score.Selection(
         codecs=tuple(planning.labels(args.codecs)) if args.codecs else None, dataset=args.dataset,
         rates=tuple(planning.labels(args.rates)) if args.rates else None, run_id=args.run)
