@@ -172,7 +172,10 @@ def plan(store: Store, names: tuple[str, ...], selection: Selection = Selection(
     configs, images, folder = _Configs(manifests, codecs_dir), _Images(), streams_dir(store.path)
     extra = list(image_dirs or []) + ([Path(selection.dataset)] if selection.dataset and Path(selection.dataset).is_dir() else [])
     result = Plan()
+    seen: dict[str, set[Any]] = {"codecs": set(), "rates": set(), "dataset": set(), "run_id": set()}
     for row in store.rows():
+        for name, column in (("codecs", "codec"), ("rates", "rate_label"), ("dataset", "dataset"), ("run_id", "run_id")):
+            seen[name].add(row[column])
         if row["status"] != "ok" or not selection.wants(row):
             continue
         wanted = lacking(row, names)
@@ -205,7 +208,21 @@ def plan(store: Store, names: tuple[str, ...], selection: Selection = Selection(
             result.problems[key] = f"the rebuilt cell's key is {cell.key}, not the row's"
             continue
         result.jobs.append(Job(row, cell, sha, wanted))
+    _check_selection(selection, seen)
     return result
+
+
+def _check_selection(selection: Selection, seen: dict[str, set[Any]]) -> None:
+    """Refuse (:class:`UsageError`) a selection naming what the store does not hold (a typo would
+    otherwise score nothing and say so quietly), with what it holds."""
+    dataset = selection.dataset and (Path(selection.dataset).name if Path(selection.dataset).is_dir() else selection.dataset)
+    for option, name, asked in (("--codecs", "codecs", selection.codecs), ("--rates", "rates", selection.rates),
+                                ("--dataset", "dataset", (dataset,) if dataset else None),
+                                ("--run", "run_id", (selection.run_id,) if selection.run_id is not None else None)):
+        unknown = [a for a in asked or () if a not in seen[name]]
+        if unknown:
+            held = ", ".join(sorted(map(str, seen[name] - {None})))
+            raise UsageError(f"{option}: the store holds no {', '.join(map(str, unknown))} (it holds: {held or 'nothing'})")
 
 
 def refusal(problems: dict[str, str]) -> str:
@@ -226,15 +243,25 @@ def _start_worker(threads: int, names: tuple[str, ...], parent_pid: int | None) 
     from bench.worker import WorkerState, die_with_parent, prepare_worker
 
     if parent_pid is not None:
+        import signal
+
         die_with_parent(parent_pid)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops; scored rows are committed
     prepare_worker(threads, names)
     _STATE = WorkerState(Settings(threads=threads, metrics=names))
 
 
-def score_one(cell: Cell, data: bytes, names: tuple[str, ...], weights_sha256: str | None) -> dict[str, Any]:
+def score_one(cell: Cell, data: bytes, names: tuple[str, ...], weights_sha256: str | None,
+              psnr_rgb: float | None) -> dict[str, Any]:
     """Decode ``data`` with the cell's codec and compute ``names`` against the cell's image:
-    ``{"values", "problems"}``, or ``{"error"}`` when the cell cannot be decoded (nothing is stored then)."""
+    ``{"values", "problems"}``, or ``{"error"}`` when the cell cannot be decoded, or decodes to another
+    image than the one measured (its PSNR-RGB is not the stored ``psnr_rgb``: a changed decoder) —
+    nothing is stored then."""
+    import math
+
     import numpy as np
+
+    from bench.metrics.basic import psnr_rgb as psnr
 
     from bench.metrics import compute
     from bench.worker import classify_error
@@ -242,13 +269,17 @@ def score_one(cell: Cell, data: bytes, names: tuple[str, ...], weights_sha256: s
     try:
         original = _STATE.pixels(cell)
         codec = _STATE.codec(cell)
-        if weights_sha256 and codec.weights_sha256(cell.rate) != weights_sha256:
+        decoded = codec.decode(bytes(data))
+        if weights_sha256 and codec.weights_sha256(cell.rate) != weights_sha256:  # known once the model is loaded
             return {"error": f"weights now have sha256 {codec.weights_sha256(cell.rate)}, the row was measured "
                              f"with {weights_sha256}"}
-        decoded = codec.decode(bytes(data))
         if not isinstance(decoded, np.ndarray) or decoded.dtype != np.uint8 or decoded.shape != original.shape:
             got = f"{decoded.dtype} {decoded.shape}" if isinstance(decoded, np.ndarray) else type(decoded).__name__
             return {"error": f"decoder returned {got}, expected uint8 {original.shape}"}
+        again = psnr(original, decoded)
+        if psnr_rgb is not None and not (again == psnr_rgb or math.isclose(again, psnr_rgb, rel_tol=1e-9)):
+            return {"error": f"the stream decodes to another image than the one measured (PSNR-RGB {again:.6f} dB, "
+                             f"stored {psnr_rgb:.6f} dB): has the decoder ({codec.library_version()}) changed?"}
         values, problems = compute(original, decoded, names)
     except Exception as exc:  # noqa: BLE001 — one cell's failure is reported, the others go on
         return {"error": classify_error(exc)}
@@ -260,7 +291,7 @@ def _results(jobs: list[Job], names: tuple[str, ...], workers: int, threads: int
     """Each job with its :func:`score_one` answer, as they finish (at most 2 per worker in flight)."""
     def args(job: Job) -> tuple[Any, ...]:
         return job.cell, read_stream(folder, job.stream_sha256, job.row["cell_key"]), job.metrics, \
-            job.row.get("weights_sha256")
+            job.row.get("weights_sha256"), job.row.get("psnr_rgb")
 
     if workers <= 1:
         _start_worker(threads, names, None)
@@ -271,8 +302,9 @@ def _results(jobs: list[Job], names: tuple[str, ...], workers: int, threads: int
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     pending = iter(jobs)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
-                             initargs=(threads, names, os.getpid())) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
+                               initargs=(threads, names, os.getpid()))
+    try:
         running: dict[Any, Job] = {}
         while True:
             for job in pending:
@@ -284,6 +316,12 @@ def _results(jobs: list[Job], names: tuple[str, ...], workers: int, threads: int
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield running.pop(future), future.result()
+    except BaseException:  # Ctrl-C, a failed write: stop now; only the cells in flight are lost
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def record_in_manifests(store: Store, jobs: list[Job], names: tuple[str, ...], command: str) -> None:

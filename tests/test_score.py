@@ -134,3 +134,27 @@ def test_bad_options_are_one_line_errors(tmp_path, synthetic_images):
     assert done.returncode == 2 and "no results store at" in done.stderr and not (tmp_path / "nothing").exists()
     done = python_module("bench", "score", str(tmp_path), "--metrics", "vif,nope", timeout=120)
     assert done.returncode == 2 and "unknown metric 'nope'" in done.stderr
+
+
+def test_a_stream_that_decodes_to_another_image_is_reported_and_left_as_it_was(runs, tmp_path, synthetic_images):
+    """A row pointing at a valid stream of another cell (as a changed decoder would give another image):
+    its PSNR-RGB differs from the stored one, so nothing is stored for it, the others are scored, exit 1."""
+    results = copy(runs["kept"], tmp_path / "R")
+    rows = by_key(results)
+    wrong, other = rows.index[0], rows.index[-1]
+    with sqlite3.connect(results / "results.sqlite") as conn:
+        conn.execute("UPDATE measurements SET stream_sha256 = ? WHERE cell_key = ?",
+                     (rows.at[other, "stream_sha256"], wrong))
+    done = score(results, synthetic_images)
+    assert done.returncode == 1, done.stderr
+    assert f"error {wrong}: the stream decodes to another image than the one measured" in done.stderr
+    assert "3 cells" in done.stderr and "1 could not be decoded (left as they were)" in done.stderr
+    after = by_key(results)
+    assert pd_isna(after.at[wrong, "vif"]) and after.drop(index=wrong)["vif"].notna().all()
+    assert after.at[wrong, "extras"] == rows.at[wrong, "extras"]
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
