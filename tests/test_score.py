@@ -151,10 +151,19 @@ def test_a_stream_that_decodes_to_another_image_is_reported_and_left_as_it_was(r
     assert "3 cells" in done.stderr and "1 could not be decoded (left as they were)" in done.stderr
     after = by_key(results)
     assert pd_isna(after.at[wrong, "vif"]) and after.drop(index=wrong)["vif"].notna().all()
-    assert after.at[wrong, "extras"] == rows.at[wrong, "extras"]
+    assert after["extras"].fillna("").at[wrong] == rows["extras"].fillna("").at[wrong]
 
 
 def pd_isna(value) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_a_selection_the_store_lacks_is_refused_with_what_it_holds(runs, tmp_path, synthetic_images):
+    results = copy(runs["kept"], tmp_path / "R")
+    done = score(results, synthetic_images, "--codecs", "jpeg-444")
+    assert done.returncode == 2 and "--codecs: the store holds no jpeg-444 (it holds: jpeg-420)" in done.stderr
+    done = score(results, synthetic_images, "--rates", "quality=50")
+    assert done.returncode == 2 and "--rates: the store holds no quality=50 (it holds: quality=25, quality=75)" in done.stderr
+    assert by_key(results)["vif"].isna().all()
