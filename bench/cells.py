@@ -96,3 +96,4 @@ class Settings:
     #: folder of the per-size measurements (complexity counts, memory readings) the workers share
     #: and a resumed run reuses (:mod:`bench.measurecache`); None: each worker process keeps its own
     cache_dir: str | None = None
+    keep_streams: bool = False  # return each cell's bitstream with its row, for the runner to keep (bench.streams)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | list | export``.
+"""Command line: ``python -m bench run | list | metrics | score | export``.
 
 ``run`` with no options is the embedded default benchmark: every available codec configuration
 marked for the default run, on Kodak (or scikit-image's bundled photographs when Kodak is
@@ -222,7 +222,7 @@ def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Set
         "metrics": metric_table(settings.metrics),
         "protocol": {"warmup": settings.protocol.warmup, "repeats": settings.protocol.repeats,
                      "timeout_s": settings.timeout_s, "cross_decode": settings.cross_decode,
-                     "memory": settings.protocol.memory},
+                     "memory": settings.protocol.memory, "keep_streams": settings.keep_streams},
         "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "description": c.description,
                             "rates": [(r.label, r.params) for r in c.rates], "source": c.source}
                    for c in configs},
@@ -278,7 +278,7 @@ def _run_locked(args: argparse.Namespace, argv: list[str], console, configs: lis
 
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     settings = Settings(Protocol(args.warmup, args.repeats, args.memory), threads, args.cross_decode, args.timeout,
-                        metrics=select_metrics(args.metrics))
+                        metrics=select_metrics(args.metrics), keep_streams=args.keep_streams)
     for m in metric_table(settings.metrics):
         if not m["available"]:
             console.print(f"[yellow]metric {m['metric']}: unavailable — {m['reason']} (its columns stay NULL)"
@@ -307,14 +307,60 @@ def _run_locked(args: argparse.Namespace, argv: list[str], console, configs: lis
     return 0
 
 
+# --- score ---------------------------------------------------------------------------------------
+
+def cmd_score(args: argparse.Namespace, argv: list[str]) -> int:
+    """Fill the metrics stored rows lack from their kept streams (:mod:`bench.score`), holding the
+    store's lock as a run does. Exit 1 when a stream could not be decoded (its row is left as it was)."""
+    from bench import plan as planning
+    from bench import score
+    from bench.metrics import select as select_metrics
+    from bench.progress import RunProgress
+    from bench.store import Store, db_path
+    from bench.storelock import lock_store
+
+    for option, value in (("--jobs", args.jobs), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} {value}: must be at least 1")
+    names = select_metrics(args.metrics)
+    score.check_metrics(names)
+    if not db_path(args.results).is_file():
+        raise UsageError(f"no results store at {db_path(args.results)}")
+    selection = score.Selection(
+        codecs=tuple(planning.labels(args.codecs)) if args.codecs else None, dataset=args.dataset,
+        rates=tuple(planning.labels(args.rates)) if args.rates else None, run_id=args.run)
+    images = [Path(p) for p in (args.images or "").split(os.pathsep) if p]
+    console = _console()
+    with lock_store(args.results, command_line(argv)), Store(args.results) as store:
+        found = score.plan(store, names, selection, images, args.codecs_dir)
+        if found.problems and not args.skip_missing:
+            raise UsageError(f"{score.refusal(found.problems)}; nothing was changed (score the others with "
+                             "--skip-missing, or narrow the selection with --codecs/--dataset/--rates/--run)")
+        if found.problems:
+            console.print(f"[yellow]skipped {score.refusal(found.problems)}[/yellow]", highlight=False, soft_wrap=True)
+        console.print(f"{len(found.jobs) + found.done} selected cells: {found.done} already have every metric asked "
+                      f"for, {len(found.jobs)} to score", highlight=False, soft_wrap=True)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+        with RunProgress(console, len(found.jobs), quiet=args.quiet) as progress:
+            failed = score.run(store, found, names, args.jobs, threads, command_line(argv), progress.advance)
+    console.print(f"scored {len(found.jobs) - failed} cells into {db_path(args.results)}"
+                  + (f"; {failed} could not be decoded (left as they were)" if failed else ""),
+                  highlight=False, soft_wrap=True)
+    return 1 if failed else 0
+
+
 # --- export --------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
     """CSV and/or CompressAI results-JSON; errors (existing file, unreadable store) reach ``main``."""
     from bench import export
 
-    if not (args.csv or args.compressai_json or args.bd):
-        raise UsageError("bench export: nothing to do; give --csv FILE, --compressai-json FOLDER and/or --bd FILE")
+    if not (args.csv or args.compressai_json or args.bd or args.streams):
+        raise UsageError("bench export: nothing to do; give --csv FILE, --compressai-json FOLDER, --bd FILE and/or "
+                         "--streams FOLDER")
+    if args.streams:  # first: a missing or corrupt stream refuses the export before any file is written
+        n = export.to_streams(args.results, args.streams, force=args.force)
+        print(f"{n} kept streams (with streams.csv, their index) → {args.streams}")
     if args.csv:
         n = export.to_csv(args.results, args.csv, force=args.force)
         print(f"{n} rows → {args.csv}")
@@ -385,8 +431,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="quality metrics: 'default', 'jpeg-ai', 'all' or names (python -m bench metrics lists them)")
     run.add_argument("--ship-images", choices=["yes", "no"], default=None,
                      help="dask: send image files to the workers (default: yes unless --cluster local)")
+    run.add_argument("--keep-streams", action="store_true",
+                     help="keep each cell's bitstream beside the store (RESULTS/streams/, named by sha256; "
+                          "the row's stream_sha256), for python -m bench score and export --streams")
     run.add_argument("--retry-errors", action="store_true", help="re-run cells stored as errors")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sc = sub.add_parser("score", help="compute more metrics for stored cells from their kept streams (run --keep-streams)")
+    sc.add_argument("results", help="results directory or .sqlite file")
+    sc.add_argument("--metrics", required=True,
+                    help="metrics to fill: 'jpeg-ai', 'all' or names (python -m bench metrics lists them)")
+    sc.add_argument("--codecs", default=None, help="only these codecs (comma-separated)")
+    sc.add_argument("--dataset", default=None, help="only this dataset (a name, or the folder the run used)")
+    sc.add_argument("--rates", default=None, help="only these rate labels (comma-separated)")
+    sc.add_argument("--run", type=int, default=None, help="only the cells of this run id")
+    sc.add_argument("--images", default=None, metavar="DIR",
+                    help="folder(s) holding the original images (os.pathsep-separated; default: the dataset's "
+                         "folder under $BENCH_DATA_DIR and under the data folder the run recorded)")
+    sc.add_argument("--skip-missing", action="store_true",
+                    help="score the cells that have their stream and image, list the others (default: refuse)")
+    sc.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
+    sc.add_argument("--threads", type=int, default=None, help="threads per worker (default: CPUs / jobs)")
+    sc.add_argument("--quiet", action="store_true", help="no progress bar")
 
     exp = sub.add_parser("export", help="export a results store to CSV or CompressAI results JSON")
     exp.add_argument("results", help="results directory or .sqlite file")
@@ -395,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--bd", default=None, help="write the report's BD table (every metric, with intervals) to this CSV")
     exp.add_argument("--anchor", default=None, help="BD anchor for --bd, as python -m bench.report --anchor")
     exp.add_argument("--dataset", default=None, help="dataset whose native cells are averaged (default: the first)")
+    exp.add_argument("--streams", default=None, metavar="FOLDER",
+                     help="copy the kept bitstreams (run --keep-streams) into this folder, checked by sha256, "
+                          "with their index streams.csv")
     exp.add_argument("--force", action="store_true", help="overwrite existing export files (never the results store)")
     return parser
 
@@ -424,12 +493,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_metrics()
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "score":
+            return cmd_score(args, argv)
         return cmd_export(args)
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         return quiet_broken_pipe()
     except KeyboardInterrupt:  # Ctrl-C: every finished cell is already committed; say so in one line
-        where = f"; the cells finished so far are stored in {args.out} (re-run the same command to resume)" \
-            if args.command == "run" else ""
+        where = {"run": f"; the cells finished so far are stored in {getattr(args, 'out', '')} (re-run the same "
+                        "command to resume)",
+                 "score": f"; the cells scored so far are stored in {getattr(args, 'results', '')} (re-run the same "
+                          "command to resume)"}.get(args.command, "")
         print(f"interrupted{where}", file=sys.stderr)
         return 130
     except (BenchError, OSError) as exc:  # a user error, or the disk: one line, no traceback

@@ -46,6 +46,11 @@ class StoreError(BenchError, RuntimeError):
     """The results store cannot be opened, locked or written; the message names the path and the cause."""
 
 
+class StreamError(BenchError, RuntimeError):
+    """A kept bitstream is missing, unreadable or not the bytes its row records (sha256); the message
+    names the cell and the file."""
+
+
 class BDError(BenchError, ValueError):
     """BD metrics cannot be computed from these curves (the message says which point and why)."""
 

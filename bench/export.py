@@ -236,3 +236,45 @@ def to_bd_csv(results: str | Path, out: str | Path, anchor: str | None = None, d
     table = table.assign(dataset=bd_anchor.dataset)
     write_csv(table, out, force, _protected(results))
     return len(table)
+
+
+#: the columns of the index ``streams.csv`` written beside exported streams
+STREAM_INDEX = ("cell_key", "run_id", "codec", "rate_label", "dataset", "image", "resolution", "device", "round",
+                "bytes", "stream_sha256")
+
+
+def to_streams(results: str | Path, folder: str | Path, force: bool = False) -> int:
+    """Copy the kept bitstream of every stored row that has one (``run --keep-streams``) into ``folder``
+    (``ab/<sha256>``, the store's layout) with an index ``streams.csv`` (cell, codec, rate, image, sha256);
+    returns the number of streams. Every stream is read and its sha256 checked before anything is
+    written: a missing or corrupt one is a :class:`StreamError` naming the cells, and nothing is written."""
+    from bench.errors import StreamError
+    from bench.streams import read_stream, stream_path, streams_dir
+
+    frame = read_measurements(results, status=None)
+    if "stream_sha256" not in frame or frame["stream_sha256"].isna().all():
+        raise UsageError(f"{results}: no kept streams in this store (run with --keep-streams)")
+    frame = frame[frame["stream_sha256"].notna()]
+    source, target = streams_dir(results), Path(folder)
+    index = target / "streams.csv"
+    if index.exists() and not force:
+        raise UsageError(f"{index} already exists; pass --force to overwrite it")
+    streams: dict[str, bytes] = {}
+    problems = []
+    for key, sha in zip(frame["cell_key"], frame["stream_sha256"]):
+        if sha not in streams:
+            try:
+                streams[sha] = read_stream(source, sha, key)
+            except StreamError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise StreamError(f"{len(problems)} kept stream(s) cannot be exported: {'; '.join(problems[:5])}"
+                          + (" …" if len(problems) > 5 else ""))
+    for sha, data in streams.items():
+        path = stream_path(target, sha)
+        if path.is_file() and path.read_bytes() == data:
+            continue  # content-addressed: the same file is already there
+        write_atomically(path, lambda fh, data=data: fh.write(data), force, _protected(results), binary=True)
+    write_csv(frame[[c for c in STREAM_INDEX if c in frame]].assign(
+        path=[str(stream_path(Path("."), sha)) for sha in frame["stream_sha256"]]), index, force, _protected(results))
+    return len(streams)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from bench.cells import Cell, Settings, config_hash, now  # noqa: F401 — re-exported: callers import them from here
@@ -33,6 +34,16 @@ class RunResult:
     skipped: int = 0
     wall_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def keep_stream(row: dict[str, Any], store_path: Path) -> None:
+    """Write the bitstream a worker returned with ``row`` (``--keep-streams``) beside the store and
+    put its sha256 in ``stream_sha256``; a row without one is left as it is."""
+    from bench.streams import ROW_KEY, streams_dir, write_stream
+
+    data = row.pop(ROW_KEY, None)
+    if data is not None and row.get("status") == "ok":
+        row["stream_sha256"] = write_stream(streams_dir(store_path), data)
 
 
 class Runner:
@@ -75,6 +86,7 @@ class Runner:
         try:
             for row in executor.run(todo):
                 row.update(run_id=run_id, executor=executor.name)
+                keep_stream(row, self.store.path)  # the file first: a committed row never points to nothing
                 self.store.add_measurement(row)
                 result.done += 1
                 result.errors += row["status"] != "ok"

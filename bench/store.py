@@ -64,6 +64,7 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "threads": "INTEGER",
     "bytes": "INTEGER",
     "bpp": "REAL",
+    "stream_sha256": "TEXT",  # sha256 of the kept bitstream (bench.streams; run --keep-streams), else NULL
     "estimated_bits": "REAL",
     **dict.fromkeys(metric_columns(), "REAL"),  # every metric's columns, from the registry (bench/metrics)
     "enc_time_s": "REAL",  # median over repeats
@@ -334,6 +335,25 @@ class Store:
     def add_measurement(self, row: dict[str, Any]) -> None:
         """Insert one finished cell and commit at once."""
         self._insert("measurements", MEASUREMENT_COLUMNS, row, verb="INSERT OR REPLACE")
+        self.conn.commit()
+
+    def fill_metrics(self, cell_key: str, values: dict[str, Any], extras: dict[str, Any] | None) -> None:
+        """Set metric columns (and the ``extras`` JSON) of the stored cell ``cell_key`` and commit at
+        once (``bench score``): only registry metric columns, so timing, rate and identity never change."""
+        unknown = set(values) - set(metric_columns())
+        if unknown:
+            raise KeyError(f"not metric columns: {sorted(unknown)}")
+        names = [*values, "extras"]
+        cur = self.conn.execute(f"UPDATE measurements SET {', '.join(f'{n} = ?' for n in names)} WHERE cell_key = ?",
+                                [*(_clean(values[n]) for n in values), _clean(extras or None), cell_key])
+        if cur.rowcount != 1:
+            self.conn.rollback()
+            raise StoreError(f"{self.path}: no stored cell {cell_key!r} to fill")
+        self.conn.commit()
+
+    def set_manifest(self, run_id: int, manifest: dict[str, Any]) -> None:
+        """Replace run ``run_id``'s manifest JSON (``bench score`` appends what it added) and commit."""
+        self.conn.execute("UPDATE runs SET manifest = ? WHERE run_id = ?", (_clean(manifest), run_id))
         self.conn.commit()
 
     def add_decode_parts(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:

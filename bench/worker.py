@@ -281,6 +281,10 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         row.update(cell_columns(codec, cell.rate, pixels.shape[0], pixels.shape[1], state.measured))
         if state.settings.cross_decode:
             row["cross_decode"] = cross_decode(cell, data, decoded, state.settings.threads)
+        if state.settings.keep_streams:  # the bytes travel with the row; the runner writes the file
+            from bench.streams import ROW_KEY
+
+            row[ROW_KEY] = bytes(data)
         row["status"] = "ok"
     except BaseException as exc:  # noqa: BLE001 — one failing cell never stops the run
         if isinstance(exc, KeyboardInterrupt):

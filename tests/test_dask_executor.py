@@ -394,3 +394,21 @@ def test_a_batch_cluster_without_its_submit_command_is_refused_before_the_store_
         "error: --cluster slurm: the submit command 'sbatch' is not on PATH here; run the benchmark on a login "
         "node of the batch system"], result.stderr
     assert not out.exists()  # no store, no lock, no progress line
+
+
+def test_dask_workers_return_kept_streams_that_the_driver_writes(tmp_path, synthetic_images):
+    """--keep-streams with the dask executor: the bytes come back with each row (a worker may be on
+    another machine) and the driver writes them beside the store, the same files as a local run's."""
+    from bench.streams import stream_path, streams_dir
+
+    common = ["--codecs", "jpeg-420", "--images", "2", "--rates", "quality=10", "--jobs", "1", "--keep-streams"]
+    local = bench_run(synthetic_images, tmp_path / "local", *common)
+    assert local.returncode == 0, local.stderr
+    dask = bench_run(synthetic_images, tmp_path / "dask", *common, "--executor", "dask", "--cluster", "local:1",
+                     "--ship-images", "yes")
+    assert dask.returncode == 0, dask.stderr
+    a = read_measurements(tmp_path / "local").set_index("cell_key").sort_index()
+    b = read_measurements(tmp_path / "dask").set_index("cell_key").sort_index()
+    assert set(b.executor) == {"dask"} and list(a.stream_sha256) == list(b.stream_sha256)
+    for sha, size in zip(b.stream_sha256, b.bytes):
+        assert stream_path(streams_dir(tmp_path / "dask"), sha).stat().st_size == size

@@ -192,3 +192,41 @@ def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(tmp_path: P
     assert done.stderr.startswith(f"error: {out / 'all.csv'}: File too large (EFBIG)"), done.stderr
     assert "(path unknown)" not in done.stderr
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_export_streams_copies_every_kept_stream_checked_with_its_index(tmp_path, synthetic_images):
+    """A real run with --keep-streams, exported with --streams: the store's layout, an index naming each
+    cell's file, a re-export that finds the same files, and a corrupt stream refused before anything is written."""
+    import csv
+    import hashlib
+
+    from tests.test_streams import bench_run
+
+    results = tmp_path / "R"
+    done = bench_run(synthetic_images, results, "--keep-streams")
+    assert done.returncode == 0, done.stderr
+    rows = read_measurements(results).set_index("cell_key")
+    out = tmp_path / "export"
+    assert cli_main(["export", str(results), "--streams", str(out), "--csv", str(tmp_path / "all.csv")]) == 0
+    with open(out / "streams.csv", newline="") as fh:
+        index = list(csv.DictReader(fh))
+    assert sorted(r["cell_key"] for r in index) == sorted(rows.index)
+    for entry in index:
+        data = (out / entry["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["stream_sha256"] == rows.at[entry["cell_key"], "stream_sha256"]
+        assert len(data) == rows.at[entry["cell_key"], "bytes"]
+    assert cli_main(["export", str(results), "--streams", str(out), "--force"]) == 0  # the same files: kept
+    victim = results / "streams" / index[0]["path"]
+    victim.write_bytes(b"not the stream")
+    fresh = tmp_path / "fresh"
+    done = python_module("bench", "export", str(results), "--streams", str(fresh), timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"{index[0]['cell_key']}: kept stream" in done.stderr and "is corrupt" in done.stderr
+    assert not fresh.exists()
+
+
+def test_export_streams_of_a_store_without_streams_is_refused(tmp_path: Path, capsys) -> None:
+    results = make_store(tmp_path / "R")
+    assert cli_main(["export", str(results), "--streams", str(tmp_path / "s")]) == 2
+    assert "no kept streams in this store (run with --keep-streams)" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
