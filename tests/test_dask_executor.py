@@ -17,9 +17,8 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from bench.cells import Cell, Settings  # noqa: E402
+from bench.cells import Cell, Protocol, Settings  # noqa: E402
 from bench.errors import ExecutorError, UsageError  # noqa: E402
-from bench.measure import Protocol  # noqa: E402
 from bench.store import read_measurements  # noqa: E402
 from tests.conftest import python_module  # noqa: E402
 from tests.test_runner import BLOCK_ONCE, PROJECT, alive, count_rows, kill_leftovers, probe_codecs  # noqa: E402
