@@ -154,7 +154,7 @@ def test_injected_wait_fails_on_wall_time(runs: dict) -> None:
 
 def test_results_option_compares_a_kept_store(runs: dict, gate) -> None:
     again = gate("--baseline", str(runs["baseline"]), "--results", str(runs["root"] / "s-regressed"),
-                 "--json", str(runs["root"] / "again.json"))
+                 "--json", str(runs["root"] / "again.json"), "--time-threshold", str(TIME_THRESHOLD))
     assert again.returncode == 1
     assert json.loads((runs["root"] / "again.json").read_text()) == json.loads(
         (runs["root"] / "regressed.json").read_text())  # the comparison is a pure function of the store
