@@ -10,9 +10,12 @@ when the submodule runs, so that edge is no dependency). Not counted: imports un
 ``if TYPE_CHECKING:`` (they never run) and modules named by configuration data (a codec's TOML
 ``adapter``), which are plugins, not structure.
 
-Layers are listed low to high (see ../shared/DESIGN.md: configuration → plan → executor →
-measure → store → analysis → report, above a base that every layer may use). A module may
-import modules of its own layer or lower ones; the layer of a module is that of the longest
+Layers are listed low to high in :data:`LAYERS`. They follow the data flow of
+../shared/DESIGN.md (configuration → plan → executor → measure → store → analysis → report),
+where a stage that *calls* another sits above it (the executor's workers call measure, so measure
+is below the executor), above a base every layer may use (errors, device, where third-party
+tools live, ...) and the models and codecs, and below the session and the entry points. A module
+may import modules of its own layer or lower ones; the layer of a module is that of the longest
 prefix listed for it.
 """
 
@@ -27,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent / "bench"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("bench", "bench.errors", "bench.hashing", "bench.folders", "bench.device", "bench.colour",
               "bench.argparsing", "bench.progress", "bench.download", "bench.machine", "bench.images",
-              "bench.third_party", "bench.threads", "bench.outfiles")),
+              "bench.third_party", "bench.threads", "bench.outfiles", "bench.codeversion")),
     ("models", ("bench.models",)),
     ("metrics", ("bench.metrics",)),
     ("codecs", ("bench.codecs",)),
@@ -37,6 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("executor", ("bench.worker", "bench.executors")),
     ("store", ("bench.store", "bench.storelock")),
     ("analysis", ("bench.analysis", "bench.anchors")),
+    ("results view", ("bench.results",)),
     ("report", ("bench.report", "bench.export", "bench.summary")),
     ("session", ("bench.runner",)),
     ("entry points and tools", ("bench.cli", "bench.__main__", "bench.gate", "bench.tools", "bench.training")),
