@@ -14,8 +14,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bench.codecs.base import CodecConfig, RatePoint
-from bench.measure import Protocol
 from bench.metrics.registry import DEFAULT as DEFAULT_METRICS
+
+#: ``Protocol.memory`` values (:mod:`bench.memory`): clean-process memory of every cell; only of
+#: cells at the codec's middle rate point (every image and ladder size); of the middle rate point
+#: once per image size (the default: the first cell of each size is measured, the others of that
+#: size store its reading, their ``mem_method`` saying so — the readings depend on the size, hardly
+#: on the content, and the report's memory section takes one per codec and size); or none
+#: (columns NULL, ``mem_method`` says why).
+MEMORY_MODES = ("all", "mid", "size", "off")
 
 
 def now() -> str:
@@ -79,6 +86,22 @@ class Cell:
                 "image_sha256": self.image_sha256, "resolution": self.resolution,
                 "width": width, "height": height, "pixels": width * height if width else None,
                 "device": self.device, "round": self.round}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How :mod:`bench.measure` times a cell: ``warmup`` untimed calls, ``repeats`` timed ones, and
+    which cells get clean-process memory calls (``memory``: one of :data:`MEMORY_MODES`)."""
+
+    warmup: int = 1
+    repeats: int = 3
+    memory: str = "size"  # cells with clean-process memory calls: 'all', 'mid', 'size' (bench.memory), 'off'
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.repeats < 1:
+            raise ValueError("warmup must be ≥ 0 and repeats ≥ 1")
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}")
 
 
 @dataclass(frozen=True)

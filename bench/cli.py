@@ -268,7 +268,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _run_locked(args: argparse.Namespace, argv: list[str], console, configs: list[CodecConfig], cells: list) -> int:
     from bench import plan
-    from bench.measure import Protocol
+    from bench.cells import Protocol
     from bench.metrics import select as select_metrics
     from bench.metrics.run import table as metric_table
     from bench.progress import RunProgress

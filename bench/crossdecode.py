@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.worker import set_thread_count
+from bench.threads import set_thread_count
 
 
 def decode_files(config_path: str, pairs: list[tuple[str, str]], device: str, threads: int,

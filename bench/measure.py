@@ -23,31 +23,18 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bench import device as dev
+from bench.cells import Protocol
 from bench.codecs.base import Codec, Encoded, RatePoint
 from bench.errors import CodecError
 from bench.measurecache import MeasureCache
-from bench.memory import MEMORY_MODES, clean_memory
+from bench.memory import clean_memory
 from bench.metrics import DEFAULT as DEFAULT_METRICS
 from bench.metrics import compute as compute_metrics
-
-
-@dataclass(frozen=True)
-class Protocol:
-    warmup: int = 1
-    repeats: int = 3
-    memory: str = "size"  # cells with clean-process memory calls: 'all', 'mid', 'size' (bench.memory), 'off'
-
-    def __post_init__(self) -> None:
-        if self.warmup < 0 or self.repeats < 1:
-            raise ValueError("warmup must be ≥ 0 and repeats ≥ 1")
-        if self.memory not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}")
 
 
 def _timed_calls(codec: Codec, n: int, call) -> tuple[list[Any], tuple[list[float], list[float]], int | None,

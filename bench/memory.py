@@ -51,16 +51,10 @@ from typing import Any
 import numpy as np
 
 from bench import device as dev
+from bench.cells import MEMORY_MODES  # the ``Protocol.memory`` values, defined with the settings
 from bench.codecs.base import Codec, CodecConfig, Encoded, RatePoint
 from bench.measurecache import MeasureCache, cell_key
 
-#: ``Protocol.memory`` values: clean-process memory of every cell; only of cells at the codec's
-#: middle rate point (every image and ladder size); of the middle rate point once per image size
-#: (the default: the first cell of each size is measured, the others of that size store its
-#: reading, their ``mem_method`` saying so — the readings depend on the size, hardly on the
-#: content, and the report's memory section takes one per codec and size); or none (columns
-#: NULL, ``mem_method`` says why).
-MEMORY_MODES = ("all", "mid", "size", "off")
 #: ``mem_method`` suffix of a cell that stores the reading of an earlier cell of its size (``size``)
 REUSED = " (reused: measured once per configuration, rate point and image size; --memory size)"
 #: Zygotes a worker keeps alive (least recently used closed first); each holds its codec's model.

@@ -1,5 +1,7 @@
 """Planning: codec configurations, a dataset, the resolution ladder, rate points, devices and
-rounds → the cells of a run. ``bench run`` and the gate both plan here; neither plans on its own.
+rounds → the cells of a run. ``bench run`` plans here (:func:`plan`); the gate selects its own
+codecs and images and builds each round's cells with :func:`image_cells`
+(:func:`bench.gate.benchmark.plan_cells`).
 
 Planning is cheap and checks nothing it does not need for the cells' keys (file hashes). Checks
 that read pixels — the Kodak check, :func:`image_notes` — run afterwards, only on the cells that

@@ -14,7 +14,6 @@ import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -367,15 +366,6 @@ class Store:
         names = [d[0] for d in cur.description]
         for values in cur:
             yield dict(zip(names, values))
-
-
-@contextmanager
-def open_store(results_dir: str | Path) -> Iterator[Store]:
-    store = Store(results_dir)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def read_measurements(results_dir: str | Path, status: str | None = "ok"):

@@ -28,16 +28,9 @@ from typing import Any, Callable
 
 from bench.cells import Cell, Settings, config_hash, now
 from bench.errors import CodecError, ImageError
+from bench.threads import set_thread_count
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def set_thread_count(threads: int) -> None:
-    """Pin math-library threads before torch/numpy spin up their pools."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
 
 
 def _configure_torch(threads: int) -> None:

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from bench.codecs import registry
-from bench.cells import Cell, Settings
+from bench.cells import Cell, Protocol, Settings
 from bench.codecs.base import CodecConfig, RatePoint
 from bench.complexity import count_macs, matmul_gflops, model_complexity
-from bench.measure import Protocol
 from bench.models import zoo
 
 

@@ -17,20 +17,21 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from bench.cells import Cell, Settings  # noqa: E402
+from bench.cells import Cell, Protocol, Settings  # noqa: E402
 from bench.errors import ExecutorError, UsageError  # noqa: E402
-from bench.measure import Protocol  # noqa: E402
 from bench.store import read_measurements  # noqa: E402
 from tests.conftest import python_module  # noqa: E402
-from tests.test_runner import alive, count_rows, kill_leftovers, probe_codecs  # noqa: E402
+from tests.test_runner import BLOCK_ONCE, PROJECT, alive, count_rows, kill_leftovers, probe_codecs  # noqa: E402
 
 SETTINGS = Settings(Protocol(warmup=1, repeats=1), threads=1, timeout_s=60)
 
 
-def bench_run(images: Path, out: Path, *extra: str, wait: bool = True, timeout: float = 300):
+def bench_run(images: Path, out: Path, *extra: str, wait: bool = True, timeout: float = 300,
+              codecs_dir: Path | None = None):
     return python_module("bench", "run", "--dataset", str(images), "--ladder", "none", "--out", str(out),
                          "--threads", "1", "--repeats", "1", "--quiet", *extra, data_dir=images.parent,
-                         timeout=timeout, wait=wait, read_stderr=not wait)
+                         timeout=timeout, wait=wait, read_stderr=not wait,
+                         env={"BENCH_CODECS_DIR": str(codecs_dir)} if codecs_dir else None)
 
 
 def test_dask_stores_the_same_bytes_and_metrics_as_the_local_executor(tmp_path, synthetic_images):
@@ -86,29 +87,41 @@ def test_a_killed_worker_and_a_hanging_cell_become_error_rows_and_the_run_finish
         killed = by.loc[(image, "killed"), "error"]
         assert killed.startswith("worker process died: the Dask worker tcp://"), killed
         assert "was lost while running the cell" in killed
+        # The cell hangs for an hour: its timeout row shows the kill. Its wall time is taken on the
+        # client's clock between two events the workers send, so it is recorded but not compared
+        # with the limit (the events' delay under load would decide that comparison).
         assert by.loc[(image, "hangs"), "error"] == "timeout: cell took longer than 4 s"
-        assert 4 <= by.loc[(image, "hangs"), "wall_s"] < 60
+        assert math.isfinite(by.loc[(image, "hangs"), "wall_s"]) and by.loc[(image, "hangs"), "wall_s"] > 0
 
 
 def test_killing_the_client_mid_run_and_rerunning_loses_and_duplicates_nothing(tmp_path, synthetic_images):
     import psutil
 
+    # Besides the real codecs, a probe whose first cell holds its worker until the test creates
+    # ``release`` (tests/test_runner.py BLOCK_ONCE): the run cannot end before it is killed.
+    release = tmp_path / "release"
+    codecs = probe_codecs(tmp_path, "FaultyJpeg", "", BLOCK_ONCE.format(release=release))
+    for name in ("jpeg-420", "webp"):
+        (codecs / f"{name}.toml").write_text((PROJECT / "codecs" / f"{name}.toml").read_text())
     out = tmp_path / "res"
     db = out / "results.sqlite"
-    args = ["--codecs", "jpeg-420,webp", "--images", "4", "--executor", "dask", "--cluster", "local:2"]
-    proc = bench_run(synthetic_images, out, *args, "--repeats", "3", wait=False)
+    args = ["--codecs", "jpeg-420,webp,probe", "--images", "4", "--executor", "dask", "--cluster", "local:2"]
+    proc = bench_run(synthetic_images, out, *args, "--repeats", "3", wait=False, codecs_dir=codecs)
     children: list[int] = []
     try:
-        deadline = time.time() + 120
-        while count_rows(db) < 4 and time.time() < deadline:
+        deadline = time.time() + 240
+        while count_rows(db) < 4 or not Path(f"{release}.taken").exists():
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.time() < deadline, "the run stored fewer than 4 cells"
             time.sleep(0.05)
         children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         before = read_measurements(out, status=None)
-        assert 4 <= len(before) < 48, "the run should have been killed midway"
-        deadline = time.time() + 30
+        assert 4 <= len(before) < 2 * 4 * 6 + 4, "the run should have been killed midway"
+        # a generous wait for an event (the workers' death), not a timing to meet: the held cell
+        # would keep its worker alive for good
+        deadline = time.time() + 120
         while any(alive(pid) for pid in children) and time.time() < deadline:
             time.sleep(0.2)
         assert not any(alive(pid) for pid in children), "Dask workers outlived the killed client"
@@ -118,11 +131,12 @@ def test_killing_the_client_mid_run_and_rerunning_loses_and_duplicates_nothing(t
             proc.wait()
         kill_leftovers(children)
 
-    resumed = bench_run(synthetic_images, out, *args, "--repeats", "3")
+    release.touch()  # the held cell, run again, goes through at once
+    resumed = bench_run(synthetic_images, out, *args, "--repeats", "3", codecs_dir=codecs)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(before)} already in" in resumed.stderr
     after = read_measurements(out, status=None)
-    assert len(after) == 2 * 4 * 6 and after.cell_key.is_unique and (after.status == "ok").all()
+    assert len(after) == 2 * 4 * 6 + 4 and after.cell_key.is_unique and (after.status == "ok").all()
     kept = after.set_index("cell_key").loc[before.cell_key]  # finished before the kill: kept, not redone
     assert (kept.finished_at.values == before.finished_at.values).all()
     assert (kept.run_id.values == before.run_id.values).all()

@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 from bench import cli
-from bench.cells import Cell, Settings
+from bench.cells import Cell, Protocol, Settings
 from bench.codecs import registry
 from bench.device import cpu_model
 from bench.errors import ExecutorError, UsageError
 from bench.executors import make_executor
 from bench.executors.local import LocalExecutor
 from bench.images import file_sha256
-from bench.measure import Protocol
 from bench.runner import Runner
 from bench.store import Store, read_measurements
 

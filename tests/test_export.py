@@ -11,7 +11,7 @@ import pytest
 
 from bench.cli import main as cli_main
 from bench.errors import UsageError
-from bench.export import safe_file_name
+from bench.outfiles import safe_file_name
 from bench.store import Store, read_measurements
 from tests.conftest import python_module
 
@@ -139,7 +139,7 @@ def test_bd_export_carries_bootstrap_intervals(tmp_path: Path, capsys) -> None:
 def test_formula_safe_prefixes_text_that_a_spreadsheet_would_run() -> None:
     import pandas as pd
 
-    from bench.export import formula_safe
+    from bench.outfiles import formula_safe
 
     frame = pd.DataFrame({"codec": ["=1+1", "+A1", "-cmd", "@SUM(A1)", "\tx", "jpeg", None],
                           "bpp": [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})

@@ -4,10 +4,19 @@ A small gate benchmark (JPEG 4:2:0, JPEG 2000 and JPEG 4:4:4 over their whole la
 of the two large synthetic photo-like images of conftest.py, through ``--dataset``; 3 rounds) is run
 three times through the real CLI: to write a baseline, unchanged, and with three regressions at
 once — JPEG 4:2:0 without optimised Huffman tables (really more bytes for the same pixels),
-JPEG 2000 through an adapter that really decodes every stream twice, and JPEG 4:4:4 through one
-that waits 20 ms before each decode (a sub-millisecond decode: its wall time grows tenfold or more,
-its CPU time barely — the slowdown CPU time alone cannot see). Each codec must fail for its own
-reason. Timing tolerance comes from the ratio design (see bench.gate), not loose thresholds.
+JPEG 2000 through an adapter that really decodes every stream four times, and JPEG 4:4:4 through
+one that waits 50 ms before each decode (a sub-millisecond decode: its wall time grows tens of
+times, its CPU time barely — the slowdown CPU time alone cannot see). Each codec must fail for its
+own reason.
+
+No verdict here may depend on how loaded the machine is: the runs are judged with
+``--time-threshold`` :data:`TIME_THRESHOLD` (+100 % CPU time, and so +200 % wall time), and the
+injected slowdowns are far beyond it (+300 % CPU time: under load a 2× injection read +69 to
++106 %, so 4× reads at least about +240 %; the 50 ms wait: +2,000 % wall time or more), while
+unchanged codecs stay far below it (within ±6 % CPU time and +20 % wall time, see bench.gate).
+Load would have to halve or double a measured ratio to change any verdict. The default threshold
+(0.25) is a choice for real runs; the comparison rules themselves are tested below as pure
+functions.
 """
 
 from __future__ import annotations
@@ -23,12 +32,14 @@ import pytest
 
 from bench.gate import (GATE_DATASET, YARDSTICK, CodecSummary, GateBenchmark, GateError, Verdict, baseline_document,
                         compare, summarise, time_change)
-from bench.gate.judge import format_table
+from bench.gate.judge import WALL_MARGIN, format_table
 from bench.store import read_measurements
 
 PROJECT = Path(__file__).resolve().parents[1]
 CODECS = ("jpeg-420", "jpeg2000", "jpeg-444")
 IMAGES = "photo1,photo2"
+#: The decode-time threshold the runs are judged with (see the module docstring).
+TIME_THRESHOLD = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +69,7 @@ def runs(tmp_path_factory, gate, synthetic_images: Path) -> dict[str, object]:
     base = _codecs_dir(root / "base", {})
     regressed = _codecs_dir(root / "regressed", {
         "jpeg-420": ("optimize = true", "optimize = false"),
-        "jpeg2000": ('adapter = "jpeg2000"', 'adapter = "tests.support.slow_codecs:TwiceDecodedJpeg2000"'),
+        "jpeg2000": ('adapter = "jpeg2000"', 'adapter = "tests.support.slow_codecs:RepeatDecodedJpeg2000"'),
         "jpeg-444": ('adapter = "jpeg"', 'adapter = "tests.support.slow_codecs:SleepyJpeg"'),
     })
     baseline = root / "baseline.json"
@@ -69,7 +80,8 @@ def runs(tmp_path_factory, gate, synthetic_images: Path) -> dict[str, object]:
     assert out["update"].returncode == 0, out["update"].stderr
     for name, codecs in (("unchanged", base), ("regressed", regressed)):
         out[name] = gate("--baseline", str(baseline), "--codecs-dir", str(codecs), "--keep", str(root / f"s-{name}"),
-                         "--json", str(root / f"{name}.json"), "--dataset", str(synthetic_images))
+                         "--json", str(root / f"{name}.json"), "--dataset", str(synthetic_images),
+                         "--time-threshold", str(TIME_THRESHOLD))
     return out
 
 
@@ -97,7 +109,7 @@ def test_unchanged_run_passes(runs: dict) -> None:
     for v in _verdicts(runs, "unchanged").values():
         assert v["status"] == "pass", v
         assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # deterministic encoders: the same curve
-        assert abs(v["time_change"]) < 0.25 and abs(v["wall_change"]) < 0.5
+        assert abs(v["time_change"]) < TIME_THRESHOLD and abs(v["wall_change"]) < WALL_MARGIN * TIME_THRESHOLD
 
 
 def test_injected_rate_regression_is_real_and_fails(runs: dict) -> None:
@@ -122,7 +134,9 @@ def test_injected_decode_slowdown_fails(runs: dict) -> None:
     v = _verdicts(runs, "regressed")["jpeg2000"]
     assert v["status"] == "FAIL"
     assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # same bitstream, same pixels
-    assert v["time_change"] > 0.6  # decoding twice: about +100 % (in wall time too, which may fail as well)
+    # decoding four times: about +300 % CPU time (and wall time, which may fail as well); the run was
+    # judged at +100 %, so this is a failure a loaded machine cannot turn into a pass
+    assert v["time_change"] > TIME_THRESHOLD
     assert v["reasons"][0].startswith("decode +") and "(CPU time" in v["reasons"][0]
     assert all(r.startswith("decode +") for r in v["reasons"])
     assert "jpeg2000" in runs["regressed"].stdout.split("FAILED")[1]
@@ -132,14 +146,15 @@ def test_injected_wait_fails_on_wall_time(runs: dict) -> None:
     v = _verdicts(runs, "regressed")["jpeg-444"]
     assert v["status"] == "FAIL"
     assert v["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)  # same bitstream, same pixels
-    assert v["wall_change"] > 1.0  # 20 ms on a decode of about a millisecond: far beyond the +50 % threshold
+    # 50 ms on a decode of about a millisecond: tens of times the wall time, far beyond the +200 % judged
+    assert v["wall_change"] > WALL_MARGIN * TIME_THRESHOLD
     assert any(r.startswith("decode +") and "(wall time" in r for r in v["reasons"]), v["reasons"]
     assert "jpeg-444" in runs["regressed"].stdout.split("FAILED")[1]
 
 
 def test_results_option_compares_a_kept_store(runs: dict, gate) -> None:
     again = gate("--baseline", str(runs["baseline"]), "--results", str(runs["root"] / "s-regressed"),
-                 "--json", str(runs["root"] / "again.json"))
+                 "--json", str(runs["root"] / "again.json"), "--time-threshold", str(TIME_THRESHOLD))
     assert again.returncode == 1
     assert json.loads((runs["root"] / "again.json").read_text()) == json.loads(
         (runs["root"] / "regressed.json").read_text())  # the comparison is a pure function of the store

@@ -84,7 +84,8 @@ def test_learned_codec_model_bytes_and_clean_memory(codecs_dir, small_photo):
 def test_a_memory_child_killed_is_recorded_and_the_cell_stands(small_photo):
     from bench.codecs import registry
     from bench.codecs.base import CodecConfig, RatePoint
-    from bench.measure import Protocol, measure
+    from bench.cells import Protocol
+    from bench.measure import measure
     from bench.memory import close_zygotes
 
     rate = RatePoint("level=1", {"level": 1})

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import bench.anchors
 from bench.anchors.schema import QUALITY_COLUMNS
 from bench.anchors.sources import build_anchors
 from bench.anchors.store import anchor_datasets, anchors_dir, list_anchors, load_anchor, measured_anchors, save_anchor
@@ -21,10 +20,13 @@ from bench.argparsing import ArgumentParser
 from bench.errors import AnchorError, BenchError, describe, quiet_broken_pipe
 
 
+#: the first line of the package's docstring (the package imports this module, so it is not read from there)
+DESCRIPTION = 'Published rate-distortion curves ("anchors") as data, loadable by name.'
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.anchors import|list``."""
-    parser = ArgumentParser(prog="python -m bench.anchors",
-                                     description=bench.anchors.__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m bench.anchors", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     p_imp = sub.add_parser("import", help="regenerate anchors/ from the shared anchors folder")
     p_imp.add_argument("--source", type=Path, default=None,

@@ -191,7 +191,10 @@ class Codec(abc.ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        """Everything needed to reproduce this codec's numbers; stored with each run."""
+        """Everything needed to reproduce this codec's numbers, as one dict for people and tools.
+
+        Not stored as such: a cell's row records the version (``codec_version``), ``trained`` and
+        the weights' sha256 (``weights_sha256``) in columns of its own (:mod:`bench.worker`)."""
         return {
             "name": self.name,
             "adapter": self.adapter,

@@ -12,7 +12,8 @@ took from the stream's SPS; both are checked against the container header (a sam
 would let swapped dimensions decode silently).
 
 By default VTM is looked up in the folder ``python -m bench.tools.vtm build`` installs into
-(:func:`bench.tools.vtm.default_prefix`); ``vtm_dir`` or ``$VTM_DIR`` override it.
+(:meth:`bench.third_party.VTM.prefix <bench.third_party.Release.prefix>`); ``vtm_dir`` or ``$VTM_DIR``
+override it.
 Timing includes process start-up and raw-file I/O. The version recorded is the banner the encoder
 prints (e.g. ``VTM Encoder Version 17.0``) plus the SHA-256 of the cfg file.
 """
@@ -36,7 +37,7 @@ import numpy as np
 from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
 from bench.errors import CodecError
 from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
-from bench.tools.vtm import default_prefix
+from bench.third_party import VTM
 
 HEADER = struct.Struct(">HH")
 
@@ -45,7 +46,7 @@ def vtm_paths(config: CodecConfig) -> tuple[Path, Path, Path]:
     """Encoder, decoder and cfg paths from the configuration, ``$VTM_DIR`` or ``PATH``."""
     params = config.params
     given = str(params.get("vtm_dir") or os.environ.get("VTM_DIR", ""))
-    root = Path(os.path.expandvars(os.path.expanduser(given))) if given else default_prefix()
+    root = Path(os.path.expandvars(os.path.expanduser(given))) if given else VTM.prefix()
 
     def find(name: str) -> Path:
         for candidate in (root / "bin" / name, root / name):

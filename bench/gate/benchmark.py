@@ -138,7 +138,7 @@ def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | 
     from bench.codeversion import git_commit
     from bench.codecs import registry
     from bench.device import cpu_model
-    from bench.measure import Protocol
+    from bench.cells import Protocol
     from bench.runner import Runner, Settings, now
     from bench.store import Store
 

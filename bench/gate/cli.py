@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 
-import bench.gate
 from bench.argparsing import ArgumentParser, finite_fraction
 from bench.errors import BenchError, GateError
 from bench.gate.baseline import DEFAULT_BASELINE, read_baseline, validate_baseline
@@ -40,8 +39,12 @@ def _latest_manifest(results: Path) -> dict[str, Any]:
 
 # --- command line --------------------------------------------------------------------------------
 
+#: the first line of the package's docstring (the package imports this module, so it is not read from there)
+DESCRIPTION = "The regression gate: ``python -m bench.gate --baseline gate/baseline.json``."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m bench.gate", description=bench.gate.__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m bench.gate", description=DESCRIPTION)
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
                    help=f"baseline JSON (default {DEFAULT_BASELINE})")
     p.add_argument("--results", type=Path, default=None,
@@ -124,7 +127,7 @@ def _machine_check(baseline: dict[str, Any], rows: pd.DataFrame, results: Path, 
 
 def _update_baseline(args: argparse.Namespace, benchmark: GateBenchmark, summary: dict[str, CodecSummary],
                      frame: pd.DataFrame, results: Path) -> None:
-    from bench.export import write_atomically
+    from bench.outfiles import write_atomically
 
     text = json.dumps(baseline_document(benchmark, summary, frame, _latest_manifest(results)), indent=1) + "\n"
     doc = validate_baseline(json.loads(text), args.baseline)  # never write a baseline the gate would refuse

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bench.metrics.basic import ycbcr
+from bench.third_party import LIBVMAF
 
 MODEL = "vmaf_v0.6.1"
 
@@ -27,9 +28,7 @@ def binary() -> Path:
     """The ``vmaf`` executable to use: ``$BENCH_VMAF``, else the build tool's install folder."""
     if os.environ.get("BENCH_VMAF"):
         return Path(os.environ["BENCH_VMAF"])
-    from bench.tools.vmaf import default_prefix
-
-    return default_prefix() / "bin" / "vmaf"
+    return LIBVMAF.prefix() / "bin" / "vmaf"
 
 
 def unavailable() -> str | None:

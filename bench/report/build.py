@@ -19,7 +19,7 @@ import pandas as pd
 
 from bench.analysis.bd import AVERAGE_CURVE, MEAN_OF_PER_IMAGE
 from bench.codeversion import git_commit
-from bench.export import write_atomically, write_csv
+from bench.outfiles import write_atomically, write_csv
 from bench.report import costsection as costs
 from bench.report import figures as figs
 from bench.report import provenance as prov

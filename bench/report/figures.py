@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from bench.export import write_atomically  # noqa: E402
+from bench.outfiles import write_atomically  # noqa: E402
 from bench.report.tables import COSTS  # noqa: E402
 from bench.results import QUALITIES  # noqa: E402
 

@@ -288,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps({"command": command, "torch": torch.__version__, "records": records},
                                     indent=1))
     print(f"wrote {args.json}", file=sys.stderr)
-    from bench.store import open_store
+    from bench.store import Store
 
     codec = f"mlicpp:{args.checkpoint}" if args.checkpoint else f"mlicpp-untrained:seed={args.seed}"
-    with open_store(args.results) as store:
+    with Store(args.results) as store:
         run_id = store.start_run({"command": command, "threads": args.threads, "torch": torch.__version__})
         store.add_decode_parts(run_id, store_rows(records, codec))
         store.finish_run(run_id, time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -32,21 +32,19 @@ from pathlib import Path
 
 from bench.errors import BenchError, BuildError, UsageError
 from bench.hashing import file_sha256
+from bench.third_party import LIBVMAF
 from bench.tools.vtm import _extract, _first_line, expected_sha256
 
-VERSION = "3.2.0"
-TARBALL = f"libvmaf-{VERSION}-src.tar.gz"
-KNOWN_SHA256 = "0b3b83c1a6563083d011aea787ea4415f5e90932f34b2897c29dd097d9a47164"
-UPSTREAM = "https://github.com/Netflix/vmaf"
-TAG = f"v{VERSION}"
+# the release this command builds (bench.third_party.LIBVMAF), in the words of its messages
+VERSION, TARBALL, KNOWN_SHA256, UPSTREAM, TAG = (LIBVMAF.version, LIBVMAF.tarball, LIBVMAF.sha256, LIBVMAF.upstream,
+                                                 LIBVMAF.tag)
 MESON_OPTIONS = ("--buildtype", "release", "-Denable_asm=false", "-Ddefault_library=static",
                  "-Denable_tests=false", "-Denable_docs=false", "-Dbuilt_in_models=true")
 
 
 def default_prefix() -> Path:
     """``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/lic-bench/libvmaf-<VERSION>``: where the CLI is installed and found."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "lic-bench" / f"libvmaf-{VERSION}"
+    return LIBVMAF.prefix()
 
 
 def find_source(given: Path | None) -> Path:

@@ -7,9 +7,9 @@
 release), builds only ``EncoderApp`` and ``DecoderApp`` in Release with every core, copies
 ``bin/`` and ``cfg/`` into the install folder atomically (a temporary folder renamed into place),
 writes ``BUILD.json`` (source sha256, version banner, cmake and compiler versions, build
-seconds) and checks the result with a tiny real encode/decode. The default install folder,
-:func:`default_prefix`, is where ``codecs/vtm.toml`` looks for VTM. A directory source is built in
-place (``DIR/build``), so an already compiled tree is reused.
+seconds) and checks the result with a tiny real encode/decode. The release and the default install
+folder, :func:`default_prefix`, are :data:`bench.third_party.VTM`: where the VTM codec looks for VTM.
+A directory source is built in place (``DIR/build``), so an already compiled tree is reused.
 
 Only the standard library is imported at module level: CI calls this with any ``python3``.
 """
@@ -33,12 +33,11 @@ from pathlib import Path
 
 from bench.errors import AnchorError, BenchError, BuildError, UsageError
 from bench.hashing import file_sha256
+from bench.third_party import VTM
 
-VERSION = "23.13"
-TARBALL = f"vtm-{VERSION}-src.tar.gz"
-KNOWN_SHA256 = {TARBALL: "f438040b80b0dc67229e90cc7d252ece653d1306d307f56472cf236c3ca09a53"}
-UPSTREAM = "https://vcgit.hhi.fraunhofer.de/jvet/VVCSoftware_VTM"
-TAG = f"VTM-{VERSION}"
+# the release this command builds (bench.third_party.VTM), in the words of its messages
+VERSION, TARBALL, UPSTREAM, TAG = VTM.version, VTM.tarball, VTM.upstream, VTM.tag
+KNOWN_SHA256 = {TARBALL: VTM.sha256}
 BINARIES = ("EncoderAppStatic", "DecoderAppStatic")
 TARGETS = ("EncoderApp", "DecoderApp")
 SOURCE_PARTS = ("CMakeLists.txt", "cmake", "source", "cfg")  # what a directory source's hash covers
@@ -46,8 +45,7 @@ SOURCE_PARTS = ("CMakeLists.txt", "cmake", "source", "cfg")  # what a directory 
 
 def default_prefix() -> Path:
     """``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/lic-bench/vtm-<VERSION>``: where VTM is installed and found."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "lic-bench" / f"vtm-{VERSION}"
+    return VTM.prefix()
 
 
 def find_source(given: Path | None) -> Path:

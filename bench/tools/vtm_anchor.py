@@ -18,7 +18,7 @@ from typing import Any
 from bench.anchors import Anchor, anchors_dir, save_anchor
 from bench.errors import AnchorError, BuildError
 from bench.hashing import file_sha256
-from bench.tools.vtm import KNOWN_SHA256, TAG, TARBALL, UPSTREAM, VERSION
+from bench.third_party import VTM
 
 COLUMNS = ("bpp", "psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "enc_time_s", "dec_time_s")
 RUN_FIELDS = ("run_id", "started_at", "finished_at", "command", "git_commit", "host", "cpu", "threads", "jobs")
@@ -112,7 +112,7 @@ def anchor_from_results(results: Path, dataset: str = "kodak", codec: str = "vtm
                          "source": manifest["codecs"][codec].get("source", "")},
         "encoder_command": _encoder_command(params),
         "vtm": _vtm_build(params, versions),
-        "vtm_release": {"tarball": TARBALL, "sha256": KNOWN_SHA256[TARBALL], "upstream": UPSTREAM, "tag": TAG},
+        "vtm_release": {"tarball": VTM.tarball, "sha256": VTM.sha256, "upstream": VTM.upstream, "tag": VTM.tag},
         "regenerate": "python -m bench.tools.vtm anchor",
     }
     conditions = {
@@ -126,8 +126,8 @@ def anchor_from_results(results: Path, dataset: str = "kodak", codec: str = "vtm
         "metric_reference": "PSNR against the original RGB image (colour conversion loss included)",
     }
     return Anchor(
-        name=f"{dataset}/vtm-{VERSION}", label=f"VTM {VERSION} (measured, all-intra 4:4:4)", dataset=dataset,
-        codec={"name": "VTM", "version": VERSION, "kind": "classical", "configuration": "all-intra, 4:4:4, 10-bit",
+        name=f"{dataset}/vtm-{VTM.version}", label=f"VTM {VTM.version} (measured, all-intra 4:4:4)", dataset=dataset,
+        codec={"name": "VTM", "version": VTM.version, "kind": "classical", "configuration": "all-intra, 4:4:4, 10-bit",
                "implementation": "; ".join(versions)},
         provenance=provenance, conditions=conditions, points=points, per_image=per_image,
         notes=(f"measured by this suite over {len(images)} images × {len(order)} QPs. enc_time_s / dec_time_s are "

@@ -1,7 +1,7 @@
 """Adapters that fail on purpose, to test how the runner survives failures it cannot cause with
 a real codec on demand: a hang, a worker killed by the OS (as the OOM killer does), an exception,
-a failed allocation, a slow cell, a slow worker start-up. They wrap real JPEG coding so their
-successful cells are real measurements."""
+a failed allocation, a slow cell, a cell that holds a run open until a test lets it go, a slow
+worker start-up. They wrap real JPEG coding so their successful cells are real measurements."""
 
 from __future__ import annotations
 
@@ -17,20 +17,28 @@ from bench.errors import CodecError
 from bench.codecs.pillow_codecs import JpegCodec
 
 #: Rate-point keys that steer the fault, never passed to the encoder.
-FAULT_PARAMS = ("fault", "seconds", "marker", "message")
+FAULT_PARAMS = ("fault", "seconds", "marker", "message", "release")
 
 
 class FaultyJpeg(JpegCodec):
     """JPEG that misbehaves at the rate point whose params carry ``fault``."""
 
     adapter = "faulty-jpeg"
-    rate_params = {**JpegCodec.rate_params, "fault": Param(str, choices=("hang", "kill", "raise", "oom", "slow")),
+    rate_params = {**JpegCodec.rate_params,
+                   "fault": Param(str, choices=("hang", "kill", "raise", "oom", "slow", "block-once")),
                    "seconds": Param(float, 0), "marker": Param(str),
-                   "message": Param(str)}
+                   "message": Param(str), "release": Param(str)}
 
     def encode(self, image: np.ndarray, rate: RatePoint) -> bytes:
         fault = rate.params.get("fault")
         clean = RatePoint(rate.label, {k: v for k, v in rate.params.items() if k not in FAULT_PARAMS})
+        if fault == "block-once":  # the first such cell ever (it creates ``release`` + ".taken") waits for ``release``
+            try:
+                Path(str(rate.params["release"]) + ".taken").touch(exist_ok=False)
+            except FileExistsError:
+                return super().encode(image, clean)
+            while not Path(rate.params["release"]).exists():
+                time.sleep(0.05)
         if "marker" in rate.params:  # tell a test that the cell's own work has begun
             Path(rate.params["marker"]).touch()
         if fault == "hang":

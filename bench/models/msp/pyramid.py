@@ -13,7 +13,6 @@ work on the coarse grid, so :func:`pad_to` / :func:`crop_to` move parts onto it 
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -82,8 +81,3 @@ def pad_to(x: Tensor, size: tuple[int, int]) -> Tensor:
 def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Top-left crop of ``x`` to ``size`` (coarse-grid parameters onto a part)."""
     return x[..., : size[0], : size[1]]
-
-
-def empty_like_part(ref: Tensor, channels: int, size: tuple[int, int]) -> Tensor:
-    """An all-zero B×channels×size tensor on ``ref``'s device and dtype."""
-    return torch.zeros(ref.shape[0], channels, *size, dtype=ref.dtype, device=ref.device)
