@@ -61,7 +61,12 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "pixels": "INTEGER",
     "device": "TEXT",
     "round": "INTEGER",  # 1, or k for the k-th repetition of the same cell (the gate's rounds)
-    "threads": "INTEGER",
+    "threads": "INTEGER",  # the run's --threads: the pin of every process of the cell
+    # what the timed calls ran with (Codec.threads_used): the pin, or the codec's own count, which
+    # threads_pinned_by names (NULL: both follow the pin); NULL in error rows and rows from before
+    "enc_threads": "INTEGER",
+    "dec_threads": "INTEGER",
+    "threads_pinned_by": "TEXT",
     "bytes": "INTEGER",
     "bpp": "REAL",
     "estimated_bits": "REAL",
