@@ -98,6 +98,9 @@ class Settings:
     timeout_s: float = 900.0
     startup_timeout_s: float = 600.0
     metrics: tuple[str, ...] = DEFAULT_METRICS  # registry names (bench.metrics), computed per cell
+    #: folder of the per-size measurements (complexity counts, memory readings) the workers share
+    #: and a resumed run reuses (:mod:`bench.measurecache`); None: each worker process keeps its own
+    cache_dir: str | None = None
 
     def environment(self) -> dict[str, str]:
         """The variables every process of a cell runs with: the thread pins and the time limit

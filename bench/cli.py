@@ -312,9 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results/default", help="results directory (default results/default)")
     run.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (the first gives the bitstream)")
     run.add_argument("--repeats", type=int, default=3, help="timed calls per cell (median, min, max stored)")
-    run.add_argument("--memory", choices=["all", "mid", "off"], default="mid",
+    run.add_argument("--memory", choices=["all", "mid", "size", "off"], default="size",
                      help="memory of encode/decode in a clean process: every cell, cells at the middle rate point "
-                          "(default: every image and ladder size), or none")
+                          "(every image and ladder size), the middle rate point once per image size (default; "
+                          "the other cells of that size store its reading), or none")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds before a cell is killed and stored as an error")
     run.add_argument("--cross-decode", action="store_true",
                      help="decode again in a separate process with another thread count / device and record whether identical")

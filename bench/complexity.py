@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.measurecache import MeasureCache, cell_key
+
 #: top-level submodule name → part (CompressAI zoo, MLIC++, MSP); a model may add its own names
 PARTS: dict[str, str] = {
     "g_a": "analysis", "g_s": "synthesis", "h_a": "hyper_analysis", "h_s": "hyper_synthesis",
@@ -162,30 +164,13 @@ def _inputs_follow_weights(net: Any) -> list[Any]:
 
 
 def _target(model: Any, height: int, width: int) -> tuple[Any, Any, dict[str, str]]:
-    """The nn.Module to count, the padded input its forward takes, and extra module name → part.
-
-    A model with a public ``complexity_target(height, width)`` says it itself (every
-    CompressAI-protocol network: :class:`bench.models.compressai_net.CompressAINet`); MLIC++ and
-    MSP are known here."""
-    import torch
-
-    from bench.models.mlicpp import MLICPlusPlus
-    from bench.models.msp.model import MSPModel
-
+    """The nn.Module to count, the padded input its forward takes, and extra module name → part,
+    as the model says itself through its public ``complexity_target(height, width)`` (every
+    CompressAI-protocol network, MLIC++, MSP): this module knows no particular model."""
     own = getattr(model, "complexity_target", None)
-    if callable(own):
-        return own(height, width)
-    x = torch.full((1, 3, height, width), 0.5, device=_device(model))
-    if isinstance(model, MLICPlusPlus):
-        return model, model.pad(x), {}
-    if isinstance(model, MSPModel):
-        return model, x, {}  # MSPModel.analysis pads to a multiple of 16 itself
-    raise TypeError(f"no complexity counting for {type(model).__name__}")
-
-
-def _device(model: Any) -> Any:
-    net = getattr(model, "net", model)
-    return next(net.parameters()).device
+    if not callable(own):
+        raise TypeError(f"no complexity counting for {type(model).__name__}: it has no complexity_target(height, width)")
+    return own(height, width)
 
 
 def model_complexity(model: Any, height: int, width: int) -> Complexity:
@@ -239,30 +224,34 @@ def matmul_cpu_gflops(n: int = 2048, repeats: int = 5, dtype: Any = None) -> flo
     return 2 * n**3 / best / 1e9
 
 
-_CACHE: dict[tuple, dict[str, Any]] = {}
+_CACHE = MeasureCache()  # this process's counts when the caller passes no cache
 _MATMUL: dict[str, float] = {}
 
 
-def cell_columns(codec: Any, rate: Any, height: int, width: int) -> dict[str, Any]:
-    """Complexity columns of a cell, counted once per (configuration, rate, size) in this process.
+def cell_columns(codec: Any, rate: Any, height: int, width: int, cache: MeasureCache | None = None) -> dict[str, Any]:
+    """Complexity columns of a cell, counted once per (configuration, rate, size, weights, code)
+    and kept in ``cache`` (:mod:`bench.measurecache`: shared by a run's workers and kept for a
+    resumed run when it has a folder; this process only otherwise).
 
-    Empty for codecs without a ``complexity(rate, height, width)`` method (classical codecs);
-    ``matmul_gflops`` is the yardstick timed once in this process. A counting failure is stored
-    in ``complexity`` as an error, never fails the cell.
+    Empty for codecs whose :meth:`~bench.codecs.base.Codec.complexity` returns None (classical
+    codecs); ``matmul_gflops`` is the yardstick timed once in this process (a measurement of this
+    run's machine, never cached). A counting failure is stored in ``complexity`` as an error,
+    never fails the cell, and is kept in this process only (a later run counts again).
     """
-    counter = getattr(codec, "complexity", None)
-    if counter is None:
-        return {}
-    from bench.cells import config_hash
-
-    key = (config_hash(codec.config), codec.device, rate.label, height, width)
-    if key not in _CACHE:
+    cache = _CACHE if cache is None else cache
+    key = cell_key("complexity", codec, rate, height, width)
+    columns = cache.get(key)
+    if columns is None:
         try:
-            _CACHE[key] = counter(rate, height, width).columns()
+            counted = codec.complexity(rate, height, width)
         except Exception as exc:  # noqa: BLE001 — the measurement stands without its count
-            _CACHE[key] = {"complexity": {"error": f"{type(exc).__name__}: {exc}"}}
-        if len(_CACHE) > 256:
-            _CACHE.pop(next(iter(_CACHE)))
+            columns = {"complexity": {"error": f"{type(exc).__name__}: {exc}"}}
+            cache.put(key, columns, persist=False)
+        else:
+            if counted is None:
+                return {}
+            columns = counted.columns()
+            cache.put(key, columns)
     if codec.device not in _MATMUL:
         _MATMUL[codec.device] = matmul_gflops(device=codec.device)
-    return {**_CACHE[key], "matmul_gflops": _MATMUL[codec.device]}
+    return {**columns, "matmul_gflops": _MATMUL[codec.device]}

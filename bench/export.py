@@ -157,10 +157,16 @@ def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | N
                        force: bool = False) -> list[Path]:
     """One CompressAI results JSON per codec into ``folder``; returns the files written.
 
+    The rows are the results view's (:mod:`bench.results`): the latest configuration of each codec;
+    each point is the mean over the images that have a stored bitstream at every rate point
+    (:func:`~bench.analysis.bd.complete_images` on the rate, the one rule of the view: all the file's
+    metrics share its ``bpp``, so a lossless point — PSNR infinite, written as ``null`` — is kept).
     Every target is checked before the first is written, so a refusal writes nothing.
     """
-    frame = read_measurements(results)
-    frame = frame[frame["resolution"] == "native"]
+    from bench.analysis.bd import complete_images
+    from bench.results import from_frame
+
+    frame = from_frame(read_measurements(results, status=None), where=results).native
     if frame.empty:
         raise UsageError(f"{results}: no successful native-resolution cells to export")
     dataset = dataset or sorted(frame["dataset"].unique())[0]
@@ -172,6 +178,10 @@ def to_compressai_json(results: str | Path, folder: str | Path, dataset: str | N
     docs: dict[Path, dict[str, Any]] = {}
     names: dict[Path, str] = {}
     for codec, group in frame.groupby("codec"):
+        group, left_out = complete_images(group, "bpp")
+        if group.empty:
+            raise UsageError(f"{codec}: no image of {dataset!r} has every rate point, so no point of its curve is an "
+                             f"average over the same images (e.g. {next(iter(left_out.items()))})")
         path = folder / f"{safe_file_name(str(codec))}.json"
         if path in names:
             raise UsageError(f"codecs {names[path]!r} and {codec!r} would both be exported to {path}; rename one")
@@ -214,15 +224,15 @@ def to_bd_csv(results: str | Path, out: str | Path, anchor: str | None = None, d
     Kodak VTM anchor, else the measured ``jpeg-420``).
     """
     from bench.report.anchoring import ReportOptions, check_options, resolve_anchor
-    from bench.report.bdsection import bd_frame
-    from bench.report.data import load
+    from bench.results import load
 
     options = ReportOptions(anchor=anchor, method=method, averaging=averaging, dataset=dataset)
     check_options(options)
-    data = load(results)
-    bd_anchor = resolve_anchor(data, options, [])
+    view = load(results)
+    bd_anchor = resolve_anchor(view, options, [])
     if bd_anchor is None:
         raise UsageError(f"{results}: no BD anchor fits these data; pass --anchor")
-    table = bd_frame(data, bd_anchor, options)[0].assign(dataset=bd_anchor.dataset)
+    table = view.bd(bd_anchor.dataset, bd_anchor.target, bd_anchor.name, method, averaging).table
+    table = table.assign(dataset=bd_anchor.dataset)
     write_csv(table, out, force, _protected(results))
     return len(table)

@@ -10,10 +10,10 @@ Protocol (the same for every codec):
    the timer includes process start-up and file I/O (``timer`` says so). The median CPU time of
    this process over the same calls (all its threads) is stored too: unlike wall time it does
    not grow when other load time-slices the CPU (NULL for subprocess codecs).
-4. Memory of the codec itself (``protocol.memory``: every cell, the middle rate point's cells
-   (default) or none): after the timed calls, the encode and the decode run once more, each in a
-   fork of a clean process (:mod:`bench.memory`): peak RSS and growth over the RSS right before
-   the call; and a learned codec's parameter+buffer bytes.
+4. Memory of the codec itself (``protocol.memory``: every cell, the middle rate point's cells,
+   the middle rate point once per image size (default) or none): after the timed calls, the
+   encode and the decode run once more, each in a fork of a clean process (:mod:`bench.memory`):
+   peak RSS and growth over the RSS right before the call; and a learned codec's parameter+buffer bytes.
    Kept for continuity: this worker's own peak RSS over the timed calls (``VmHWM``, mostly the
    worker itself) and its RSS before them; for subprocess codecs, the child's peak (``ru_maxrss``);
    on CUDA, the allocator's peak and NVML's figure for this process. NULL where not available.
@@ -31,6 +31,7 @@ import numpy as np
 from bench import device as dev
 from bench.codecs.base import Codec, Encoded, RatePoint
 from bench.errors import CodecError
+from bench.measurecache import MeasureCache
 from bench.memory import MEMORY_MODES, clean_memory
 from bench.metrics import DEFAULT as DEFAULT_METRICS
 from bench.metrics import compute as compute_metrics
@@ -40,7 +41,7 @@ from bench.metrics import compute as compute_metrics
 class Protocol:
     warmup: int = 1
     repeats: int = 3
-    memory: str = "mid"  # cells with clean-process memory calls: 'all', 'mid' (middle rate point), 'off'
+    memory: str = "size"  # cells with clean-process memory calls: 'all', 'mid', 'size' (bench.memory), 'off'
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.repeats < 1:
@@ -81,8 +82,10 @@ def _time_stats(prefix: str, times: tuple[list[float], list[float]], skip: int, 
 
 def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
             protocol: Protocol = Protocol(),
-            metrics: tuple[str, ...] = DEFAULT_METRICS) -> tuple[dict[str, Any], bytes, np.ndarray]:
+            metrics: tuple[str, ...] = DEFAULT_METRICS,
+            cache: MeasureCache | None = None) -> tuple[dict[str, Any], bytes, np.ndarray]:
     """Measure ``codec`` on ``image`` at ``rate``; quality by the registry's ``metrics`` (names).
+    ``cache`` keeps memory readings taken once per size (``protocol.memory == 'size'``).
 
     Returns the measurement columns, the bitstream and the decoded image.
 
@@ -136,6 +139,6 @@ def measure(codec: Codec, image: np.ndarray, rate: RatePoint,
         "encode_deterministic": deterministic,
         "extras": extras or None,
         # the extra, untimed memory calls: after the timed ones, never between them
-        **clean_memory(codec, image, rate, data, protocol.memory, (enc_peak, dec_peak)),
+        **clean_memory(codec, image, rate, data, protocol.memory, (enc_peak, dec_peak), cache),
     }
     return row, data, decoded

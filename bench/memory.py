@@ -53,11 +53,17 @@ import numpy as np
 from bench import device as dev
 from bench import procenv
 from bench.codecs.base import Codec, CodecConfig, Encoded, RatePoint
+from bench.measurecache import MeasureCache, cell_key
 
 #: ``Protocol.memory`` values: clean-process memory of every cell; only of cells at the codec's
-#: middle rate point (every image and ladder size: what the report's memory section uses, at a
-#: sixth of the cost); or none (columns NULL, ``mem_method`` says why).
-MEMORY_MODES = ("all", "mid", "off")
+#: middle rate point (every image and ladder size); of the middle rate point once per image size
+#: (the default: the first cell of each size is measured, the others of that size store its
+#: reading, their ``mem_method`` saying so — the readings depend on the size, hardly on the
+#: content, and the report's memory section takes one per codec and size); or none (columns
+#: NULL, ``mem_method`` says why).
+MEMORY_MODES = ("all", "mid", "size", "off")
+#: ``mem_method`` suffix of a cell that stores the reading of an earlier cell of its size (``size``)
+REUSED = " (reused: measured once per configuration, rate point and image size; --memory size)"
 #: Zygotes a worker keeps alive (least recently used closed first); each holds its codec's model.
 MAX_ZYGOTES = 2
 #: Columns this module fills (see README "What is measured, exactly").
@@ -67,18 +73,10 @@ COLUMNS = ("enc_mem_peak_bytes", "enc_mem_growth_bytes", "dec_mem_peak_bytes", "
 
 # --- model bytes ---------------------------------------------------------------------------------
 
-def _model_of(codec: Codec, rate: RatePoint) -> Any:
-    """The loaded model of ``rate`` for a :class:`bench.codecs.learned.LearnedCodec` (it loads it
-    if needed: ``rate_index`` + ``_model``); None for other codecs."""
-    if not (hasattr(codec, "rate_index") and hasattr(codec, "_model")):
-        return None
-    return codec._model(codec.rate_index(rate))
-
-
 def model_bytes(codec: Codec, rate: RatePoint) -> int | None:
-    """Bytes of the model's own parameters and buffers at ``rate`` (each tensor once); None when
-    the codec has no torch model."""
-    model = _model_of(codec, rate)
+    """Bytes of the model's own parameters and buffers at ``rate`` (each tensor once), of the
+    model the codec names (:meth:`~bench.codecs.base.Codec.memory_model`); None without one."""
+    model = codec.memory_model(rate)
     if model is None or not hasattr(model, "parameters"):
         return None
     tensors = {id(t): t for t in (*model.parameters(), *model.buffers())}
@@ -170,15 +168,21 @@ def close_zygotes() -> None:
         _ZYGOTES.popitem()[1].close()
 
 
-def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, mode: str = "mid",
-                 child_peaks: tuple[int | None, int | None] = (None, None)) -> dict[str, Any]:
+_READINGS = MeasureCache()  # this process's once-per-size readings when the caller passes no cache
+
+
+def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, mode: str = "size",
+                 child_peaks: tuple[int | None, int | None] = (None, None),
+                 cache: MeasureCache | None = None) -> dict[str, Any]:
     """The memory columns of one cell (:data:`COLUMNS`).
 
     ``mode`` (:data:`MEMORY_MODES`) says which cells are measured: encode ``image`` and decode
     ``data`` once each in a fresh fork of the codec's zygote. Subprocess codecs use ``child_peaks``
     (their child's peak over the timed encode / decode calls; free, so every cell unless 'off').
-    A failure is recorded in ``mem_method`` (``failed: …``), never raised: the cell's other
-    numbers stand.
+    ``size``: a reading is kept in ``cache`` (:mod:`bench.measurecache`, keyed by configuration,
+    rate point, size, device, thread count, weights and code) and stored again, marked
+    :data:`REUSED`, by the other cells of that size. A failure is recorded in ``mem_method``
+    (``failed: …``; never kept), never raised: the cell's other numbers stand.
     """
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row["model_bytes"] = model_bytes(codec, rate)
@@ -190,12 +194,20 @@ def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, 
                    dec_mem_peak_bytes=child_peaks[1], dec_mem_growth_bytes=child_peaks[1], mem_method="subprocess")
         return row
     middle = codec.config.middle_rate
-    if mode == "mid" and (middle is None or middle.label != rate.label):
-        row["mem_method"] = "skipped: not the middle rate point (--memory mid)"
+    if mode in ("mid", "size") and (middle is None or middle.label != rate.label):
+        row["mem_method"] = f"skipped: not the middle rate point (--memory {mode})"
         return row
     if not sys.platform.startswith("linux"):
         row["mem_method"] = "failed: needs Linux (/proc/self/status, fork)"
         return row
+    key = None
+    if mode == "size":
+        cache = _READINGS if cache is None else cache
+        key = cell_key("memory", codec, rate, image.shape[0], image.shape[1], threads=procenv.pinned())
+        reading = cache.get(key)
+        if reading is not None:
+            row.update(reading, mem_method=reading["mem_method"] + REUSED)
+            return row
     try:
         zygote = zygote_for(codec)
         for side, op, payload in (("enc", "encode", image), ("dec", "decode", data)):
@@ -204,6 +216,9 @@ def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, 
             row["mem_method"] = got["method"]
     except (RuntimeError, OSError, ValueError) as exc:
         row.update({c: None for c in COLUMNS[:4]}, mem_method=f"failed: {exc}")
+        return row
+    if key is not None and cache is not None:
+        cache.put(key, {c: row[c] for c in (*COLUMNS[:4], "mem_method")})
     return row
 
 
@@ -232,7 +247,7 @@ def _child(codec: Codec | None, config: CodecConfig, device: str, message: dict[
     if codec is None:  # CUDA: construct after the fork
         codec, method = registry.create(config, device=device), "fork+construct"
     rate = RatePoint(message["rate"]["label"], message["rate"]["params"])
-    _model_of(codec, rate)
+    codec.memory_model(rate)
     with open(message["input"], "rb") as fh:
         if message["shape"]:
             payload: Any = np.empty(message["shape"], dtype=np.uint8)
@@ -349,7 +364,7 @@ def serve(parent: int) -> None:
                 answer: dict[str, Any] = {"ready": True}
             else:
                 if codec is not None:
-                    _model_of(codec, RatePoint(message["rate"]["label"], message["rate"]["params"]))
+                    codec.memory_model(RatePoint(message["rate"]["label"], message["rate"]["params"]))
                 answer = _fork(codec, config, device, message)
         except Exception as exc:  # noqa: BLE001 — one line back to the worker
             answer = {"error": f"memory zygote: {type(exc).__name__}: {exc}"}

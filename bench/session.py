@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.codeversion import git_commit
 from bench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -56,18 +56,6 @@ def package_version(package: str) -> str | None:
         return None
 
 
-def git_commit() -> str | None:
-    """The package's git commit (``-dirty`` with uncommitted changes), or None outside a checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=here, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def command_line(module: str, argv: list[str]) -> str:
     """A command as the user typed it (for the manifest and the store's lock file)."""
     return " ".join([Path(sys.executable).name, "-m", module, *argv])
@@ -90,7 +78,7 @@ class SessionSpec:
     threads: int | None = None  # per worker; None: logical CPUs / jobs
     warmup: int = 1
     repeats: int = 3
-    memory: str = "mid"
+    memory: str = "size"
     timeout_s: float = 900.0
     cross_decode: bool = False
     metrics: str = "default"
@@ -210,6 +198,9 @@ class Session:
                 if not m["available"]:
                     say(f"metric {m['metric']}: unavailable — {m['reason']} (its columns stay NULL)", True)
             with Store(spec.out) as store:
+                # beside the store: the per-size counts and memory readings the workers share and a resume reuses
+                settings = self.settings = replace(settings, cache_dir=str(store.path.resolve().parent / "cache"))
+
                 def runner() -> Runner:
                     return Runner(store, settings, spec.jobs, spec.executor, **spec.executor_options())
 

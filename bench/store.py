@@ -106,7 +106,8 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "extras": "TEXT",  # JSON: codec-specific numbers
     "started_at": "TEXT",
     "finished_at": "TEXT",
-    "wall_s": "REAL",
+    "wall_s": "REAL",  # the whole cell in its worker: image, codec, warm-up, timed calls, metrics, memory, counts
+    "cell_cpu_s": "REAL",  # CPU time of the worker process (all threads) over the same span; not its subprocesses'
     # where the cell ran (bench.machine.machine_info, filled on the worker's machine) and by what
     "host": "TEXT",
     "cpu_model": "TEXT",

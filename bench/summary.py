@@ -9,7 +9,8 @@ only on how good the codec is, so it compares nothing. The run therefore prints:
 - per codec and rate point: the median bpp and PSNR-RGB over the images (native cells; ladder
   cells when the run had none), i.e. points that can be read off next to another codec's.
 
-Only the rows of this run are summarised; the report reads the whole store.
+Only the rows of this run are summarised (through the results view, :mod:`bench.results`, so that its
+BD-rate rests on the images the report's would); the report reads the whole store.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any
 
 import pandas as pd
 
+from bench.analysis.bd import AVERAGE_CURVE
+from bench.errors import BDError
+from bench.results import ResultsView, from_frame, measured_anchor
+
 #: The BD anchor of the summary: always in the default run, fast, and known to every reader.
 SUMMARY_ANCHOR = "jpeg-420"
 
@@ -27,29 +32,38 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-def bd_against_anchor(ok_native: pd.DataFrame, anchor: str = SUMMARY_ANCHOR) -> dict[str, str]:
-    """``{codec: BD-rate text}`` against ``anchor``'s native rows of this run (empty when it has none)."""
-    from bench.analysis.bd import bd_table
+def bd_against_anchor(view: ResultsView, anchor: str = SUMMARY_ANCHOR) -> dict[str, str]:
+    """``{codec: BD-rate text}`` against ``anchor``'s native rows of this run (empty when it has none).
 
-    anchor_rows = ok_native[ok_native["codec"] == anchor]
-    if anchor_rows.empty or ok_native["dataset"].nunique() != 1:
+    The BD table of the results view, PSNR-RGB only and without bootstrap intervals: the summary
+    prints one number per codec, so no resamples are drawn. A codec that ran on several devices
+    gets one value per device.
+    """
+    native = view.native
+    if anchor not in set(native["codec"]) or native["dataset"].nunique() != 1:
         return {}
-    table = bd_table(ok_native, anchor_rows, "psnr_rgb", "pchip", group_by=("codec",), anchor_name=anchor)
-    return {r["codec"]: f"{r['bd_rate_pct']:+.1f} %" if r["status"] == "ok" else f"n/a ({r['status']})"
-            for _, r in table.iterrows()}
+    try:
+        table = view.bd(native["dataset"].iloc[0], measured_anchor(native, anchor), anchor, "pchip", AVERAGE_CURVE,
+                        metrics=("psnr_rgb",), n_resamples=0).table
+    except BDError:  # the anchor has no PSNR-RGB at all
+        return {}
+    texts: dict[str, list[str]] = {}
+    for _, r in table.iterrows():
+        text = f"{r['bd_rate_psnr_pct']:+.1f} %" if r["status_psnr"] == "ok" else f"n/a ({r['status_psnr']})"
+        texts.setdefault(r["codec"], []).append(text)
+    devices = table.groupby("codec")["device"].apply(list).to_dict()
+    return {codec: t[0] if len(t) == 1 else "; ".join(f"{d}: {x}" for d, x in zip(devices[codec], t))
+            for codec, t in texts.items()}
 
 
 def summary_tables(rows: list[dict[str, Any]]):
     """The two rich tables printed at the end of ``bench run`` (see the module docstring)."""
     from rich.table import Table
 
-    frame = pd.DataFrame(rows)
-    for column in ("bpp", "psnr_rgb", "enc_time_s", "dec_time_s", "trained"):
-        if column not in frame:
-            frame[column] = float("nan")
-    ok = frame[frame["status"] == "ok"]
-    native = ok[ok["resolution"] == "native"]
-    bd = bd_against_anchor(native)
+    frame = pd.DataFrame(rows)  # every row of the run, in its order: the cell counts
+    view = from_frame(frame, where="this run")
+    ok, native = view.rows, view.native
+    bd = bd_against_anchor(view)
 
     title = "this run, per codec (times: median over native cells"
     title += f"; BD-rate: PSNR-RGB, pchip, dataset-average curves against {SUMMARY_ANCHOR})" if bd else ")"

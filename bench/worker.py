@@ -103,14 +103,19 @@ def _close_codec(codec: Any) -> None:
 
 
 class WorkerState:
-    """Caches a worker keeps between cells: codec instances (a bounded LRU, closed on eviction)
-    and decoded images. Both executors keep one per worker process."""
+    """Caches a worker keeps between cells: codec instances (a bounded LRU, closed on eviction),
+    decoded images, and the per-size measurements (complexity counts, memory readings:
+    :mod:`bench.measurecache`, in ``settings.cache_dir`` when set). Both executors keep one per
+    worker process."""
 
     def __init__(self, settings: Settings, max_codecs: int = CODEC_CACHE_SIZE):
+        from bench.measurecache import MeasureCache
+
         self.settings = settings
         self.max_codecs = max(1, max_codecs)
         self.codecs: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self.images: dict[str, Any] = {}
+        self.measured = MeasureCache(settings.cache_dir)
 
     def codec(self, cell: Cell):
         from bench.codecs import registry
@@ -251,7 +256,7 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
 
     row = cell.identity()
     row.update(started_at=now(), threads=state.settings.threads)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         row.update(machine_info(cell.device))
         pixels = state.pixels(cell)
@@ -259,11 +264,12 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         codec = state.codec(cell)
         row.update(codec_version=codec.library_version(), trained=int(codec.trained))
         started()
-        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol, state.settings.metrics)
+        measured, data, decoded = measure(codec, pixels, cell.rate, state.settings.protocol, state.settings.metrics,
+                                          state.measured)
         row.update(measured, weights_sha256=codec.weights_sha256(cell.rate))
         from bench.complexity import cell_columns  # learned codecs: kMAC/pixel, counted once per size
 
-        row.update(cell_columns(codec, cell.rate, pixels.shape[0], pixels.shape[1]))
+        row.update(cell_columns(codec, cell.rate, pixels.shape[0], pixels.shape[1], state.measured))
         row.update(thread_columns(codec, state.settings.threads))
         if state.settings.cross_decode:
             row["cross_decode"] = cross_decode(cell, data, decoded, state.settings)
@@ -272,7 +278,7 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         if isinstance(exc, KeyboardInterrupt):
             raise
         row.update(status="error", error=classify_error(exc))
-    row.update(finished_at=now(), wall_s=time.perf_counter() - t0)
+    row.update(finished_at=now(), wall_s=time.perf_counter() - t0, cell_cpu_s=time.process_time() - cpu0)
     return row
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bench.gate import DEFAULT_BASELINE, FAIL, UNJUDGED, YARDSTICK, CodecSummary, compare, exit_status, main
-from bench.gate.baseline import MachineClass, read_baseline
+from bench.gate.baseline import read_baseline
+from bench.machine import MachineClass
 from bench.store import Store
 from tests.conftest import python_module
 
@@ -201,8 +202,9 @@ def test_the_rows_machine_class_outranks_the_manifests(tmp_path: Path, capsys) -
     assert "gate: passed" in capsys.readouterr().out
 
 
-def test_unexpected_error_exits_2_not_1(tmp_path: Path) -> None:
-    """A store the gate does not expect (no dataset/resolution columns) is a failure to judge, not a regression."""
+def test_a_store_without_measurement_columns_exits_2_not_1(tmp_path: Path) -> None:
+    """A store the gate does not expect (no dataset/resolution columns) is a failure to judge, not a regression;
+    the results view names what is missing in one line (it was an 'unexpected failure' with a traceback)."""
     (tmp_path / "odd").mkdir()
     with sqlite3.connect(tmp_path / "odd" / "results.sqlite") as conn:
         conn.execute("CREATE TABLE measurements (id INTEGER PRIMARY KEY, codec TEXT)")
@@ -211,4 +213,17 @@ def test_unexpected_error_exits_2_not_1(tmp_path: Path) -> None:
     done = python_module("bench.gate", "--baseline", str(DEFAULT_BASELINE), "--results", str(tmp_path / "odd"),
                          timeout=120)
     assert done.returncode == 2, done.stderr
-    assert "unexpected failure" in done.stderr and "cannot judge" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "has no column" in done.stderr and "not a lic-bench results store" in done.stderr
+
+
+def test_an_unexpected_error_exits_2_not_1(monkeypatch, capsys) -> None:
+    """A bug in the gate must never read as "regressed" (exit 1): it is a failure to judge."""
+    import bench.gate.cli as gate_cli
+
+    def broken(args, t0):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(gate_cli, "_judge", broken)
+    assert main(["--baseline", str(DEFAULT_BASELINE)]) == 2
+    assert "unexpected failure" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def test_decoder_allocating_n_mib_reads_n_mib_in_every_cell(tmp_path, run_python
 def test_decoder_allocating_nothing_reads_under_1_mib_and_mid_skips_other_rates(tmp_path, run_python,
                                                                                   synthetic_images):
     _codec(tmp_path / "codecs", "noalloc", "NonAllocatingDecoder", "", (1, 2, 3))
-    frame = _run(run_python, synthetic_images, tmp_path / "codecs", tmp_path / "res", "noalloc")  # --memory mid
+    frame = _run(run_python, synthetic_images, tmp_path / "codecs", tmp_path / "res", "noalloc", "--memory", "mid")
     assert len(frame) == 6 and (frame.status == "ok").all()
     measured = frame[frame.rate_label == "level=2"]  # the middle of three rate points
     assert len(measured) == 2 and (measured.mem_method == "fork").all()

@@ -248,6 +248,6 @@ def test_anchor_runs_the_suite_as_a_session(tiny_vtm_store, tmp_path) -> None:
     manifest = json.loads(run["manifest"])
     assert "-m bench.tools.vtm anchor" in run["command"] and run["threads"] == 1 and manifest["machine"]["cpu_model"]
     assert manifest["protocol"] == {"warmup": 0, "repeats": 1, "timeout_s": 3600.0, "cross_decode": False,
-                                    "memory": "mid"}
+                                    "memory": "size"}
     rows = read_measurements(tmp_path / "results")
     assert len(rows) == 12 and (rows.enc_threads == 1).all() and (rows.dec_threads == 1).all()

@@ -233,5 +233,17 @@ class Codec(abc.ABC):
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on CPU. Learned codecs on CUDA override it."""
 
+    # --- what measurement asks of a codec (bench.complexity, bench.memory) ---------------------------
+    def complexity(self, rate: RatePoint, height: int, width: int) -> Any:
+        """Counted multiply-adds per part of coding a ``height``×``width`` image at ``rate`` (a
+        :class:`bench.complexity.Complexity`), or None when the codec has nothing to count
+        (classical codecs). The measurement layer calls this; it never looks inside a codec."""
+        return None
+
+    def memory_model(self, rate: RatePoint) -> Any:
+        """The model whose parameters and buffers are this codec's resident weights at ``rate``
+        (loaded if needed; its bytes are stored as ``model_bytes``), or None when it has none."""
+        return None
+
     def close(self) -> None:
         """Release resources (temporary folders, GPU memory)."""

@@ -206,10 +206,15 @@ class LearnedCodec(Codec):
             torch.cuda.empty_cache()
 
     def complexity(self, rate: RatePoint, height: int, width: int) -> Any:
-        """Counted multiply-adds per part on a ``height``×``width`` image (:mod:`bench.complexity`)."""
+        """Counted multiply-adds per part on a ``height``×``width`` image: the model's own
+        ``complexity_target`` says what to count (:func:`bench.complexity.model_complexity`)."""
         from bench.complexity import model_complexity
 
-        return model_complexity(self._model(self.rate_index(rate)), height, width)
+        return model_complexity(self.memory_model(rate), height, width)
+
+    def memory_model(self, rate: RatePoint) -> Any:
+        """The loaded model of ``rate`` (loaded on first use)."""
+        return self._model(self.rate_index(rate))
 
     @property
     def last_decode_times(self) -> dict[str, float]:

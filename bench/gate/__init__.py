@@ -78,7 +78,7 @@ baseline file) and :mod:`~bench.gate.cli` (the command line).
 """
 
 from bench.errors import GateError
-from bench.gate.baseline import DEFAULT_BASELINE, SCHEMA, MachineClass, read_baseline, validate_baseline
+from bench.gate.baseline import DEFAULT_BASELINE, SCHEMA, read_baseline, validate_baseline
 from bench.gate.benchmark import (GATE_DATASET, TIME, YARDSTICK, GateBenchmark, idlest_cpu, one_cpu, run_benchmark,
                                   session_spec, yardstick_config)
 from bench.gate.cli import build_parser, main
@@ -87,7 +87,7 @@ from bench.gate.judge import (FAIL, PASS, UNJUDGED, CodecSummary, Verdict, basel
 
 __all__ = [
     "DEFAULT_BASELINE", "FAIL", "GATE_DATASET", "PASS", "SCHEMA", "TIME", "UNJUDGED", "YARDSTICK",
-    "CodecSummary", "GateBenchmark", "GateError", "MachineClass", "Verdict", "baseline_document", "build_parser",
+    "CodecSummary", "GateBenchmark", "GateError", "Verdict", "baseline_document", "build_parser",
     "cell_key", "compare", "exit_status", "format_table", "idlest_cpu", "main", "one_cpu",
     "read_baseline", "run_benchmark", "session_spec", "summarise", "time_change", "validate_baseline",
     "yardstick_config", "yardstick_times",

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BDError, GateError
-from bench.machine import MachineClass  # noqa: F401 — re-exported: the gate's callers import it from here
 
 SCHEMA = "lic-bench/gate-baseline/1"
 DEFAULT_BASELINE = Path(__file__).resolve().parents[2] / "gate" / "baseline.json"  # the project's gate/baseline.json

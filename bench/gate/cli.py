@@ -22,11 +22,12 @@ import pandas as pd
 import bench.gate
 from bench.argparsing import ArgumentParser, finite_fraction
 from bench.errors import BenchError, GateError
-from bench.gate.baseline import DEFAULT_BASELINE, MachineClass, read_baseline, validate_baseline
+from bench.gate.baseline import DEFAULT_BASELINE, read_baseline, validate_baseline
 from bench.gate.benchmark import GateBenchmark, run_benchmark
 from bench.gate.judge import (CI_TEXT, FAIL, UNJUDGED, CodecSummary, baseline_document, compare, exit_status,
                               format_table, gate_rows, summarise)
-from bench.machine import row_classes
+from bench.machine import MachineClass, row_classes
+from bench.results import from_frame
 from bench.store import db_path, read_measurements, read_runs
 
 
@@ -168,7 +169,7 @@ def _judge(args: argparse.Namespace, t0: float) -> int:
         if args.keep and db_path(args.keep).is_file():
             raise GateError(f"{args.keep} already holds a store; --keep needs a new folder")
         results = run_benchmark(benchmark, target, args.codecs_dir, dataset=args.dataset)
-    frame = read_measurements(results, status=None)
+    frame = from_frame(read_measurements(results, status=None), where=results).all_rows()
     summary = summarise(frame, benchmark)
     if args.update_baseline:
         _update_baseline(args, benchmark, summary, frame, results)

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import GateError
-from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, BDError, Curve, average_curve, bd, bootstrap_bd
+from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, BDError, Curve, bd, bootstrap_bd
 from bench.gate.baseline import SCHEMA
 from bench.machine import MachineClass, row_classes
+from bench.results import rd_curve
 from bench.gate.benchmark import GATE_DATASET, TIME, WALL_TIME, YARDSTICK, GateBenchmark, yardstick_config
 
 #: ``timer`` of a codec whose cells ran on a CPU (wall = ``perf_counter``) or on CUDA (CUDA events).
@@ -120,8 +121,11 @@ def summarise(frame: pd.DataFrame, benchmark: GateBenchmark) -> dict[str, CodecS
         first = ok[ok["round"] == ok["round"].min()] if len(ok) else ok  # rounds code identical bytes
         if len(ok) and ok.groupby(["rate_label", "image"])["bytes"].nunique().max() > 1:
             errors.append("the rounds produced different bitstreams: the encoder is not deterministic")
+        curve = None
         try:
-            curve = average_curve(first, "psnr_rgb") if not (ok.empty or errors) else None
+            if not (ok.empty or errors):  # the view's curve; an image it leaves out fails the codec
+                curve, left_out = rd_curve(first, "psnr_rgb")
+                errors += [f"{image}: {why}" for image, why in left_out.items()]
         except BDError as exc:
             errors.append(str(exc))
         if errors or curve is None:

@@ -18,10 +18,8 @@ from typing import Any
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, MEAN_OF_PER_IMAGE, METHODS, BDError, bd_curves
 from bench.anchors import Anchor, AnchorError, list_anchors, load_anchor
 from bench.errors import ReportError
-from bench.report import tables
-from bench.report.bdsection import present_metrics
-from bench.report.data import ReportData
 from bench.report.document import md_code, md_escape
+from bench.results import ResultsView, anchor_has, measured_anchor, present_metrics
 
 #: The measured VTM 23.13 anchor (python -m bench.tools.vtm anchor); CompressAI's published
 #: ``kodak/vtm`` (VTM version unrecorded) is the fallback while it is not generated.
@@ -126,7 +124,7 @@ def anchor_difference(bd_anchor: BDAnchor, method: str) -> str:
             f"overlap {result.overlap:.2f}) against the measured `{DEFAULT_ANCHOR}`.")
 
 
-def resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -> BDAnchor | None:
+def resolve_anchor(data: ResultsView, options: ReportOptions, notes: list[str]) -> BDAnchor | None:
     """The BD anchor the options ask for; :class:`ReportError` if it cannot be used, or the fallback."""
     name = options.anchor or default_anchor(notes)
     if name.startswith(MEASURED_PREFIX):
@@ -137,7 +135,7 @@ def resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -
             raise ReportError(f"dataset {dataset!r} has no native-resolution rows; the store has {datasets}")
         rows = data.rd_rows[data.rd_rows["dataset"] == dataset]
         try:
-            target = tables.measured_anchor(rows, codec)
+            target = measured_anchor(rows, codec)
         except BDError as exc:
             raise ReportError(str(exc)) from None
         version = "; ".join(sorted(target["codec_version"].dropna().astype(str).unique())) or "unknown"
@@ -156,7 +154,7 @@ def resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -
         return fallback_anchor(data, options, message, notes)
     native = data.rd_rows[(data.rd_rows["dataset"] == dataset) & (data.rd_rows["resolution"] == "native")]
     measured = present_metrics(native)
-    if measured and not any(tables.anchor_has(anchor, m.bd_column) for m in measured):
+    if measured and not any(anchor_has(anchor, m.bd_column) for m in measured):
         codecs = ", ".join(sorted(native["codec"].unique()))
         message = (f"anchor {name!r} has none of the qualities this store measured on {dataset!r} "
                    f"({', '.join(m.label for m in measured)}; the anchor has {', '.join(anchor.qualities)})")
@@ -167,7 +165,7 @@ def resolve_anchor(data: ReportData, options: ReportOptions, notes: list[str]) -
     return BDAnchor(name, dataset, anchor, anchor, describe_published(anchor))
 
 
-def fallback_anchor(data: ReportData, options: ReportOptions, why: str, notes: list[str]) -> BDAnchor | None:
+def fallback_anchor(data: ResultsView, options: ReportOptions, why: str, notes: list[str]) -> BDAnchor | None:
     """No published anchor fits (and none was asked for): BD against a measured codec, and say so."""
     trained = data.rd_rows[data.rd_rows["resolution"] == "native"]
     codecs = sorted(trained["codec"].unique())

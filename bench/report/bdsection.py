@@ -1,49 +1,25 @@
 """The report's BD-rate section: one table per metric family with bootstrap intervals, the JPEG AI
 summary and the sensitivity table.
 
-Which metrics: the metric registry (:data:`bench.metrics.registry.METRICS`) filtered to the columns the store has. The BD
-anchor is used per image when it can be: a measured codec of the store, or a published anchor
-file with ``per_image`` points for every tested image (then BD and interval are paired, on the
-same images); otherwise its average curve is fixed and the interval says so.
+The table itself comes from the results view (:meth:`bench.results.ResultsView.bd`): the metrics the
+store has, the anchor used per image when it can be (a measured codec of the store, or a published
+anchor file with ``per_image`` points for every tested image: then BD and interval are paired, on
+the same images); otherwise the anchor's average curve is fixed and the interval says so.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAGE, jpeg_ai_summary, sensitivity_table
+from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, jpeg_ai_summary, sensitivity_table
 from bench.analysis.bd.bootstrap import FIXED_ANCHOR_NOTE, MIN_BOOTSTRAP_IMAGES
-from bench.errors import ReportError
 from bench.metrics.registry import METRICS, Metric
-from bench.report import tables
 from bench.report.document import Document, fmt_number
-
-
-def present_metrics(rows: pd.DataFrame, metrics: Sequence[Metric] = METRICS) -> list[Any]:
-    """The metrics whose BD column the rows have with at least one finite value, in declared order."""
-    return [m for m in metrics if m.bd_column in rows.columns
-            and np.isfinite(pd.to_numeric(rows[m.bd_column], errors="coerce")).any()]
-
-
-def per_image_anchor(anchor: Any, images: set[str]) -> pd.DataFrame | None:
-    """A published anchor's ``per_image`` points as store-like rows, when they cover every tested image."""
-    per_image = getattr(anchor, "per_image", None) or {}
-    if not images or not images <= set(per_image):
-        return None
-    labels = list(anchor.conditions.get("rate_points") or [])
-    rows = []
-    for image in sorted(images):
-        columns = per_image[image]
-        for k in range(len(columns["bpp"])):
-            rows.append({"image": image, "rate_label": labels[k] if k < len(labels) else f"point{k}",
-                         **{c: v[k] for c, v in columns.items()}})
-    return pd.DataFrame(rows).assign(codec=anchor.name, status="ok", trained=1)
+from bench.results import ResultsView, anchor_has, short_name
 
 
 #: Marks an interval over fewer than MIN_BOOTSTRAP_IMAGES images; explained under each table.
@@ -83,7 +59,7 @@ def _note(row: pd.Series, members: Sequence[Any]) -> str:
         return "the anchor itself (0 by definition)"
     parts = []
     for m in members:
-        short = tables.short_name(m.bd_column)
+        short = short_name(m.bd_column)
         status = row.get(f"status_{short}")
         if status == "excluded":
             return "excluded: untrained weights (complexity only)"
@@ -106,7 +82,7 @@ def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) ->
     """One Markdown table per metric family: BD-rate and BD-quality with their intervals."""
     families: dict[str, list[Any]] = {}
     for m in metrics:
-        if f"status_{tables.short_name(m.bd_column)}" in table.columns:
+        if f"status_{short_name(m.bd_column)}" in table.columns:
             families.setdefault(m.family or m.name, []).append(m)
     for family, members in families.items():
         doc.heading(3, f"{family.upper() if family == 'psnr' else family.capitalize()} family")
@@ -114,7 +90,7 @@ def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) ->
         columns = {"codec": "codec", "device": "device"}
         few_any = False
         for m in members:
-            s = tables.short_name(m.bd_column)
+            s = short_name(m.bd_column)
             rate, qual, overlap = f"rate_{s}", f"quality_{s}", f"overlap_{s}"
             few = [_few(n) for n in table[f"n_images_{s}"]]
             few_any = few_any or any(few)
@@ -126,7 +102,7 @@ def family_tables(doc: Document, table: pd.DataFrame, metrics: Sequence[Any]) ->
             columns[rate] = f"BD-rate {m.label} (%) [95 % CI]"
             columns[qual] = f"BD-{m.label} [95 % CI]" + ("" if m.higher_is_better else " (lower is better)")
             columns[overlap] = f"overlap {m.label}"
-        first = tables.short_name(members[0].bd_column)
+        first = short_name(members[0].bd_column)
         shown["images"] = table[f"n_images_{first}"]
         shown["note"] = [_note(r, members) for _, r in table.iterrows()]
         columns.update(images="images", note="status / note")
@@ -157,7 +133,7 @@ def left_out_text(native: pd.DataFrame, bd_anchor: Any, target: Any, metrics: Se
     """What the BD tables leave out, in sentences: metrics the anchor lacks, and a subset of the images
     compared with a published average over the full set ('' when nothing)."""
     parts = []
-    lacking = [m.label for m in metrics if not tables.anchor_has(target, m.bd_column)]
+    lacking = [m.label for m in metrics if not anchor_has(target, m.bd_column)]
     if lacking:
         parts.append(f"**Not in the BD tables:** {', '.join(lacking)} — measured here, but the anchor "
                      f"`{bd_anchor.name}` has no values for them. Compare them against a codec of this store "
@@ -172,35 +148,7 @@ def left_out_text(native: pd.DataFrame, bd_anchor: Any, target: Any, metrics: Se
     return "\n\n".join(parts)
 
 
-def bd_frame(data: Any, bd_anchor: Any, options: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any, str]:
-    """The wide BD table with intervals (as ``data/bd_rate.csv``) and what it rests on.
-
-    Returns the table, the dataset's native rows and error rows, the anchor target (per-image rows
-    or a published curve) and a sentence on how the anchor is used. Shared by the report and
-    ``bench export --bd``.
-    """
-    native = data.native[data.native["dataset"] == bd_anchor.dataset]
-    errors = data.errors[(data.errors["dataset"] == bd_anchor.dataset) & (data.errors["resolution"] == "native")] \
-        if len(data.errors) else data.errors
-    target, how = bd_anchor.target, ""
-    if bd_anchor.published is not None:
-        per_image = per_image_anchor(bd_anchor.published, set(native["image"].astype(str)))
-        if per_image is not None:
-            target = per_image
-            how = (f" Its per-image points are used for the {native['image'].nunique()} tested images, so BD values "
-                   "and intervals are paired (same images, same draws).")
-        elif options.averaging == MEAN_OF_PER_IMAGE:
-            raise ReportError(f"averaging {MEAN_OF_PER_IMAGE!r} needs per-image anchor points for every tested image; "
-                              f"anchor {bd_anchor.name!r} has them for {len(bd_anchor.published.per_image)} images, "
-                              f"not for all {native['image'].nunique()} of {bd_anchor.dataset!r} in the store")
-    metrics = present_metrics(native)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # bd_table records its warnings per row
-        table = tables.bd_against(native, errors, target, bd_anchor.name, options.method, options.averaging, metrics)
-    return table, native, errors, target, how
-
-
-def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Callable[[pd.DataFrame, str], str],
+def bd_section(doc: Document, data: ResultsView, bd_anchor: Any, options: Any, csv: Callable[[pd.DataFrame, str], str],
                method_text: dict[str, str], averaging_text: dict[str, str],
                difference: str = "") -> pd.DataFrame | None:
     """The BD-rate section; returns the wide BD table (``data/bd_rate.csv``) or None without an anchor.
@@ -211,9 +159,11 @@ def bd_section(doc: Document, data: Any, bd_anchor: Any, options: Any, csv: Call
     if bd_anchor is None:
         doc.text("No BD-rate table: no anchor for the datasets in this store (see the notes above).")
         return None
-    table, native, errors, target, how = bd_frame(data, bd_anchor, options)
-    metrics = present_metrics(native)
+    bd = data.bd(bd_anchor.dataset, bd_anchor.target, bd_anchor.name, options.method, options.averaging)
+    table, native, errors, target, metrics = bd.table, bd.native, bd.errors, bd.target, bd.metrics
     paired = isinstance(target, pd.DataFrame)
+    how = (f" Its per-image points are used for the {native['image'].nunique()} tested images, so BD values and "
+           "intervals are paired (same images, same draws).") if bd.paired_published else ""
     doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution).{how}"
              f"{difference}\n\n"
              f"Method **{options.method}**: {method_text[options.method]}. Averaging **{options.averaging}**: "

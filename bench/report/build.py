@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.bd import AVERAGE_CURVE, MEAN_OF_PER_IMAGE
-from bench.errors import ReportError
+from bench.codeversion import git_commit
 from bench.export import write_atomically, write_csv
 from bench.report import costsection as costs
 from bench.report import figures as figs
@@ -26,11 +26,11 @@ from bench.report import provenance as prov
 from bench.report import tables
 from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, check_options, plot_anchors,
                                     resolve_anchor)
-from bench.report.bdsection import bd_section, present_metrics
-from bench.report.data import ReportData, load
+from bench.report.bdsection import bd_section
 from bench.report.document import Document, FigureRef, fmt_code, md_code, md_escape, md_prose
 from bench.report.progress import STEPS, Step, quiet
 from bench.report.training import training_section
+from bench.results import QUALITIES, ResultsView, load, present_metrics
 
 METHOD_TEXT = {
     "pchip": "piecewise cubic Hermite interpolation of log-rate over quality, integrated exactly (JVET common "
@@ -45,7 +45,7 @@ AVERAGING_TEXT = {
                        "curve on the same image",
 }
 
-__all__ = ["Report", "ReportError", "ReportOptions", "build_report"]
+__all__ = ["Report", "ReportOptions", "build_report"]
 
 
 @dataclass
@@ -75,12 +75,12 @@ def _figure(fig, out: Path, name: str, alt: str, csv: list[str], written: list[P
 
 # --- sections ------------------------------------------------------------------------------------
 
-def _provenance_section(doc: Document, data: ReportData, options: ReportOptions, notes: list[str], out: Path,
+def _provenance_section(doc: Document, data: ResultsView, options: ReportOptions, notes: list[str], out: Path,
                         written: list[Path]) -> None:
     doc.heading(2, "Provenance")
     doc.text(f"Results store: {md_code(data.results_dir)} · report written "
              f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} by lic-bench at commit "
-             f"`{prov.short_commit(prov.git_commit())}` · BD method `{options.method}`, averaging `{options.averaging}`.")
+             f"`{prov.short_commit(git_commit())}` · BD method `{options.method}`, averaging `{options.averaging}`.")
     doc.heading(3, "Runs")
     runs = prov.runs_table(data.runs)
     csv = _csv(runs, "runs", out, written)
@@ -111,7 +111,8 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
         "clean process that loaded the codec (and its model) but touched no image; growth = that process's peak RSS "
         "during the call minus its RSS right before it (shared-library pages the call mapped not counted), peak = its "
         "whole peak RSS, model = a learned codec's parameters + buffers. Subprocess codecs: the child's own peak "
-        "RSS. Cells without a reading (`--memory mid`: only the middle rate point is measured) are left out;\n"
+        "RSS. Cells without a reading (`--memory mid` and `size`: only the middle rate point is measured; `size`, the "
+        "default, measures once per image size and the other cells of that size repeat that reading) are left out;\n"
         "- **scaling fit**: least-squares line of log(cost) on log(pixels) through the per-size medians of the "
         "resolution-ladder cells (centre crops, the codec's middle rate point); `k` is the exponent "
         "(cost ∝ pixels^k, 1 = linear), R² that of the line. Sizes with no positive value are left out.")
@@ -129,20 +130,19 @@ def _provenance_section(doc: Document, data: ReportData, options: ReportOptions,
         doc.text("\n".join(f"- {md_prose(n)}" for n in notes))
 
 
-def _rd_section(doc: Document, data: ReportData, bd_anchor: BDAnchor | None, options: ReportOptions,
+def _rd_section(doc: Document, data: ResultsView, bd_anchor: BDAnchor | None, options: ReportOptions,
                 notes: list[str], palette: dict, out: Path, written: list[Path]) -> None:
     doc.heading(2, "Rate-distortion")
     doc.text("Dataset-average curves of every trained codec at native resolution (solid, markers) with published "
              "anchor curves (dashed, grey, labelled `label [repository@commit]`). The x axis spans the measured "
              "rates; anchors are clipped to it.")
-    rd = data.rd_rows
-    curves = {q: tables.rd_curves(rd, q) for q in tables.QUALITIES}
+    curves = {q: data.curves(q) for q in QUALITIES}
     for dataset in data.datasets():
         anchors = plot_anchors(dataset, bd_anchor, options.plot_anchors, notes)
-        points = {q: tables.anchor_points(anchors, q) for q in tables.QUALITIES}
+        points = {q: tables.anchor_points(anchors, q) for q in QUALITIES}
         doc.heading(3, md_escape(dataset))
         csv = []
-        for q in tables.QUALITIES:
+        for q in QUALITIES:
             measured = curves[q][curves[q]["dataset"] == dataset].assign(source="measured")
             published = points[q].assign(source="published").rename(columns={"anchor": "codec"})
             both = pd.concat([measured, published], ignore_index=True)
@@ -156,14 +156,14 @@ def _rd_section(doc: Document, data: ReportData, bd_anchor: BDAnchor | None, opt
                      "(the others miss a rate point)")
 
 
-def _bd_section(doc: Document, data: ReportData, bd_anchor: BDAnchor | None, options: ReportOptions,
+def _bd_section(doc: Document, data: ResultsView, bd_anchor: BDAnchor | None, options: ReportOptions,
                 out: Path, written: list[Path]) -> pd.DataFrame | None:
     difference = anchor_difference(bd_anchor, options.method) if bd_anchor is not None else ""
     return bd_section(doc, data, bd_anchor, options, lambda frame, name: _csv(frame, name, out, written),
                       METHOD_TEXT, AVERAGING_TEXT, difference)
 
 
-def _tradeoff_section(doc: Document, data: ReportData, bd: pd.DataFrame | None, bd_anchor: BDAnchor | None,
+def _tradeoff_section(doc: Document, data: ResultsView, bd: pd.DataFrame | None, bd_anchor: BDAnchor | None,
                       palette: dict, out: Path, written: list[Path]) -> None:
     doc.heading(2, "Decode time vs BD-rate")
     if bd is None or bd_anchor is None:

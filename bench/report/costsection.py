@@ -18,7 +18,7 @@ from bench.analysis.scaling import fit_power_law_by
 from bench.machine import UNRECORDED
 from bench.report import figures as figs
 from bench.report import tables
-from bench.report.data import ReportData
+from bench.results import ResultsView
 from bench.report.document import Document, fmt_duration, fmt_fixed, fmt_number, md_escape, md_prose
 
 #: A wall-time fit is flagged when, at some ladder size, the median wall time is at least this many
@@ -50,7 +50,7 @@ def dataset_label(dataset: str, images: set[str]) -> str:
     return f"crops of {folder}"
 
 
-def complexity_section(doc: Document, data: ReportData, csv: Csv) -> None:
+def complexity_section(doc: Document, data: ResultsView, csv: Csv) -> None:
     """Hardware line, then a time table and a memory table (one row per codec, device, machine
     class, dataset and resolution), both from ``data/complexity.csv``."""
     doc.heading(2, "Complexity")
@@ -104,7 +104,7 @@ def complexity_section(doc: Document, data: ReportData, csv: Csv) -> None:
     doc.text(f"Data: [{Path(name).name}]({name}) (times in seconds, memory in MiB).")
 
 
-def cross_decode_section(doc: Document, data: ReportData, csv: Csv) -> None:
+def cross_decode_section(doc: Document, data: ResultsView, csv: Csv) -> None:
     """Cells decoded again in a fresh process at another thread count (only if any were)."""
     table = tables.cross_decode_table(data.rows)
     if table.empty:
@@ -158,7 +158,7 @@ def cpu_fits(ladder: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def scaling_section(doc: Document, data: ReportData, palette: dict, csv: Csv, figure: Figure) -> pd.DataFrame | None:
+def scaling_section(doc: Document, data: ResultsView, palette: dict, csv: Csv, figure: Figure) -> pd.DataFrame | None:
     """Time and memory vs pixels on the resolution ladder: figures, the fit table, and flags for
     wall-time fits that measure waiting rather than computing."""
     doc.heading(2, "Complexity scaling")

@@ -8,16 +8,13 @@ says the same for readers of the manual). Nothing is parsed from the README at r
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from bench.metrics.registry import METRICS
 
-PROJECT = Path(__file__).resolve().parents[2]
 
 #: Definitions of the non-metric columns the report uses.
 COLUMN_DEFINITIONS: tuple[tuple[str, str], ...] = (
@@ -34,7 +31,9 @@ COLUMN_DEFINITIONS: tuple[tuple[str, str], ...] = (
                                                    "subprocess codecs"),
     ("`model_bytes`", "learned codecs: parameter + buffer bytes of the model"),
     ("`mem_method`", "how memory was read: `fork`, `fork+construct` (CUDA), `subprocess`, `off`, `skipped: …` "
-                     "(`--memory mid` measures the middle rate point only) or `failed: …`"),
+                     "(`--memory mid` measures the middle rate point only), `… (reused: …)` (`--memory size`, the default: the "
+                     "middle rate point once per image size, the other cells of that size store that reading) or "
+                     "`failed: …`"),
     ("`enc_gpu_peak_bytes`, `dec_gpu_peak_bytes`", "CUDA only: `torch.cuda.max_memory_allocated` after a reset"),
     ("`trained`", "0 for learned codecs on random weights: complexity only, excluded from RD plots and BD tables"),
 )
@@ -64,19 +63,6 @@ def definitions(runs: list[dict[str, Any]] | None = None, measured: set[str] | N
                               f"**{metric.name}** on {metric.colour}: {metric.definition} BD on `{metric.bd_column}`, "
                               f"{direction}; NULL below {metric.min_side} px a side. Implementation: {versions}."))
     return out
-
-
-def git_commit(where: Path = PROJECT) -> str | None:
-    """The commit of the code that wrote the report (``-dirty`` with uncommitted changes)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=where, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=where, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 #: Hex digits of a commit shown in the page (git's own short form is 7; 12 stays unique in big

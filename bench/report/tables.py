@@ -1,6 +1,7 @@
-"""The numbers behind every table and figure of the report, as pandas DataFrames.
+"""The numbers behind the report's complexity, scaling and trade-off tables, as pandas DataFrames.
 
-Pure functions of the store rows (see :mod:`bench.report.data`) and anchors; no plotting, no I/O.
+Pure functions of the rows of the results view (:mod:`bench.results`, which also builds the RD curves
+and BD tables) and of anchors; no plotting, no I/O.
 Each frame here is also written as CSV beside the report.
 """
 
@@ -13,12 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, BDError, average_curve, bd_table
 from bench.analysis.scaling import fit_power_law_by
-from bench.report.data import MIB
-
-#: Quality axes of the RD figures: store column → axis label.
-QUALITIES: dict[str, str] = {"psnr_rgb": "PSNR-RGB (dB)", "ms_ssim_db": "MS-SSIM (dB)"}
+from bench.results import MIB, short_name
 
 #: Costs of the scaling fits: store column → (label, unit divisor, unit).
 COSTS: dict[str, tuple[str, float, str]] = {
@@ -27,54 +24,6 @@ COSTS: dict[str, tuple[str, float, str]] = {
     "enc_mem_bytes": ("encode memory growth", MIB, "MiB"),
     "dec_mem_bytes": ("decode memory growth", MIB, "MiB"),
 }
-
-
-def series_label(codec: str, device: str, multi_device: bool) -> str:
-    """Legend label of one measured codec: the device is named only when a codec ran on several."""
-    return f"{codec} ({device})" if multi_device else codec
-
-
-def _multi_device(rows: pd.DataFrame) -> set[str]:
-    counts = rows.groupby("codec")["device"].nunique()
-    return set(counts[counts > 1].index)
-
-
-def complete_images(group: pd.DataFrame, quality: str) -> tuple[pd.DataFrame, int]:
-    """Rows of the images present at every rate point with a finite quality; and the image count.
-
-    An average over different image subsets per rate point is biased, so an image missing at
-    any rate point (an error cell, MS-SSIM undefined below 161 px) is left out of the curve.
-    """
-    usable = group[np.isfinite(pd.to_numeric(group[quality], errors="coerce"))]
-    labels = group["rate_label"].unique()
-    per_image = usable.groupby("image")["rate_label"].nunique()
-    images = set(per_image[per_image == len(labels)].index)
-    return usable[usable["image"].isin(images)], group["image"].nunique()
-
-
-def rd_curves(rows: pd.DataFrame, quality: str) -> pd.DataFrame:
-    """Dataset-average RD curve of every (dataset, codec, device) over native-resolution rows.
-
-    Columns: ``dataset, codec, device, label, rate_label, bpp, <quality>, n_images, n_images_total``
-    (``n_images`` < ``n_images_total`` when some images lacked a rate point and were left out).
-    Callers pass trained rows only.
-    """
-    native = rows[rows["resolution"] == "native"]
-    multi = _multi_device(native)
-    parts = []
-    for (dataset, codec, device), group in native.groupby(["dataset", "codec", "device"], sort=True):
-        usable, total = complete_images(group, quality)
-        if usable.empty:
-            continue
-        avg = average_curve(usable, quality)
-        avg.insert(0, "label", series_label(codec, device, codec in multi))
-        avg.insert(0, "device", device)
-        avg.insert(0, "codec", codec)
-        avg.insert(0, "dataset", dataset)
-        avg["n_images_total"] = total
-        parts.append(avg)
-    columns = ["dataset", "codec", "device", "label", "rate_label", "bpp", quality, "n_images", "n_images_total"]
-    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
 def anchor_short_name(anchor: Any) -> str:
@@ -93,78 +42,6 @@ def anchor_points(anchors: Sequence[Any], quality: str) -> pd.DataFrame:
                                    "bpp": anchor.values("bpp"), quality: anchor.values(quality)}))
     columns = ["anchor", "label", "dataset", "bpp", quality]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
-
-
-# --- BD-rate -------------------------------------------------------------------------------------
-
-def short_name(quality: str) -> str:
-    """The column stem of a quality in the wide BD table (``psnr_rgb`` → ``psnr``, as the CSV has always had)."""
-    return {"psnr_rgb": "psnr", "ms_ssim_db": "msssim"}.get(quality, quality)
-
-
-def bd_against(rows: pd.DataFrame, errors: pd.DataFrame, anchor: Any, anchor_name: str, method: str,
-               averaging: str, qualities: Sequence[Any] = tuple(QUALITIES), n_resamples: int = DEFAULT_RESAMPLES,
-               seed: int = DEFAULT_SEED) -> pd.DataFrame:
-    """BD-rate and BD-quality, each with its bootstrap interval, of every codec against one anchor, per quality.
-
-    ``rows`` are the dataset's native-resolution ok rows (untrained included: they come out as
-    ``excluded``), ``errors`` its error rows (counted per codec). ``anchor`` is a published
-    anchor or per-image rows (a measured codec, or a measured anchor's ``per_image`` points).
-    ``qualities`` are store columns or metric objects (``bd_column``, ``higher_is_better``).
-    Images lacking a rate point are left out and named (``images_left_out_<q>``). A codec whose
-    BD fails gets ``status='error'`` and the reason; the table is never aborted by one codec.
-    Qualities the anchor lacks are skipped. Wide result: one row per (codec, device).
-    """
-    frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
-    wide: pd.DataFrame | None = None
-    for metric in qualities:
-        quality = getattr(metric, "bd_column", metric)
-        if not anchor_has(anchor, quality):
-            continue
-        if quality not in frame.columns:
-            continue
-        table = bd_table(frame, anchor, quality, method, averaging, group_by=("codec", "device"),
-                         anchor_name=anchor_name, higher_is_better=getattr(metric, "higher_is_better", True),
-                         n_resamples=n_resamples, seed=seed, incomplete="drop")
-        short = short_name(quality)
-        renamed = {"bd_rate_pct": f"bd_rate_{short}_pct", "bd_quality": f"bd_{short}_db"}
-        for column in ("overlap", "status", "reason", "warnings", "n_points", "n_images", "images_left_out",
-                       "ci_paired", "ci_failed", "ci_note"):
-            renamed[column] = f"{column}_{short}"
-        for column in ("bd_rate_low", "bd_rate_high"):
-            renamed[column] = column.replace("bd_rate", f"bd_rate_{short}")
-        for column in ("bd_quality_low", "bd_quality_high"):
-            renamed[column] = column.replace("bd_quality", f"bd_{short}")
-        table = table.rename(columns=renamed)
-        keep = ["codec", "device", *renamed.values()]
-        if wide is None:
-            wide = table[["codec", "device", "anchor", "method", "averaging", "n_anchor_points", "n_error_rows",
-                          "ci_level", "ci_resamples", "ci_seed", *keep[2:]]]
-        else:
-            wide = wide.merge(table[keep], on=["codec", "device"], how="outer")
-    if wide is None:
-        names = [getattr(m, "bd_column", m) for m in qualities]
-        raise BDError(f"anchor {anchor_name!r} has none of the qualities {names}; compare with a codec of the store "
-                      f"measured with the same metrics instead: --anchor codec:NAME")
-    return wide
-
-
-def anchor_has(anchor: Any, quality: str) -> bool:
-    """Whether the BD anchor (per-image rows or a published curve) has values of ``quality``."""
-    if isinstance(anchor, pd.DataFrame):
-        return quality in anchor.columns and bool(pd.to_numeric(anchor[quality], errors="coerce").notna().any())
-    return quality in anchor.qualities
-
-
-def measured_anchor(rows: pd.DataFrame, codec: str) -> pd.DataFrame:
-    """Per-image rows of a measured codec used as the BD anchor (``--anchor codec:NAME``)."""
-    anchor = rows[(rows["codec"] == codec) & (rows["resolution"] == "native")]
-    if anchor.empty:
-        known = ", ".join(sorted(rows["codec"].unique()))
-        raise BDError(f"no native-resolution rows of codec {codec!r} to use as anchor (codecs: {known})")
-    if anchor["device"].nunique() > 1:
-        anchor = anchor[anchor["device"] == sorted(anchor["device"].unique())[0]]
-    return anchor
 
 
 # --- complexity ----------------------------------------------------------------------------------

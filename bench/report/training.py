@@ -42,19 +42,22 @@ def load_training(folder: Path | None, codecs: list[str]) -> tuple[pd.DataFrame,
         curve = path.with_name(stem + ".curve.csv")
         if curve.is_file():
             rows = pd.read_csv(curve)
+            if "total_step" not in rows:  # a curve exported before runs were chained: its own steps
+                rows = rows.assign(total_step=rows["step"], run=stem)
             rows = rows[rows["split"] == "heldout"].assign(weights=stem, codec=trained, lam=options.get("lam"))
             curves.append(rows)
     summary = pd.DataFrame(summaries)
     held = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     if len(summary) and len(held):
-        last = held.sort_values("step").groupby("weights").tail(1).set_index("weights")
+        last = held.sort_values("total_step").groupby("weights").tail(1).set_index("weights")
         summary["held-out bpp"] = summary["weights"].map(lambda w: last["bpp"].get(w.removesuffix(".pt")))
         summary["held-out PSNR"] = summary["weights"].map(lambda w: last["psnr"].get(w.removesuffix(".pt")))
     return summary, held
 
 
 def curve_figure(held: pd.DataFrame):
-    """Held-out bpp and PSNR against the step of each run (one line per weights file)."""
+    """Held-out bpp and PSNR against the training step counted from the first run of each weights
+    file's chain (one line per file; fine-tunes share their base run's start)."""
     import matplotlib.pyplot as plt
 
     from bench.report.figures import STYLE
@@ -63,10 +66,10 @@ def curve_figure(held: pd.DataFrame):
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
         for i, (weights, rows) in enumerate(held.groupby("weights", sort=True)):
             style = "-" if rows["codec"].iloc[0].startswith("msp") else "--"
-            left.plot(rows["step"], rows["bpp"], style, marker="o", ms=3, label=weights)
-            right.plot(rows["step"], rows["psnr"], style, marker="o", ms=3, label=weights)
-        left.set(xlabel="step of the run", ylabel="held-out bpp (from likelihoods)", title="Rate")
-        right.set(xlabel="step of the run", ylabel="held-out PSNR (dB, 8-bit x̂)", title="Distortion")
+            left.plot(rows["total_step"], rows["bpp"], style, marker="o", ms=3, label=weights)
+            right.plot(rows["total_step"], rows["psnr"], style, marker="o", ms=3, label=weights)
+        left.set(xlabel="training step (base run + fine-tunes)", ylabel="held-out bpp (from likelihoods)", title="Rate")
+        right.set(xlabel="training step (base run + fine-tunes)", ylabel="held-out PSNR (dB, 8-bit x̂)", title="Distortion")
         right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return fig
 

@@ -32,13 +32,7 @@ def export_weights(run: Path, to: Path, half: bool = False) -> tuple[Path, str, 
     tmp = to.with_name(to.name + ".tmp")
     torch.save({k: v.contiguous().clone() for k, v in state.items()}, tmp)
     os.replace(tmp, to)
-    curve = Path(run) / CURVE
-    if curve.is_file():  # held-out rows and every 10th training row: enough to plot, small to ship
-        with curve.open(newline="") as src, curve_path(to).open("w", newline="") as dst:
-            rows = csv.DictReader(src)
-            writer = csv.DictWriter(dst, rows.fieldnames or [])
-            writer.writeheader()
-            writer.writerows(r for r in rows if r["split"] != "train" or int(r["step"]) % 10 == 0)
+    write_chain_curve(Path(run), curve_path(to))
     digest = file_sha256(to)
     prior = {k: float(checkpoint.get(f"prior_{k}", 0)) for k in ("step", "wall_s", "cpu_s")}
     summary = {"weights": to.name, "sha256": digest, "options": json.loads(checkpoint["options"]),
@@ -48,6 +42,43 @@ def export_weights(run: Path, to: Path, half: bool = False) -> tuple[Path, str, 
                "total_cpu_s": float(checkpoint["cpu_s"]) + prior["cpu_s"], "half": half}
     summary_path(to).write_text(json.dumps(summary, indent=1) + "\n")
     return to, digest, float(summary["options"]["lam"])
+
+
+def run_chain(run: Path) -> list[tuple[Path, int, int]]:
+    """The runs whose steps made ``run``'s weights, first run first: (folder, steps before it, its
+    last step used). A fine-tune's ``init`` checkpoint may have trained on after the fine-tune
+    started from it, so only its steps up to that point count; a missing ``init`` ends the chain."""
+    checkpoint = load_weights_file(run / CHECKPOINT, "training checkpoint")
+    prior = int(checkpoint.get("prior_step", 0))
+    chain = [(run, prior, int(checkpoint["step"]))]
+    init = json.loads(checkpoint["options"]).get("init")
+    while prior and init and Path(init).name == CHECKPOINT and Path(init).is_file():
+        parent = load_weights_file(init, "training checkpoint")
+        parent_prior = int(parent.get("prior_step", 0))
+        chain.insert(0, (Path(init).parent, parent_prior, prior - parent_prior))
+        prior, init = parent_prior, json.loads(parent["options"]).get("init")
+    return chain
+
+
+def write_chain_curve(run: Path, to: Path) -> None:
+    """The curve of ``run`` and of the runs it started from (:func:`run_chain`): held-out rows and
+    every 10th training row — enough to plot, small to ship — with the run's folder name and the
+    step counted from the first run (``total_step``)."""
+    rows: list[dict[str, str]] = []
+    for folder, prior, last in run_chain(run):
+        curve = folder / CURVE
+        if not curve.is_file():
+            continue
+        with curve.open(newline="") as src:
+            for row in csv.DictReader(src):
+                step = int(row["step"])
+                if step <= last and (row["split"] != "train" or step % 10 == 0):
+                    rows.append({**row, "run": folder.name, "total_step": str(prior + step)})
+    if rows:
+        with to.open("w", newline="") as dst:
+            writer = csv.DictWriter(dst, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def summary_path(weights: Path) -> Path:

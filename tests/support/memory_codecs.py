@@ -77,3 +77,23 @@ class KilledInMemoryChild(NonAllocatingDecoder):
         if os.getpid() != self._home:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().decode(data)
+
+
+class CountedComplexity(_HeaderOnly):
+    """Reports a made-up complexity (7 and 5 MACs per pixel) and appends one line ``HxW`` per
+    :meth:`complexity` call to the file ``count_log``, so a test sees every count, in any process."""
+
+    adapter = "counted-complexity"
+    fixed_params = {"count_log": Param(str, required=True)}
+
+    def decode(self, data: bytes) -> np.ndarray:
+        height, width = self.size(data)
+        return np.zeros((height, width, 3), dtype=np.uint8)
+
+    def complexity(self, rate: RatePoint, height: int, width: int):
+        from bench.complexity import Complexity
+
+        with open(self.config.params["count_log"], "a") as fh:
+            fh.write(f"{height}x{width}\n")
+        return Complexity(height, width, height, width, {"analysis": 7 * height * width,
+                                                         "synthesis": 5 * height * width}, {"analysis": 3})

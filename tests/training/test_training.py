@@ -3,6 +3,7 @@ export → codec load → identical decoded pixels. No timing is asserted anywhe
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from pathlib import Path
 
@@ -130,3 +131,24 @@ def test_relative_weights_path_may_not_leave_its_folder(tmp_path):
     assert spec.location() == tmp_path / "weights" / "a.pt"
     with pytest.raises(ValueError, match="leaves"):
         WeightsSpec.parse({"path": "../a.pt"}, "x", tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_exported_curve_chains_the_runs_it_started_from(train_dir, tmp_path, one_thread):
+    """A fine-tune's exported curve starts with its base run, cut at the step the fine-tune took
+    (even after the base trained on), and counts steps from the base run's first."""
+    data = TrainingSet.load(train_dir, 64, holdout_every=3)
+    base = TrainOptions("narrow", lam=0.01, steps=4, batch=2, crop=64)
+    Trainer(narrow_codec().untrained_network(0), data, base, tmp_path / "base", eval_every=2).run()
+    tune = TrainOptions("narrow", lam=0.02, steps=3, batch=2, crop=64, init=str(tmp_path / "base" / CHECKPOINT))
+    tuner = Trainer(narrow_codec().untrained_network(0), data, tune, tmp_path / "tune", eval_every=3)
+    assert not tuner.resume()  # starts from the base's checkpoint
+    tuner.run()
+    longer = Trainer(narrow_codec().untrained_network(0), data, dataclasses.replace(base, steps=6),
+                     tmp_path / "base", eval_every=2)
+    assert longer.resume()
+    longer.run()  # the base trains on after the fine-tune started from its step 4
+    path, _, _ = export_weights(tmp_path / "tune", tmp_path / "weights" / "tune.pt")
+    with curve_path(path).open(newline="") as f:
+        held = [(r["run"], int(r["step"]), int(r["total_step"])) for r in csv.DictReader(f) if r["split"] == "heldout"]
+    assert held == [("base", 2, 2), ("base", 4, 4), ("tune", 3, 7)]

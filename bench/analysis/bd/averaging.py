@@ -9,7 +9,8 @@ column). Two conventions:
                            the anchor's curve on the same image (needs per-image anchor rows) —
                            the JPEG AI convention (see README, "Anchors and BD-rate").
 
-:func:`complete_images` states explicitly which images a BD can rest on when some cells failed.
+:func:`complete_images` is the one rule for which images a curve or a BD rests on when some cells
+failed (the results view, :mod:`bench.results`, applies it to RD curves and BD rows alike).
 Pure functions, no I/O.
 """
 
@@ -258,10 +259,11 @@ def complete_images(
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The rows of the images that have every rate point with a finite rate and quality, and the rest.
 
-    A BD over images needs the same images at every rate point (else the average is biased), so an
+    An average over images needs the same images at every rate point (else it is biased), so an
     image that lacks a point — an error cell, a metric undefined for its size — is left out of the
-    BD and of its bootstrap, and named in the second value (``{image: why}``). Rate points no image
-    has (e.g. the encoder failed on all of them) are simply not part of the curve.
+    curve, the BD and its bootstrap, and named in the second value (``{image: why}``). Rate points
+    no image has (the encoder failed on all of them; a lossless point, PSNR infinite) are simply not
+    part of the curve: leaving every image out instead would drop the codec for one point.
     """
     _require_columns(df, [rate_label, image, rate, quality], "complete_images")
     r = pd.to_numeric(df[rate], errors="coerce")

@@ -322,6 +322,12 @@ class MLICPlusPlus(CompressionModel):
         value = symbols - gc._offset.cpu()[idx]
         return int(((value < 0) | (value >= gc._cdf_length.cpu()[idx] - 2)).sum())
 
+    def complexity_target(self, height: int, width: int) -> tuple[nn.Module, Tensor, dict[str, str]]:
+        """What :func:`bench.complexity.model_complexity` counts: this network's forward on a
+        ``height``×``width`` input padded as :meth:`compress` pads it; no extra part names."""
+        x = torch.full((1, 3, height, width), 0.5, device=next(self.parameters()).device)
+        return self, self.pad(x), {}
+
     @staticmethod
     def pad(x: Tensor) -> Tensor:
         """Zero-pad bottom/right to multiples of 64 (as the official test)."""

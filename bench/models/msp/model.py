@@ -143,6 +143,11 @@ class MSPModel(CompressionModel):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def complexity_target(self, height: int, width: int) -> tuple[nn.Module, Tensor, dict[str, str]]:
+        """What :func:`bench.complexity.model_complexity` counts: this network's forward on a
+        ``height``×``width`` input (:meth:`analysis` pads it to a multiple of 16 itself)."""
+        return self, torch.full((1, 3, height, width), 0.5, device=self.device), {}
+
     # --- transforms (LatentOptimizable) ---------------------------------------------------------
     def analysis(self, x: Tensor) -> Tensor:
         """y = g_a(x padded to a multiple of 16 by edge replication)."""

@@ -1,0 +1,373 @@
+"""The results view: the one read path from the store to every presenter (summary, report, export, gate).
+
+It loads rows and run manifests and applies the selection rules once, so that every number shown
+anywhere rests on the same rows (each rule is written into the report as a note when it changes
+anything):
+
+- only ``status == 'ok'`` rows carry numbers; error rows are kept apart and counted per codec;
+- when a codec name was run with several configurations (its TOML changed between runs), only the
+  most recent configuration's rows are kept — mixing two ladders would corrupt the curves;
+- every row's machine class (:func:`bench.machine.class_label`) is in column ``machine``; a codec
+  timed on several classes gets a note, and the complexity table one row per class;
+- rows with ``trained == 0`` (learned codecs on random weights) are valid for complexity only:
+  they are kept in :attr:`ResultsView.rows` but left out of :attr:`ResultsView.rd_rows`;
+- an RD curve and a BD value rest on the same images: those complete under the one rule,
+  :func:`bench.analysis.bd.complete_images` (a finite positive bpp and a finite quality at every
+  rate point that any image of the codec has). A rate point no image has — a lossless point whose
+  PSNR is infinite — is not part of the curve, rather than taking every image (and so the codec)
+  off the figure while its BD row stands;
+- a store without one of :data:`REQUIRED` columns is refused with a :class:`ReportError`; any other
+  column it lacks (an older store) is read as NULL, and a NULL in a grouping column
+  (:data:`LABELS`, e.g. ``device``) reads as ``unrecorded``.
+
+Curves (:func:`rd_curves`) and BD tables (:func:`bd_against`, :meth:`ResultsView.bd`) are built
+here, from the pure functions of :mod:`bench.analysis.bd`; presenters only format them.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis.bd import (DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAGE, average_curve, bd_table,
+                               complete_images)
+from bench.errors import BDError, ReportError
+from bench.machine import UNRECORDED, class_label
+from bench.metrics.registry import METRICS, Metric
+from bench.store import MEASUREMENT_COLUMNS, db_path, read_measurements, read_runs
+
+MIB = 1024.0 * 1024.0
+#: Columns without which rows are not measurements that can be read.
+REQUIRED = ("codec", "status", "rate_label", "dataset", "image", "resolution")
+#: Text columns grouped or sorted by: a NULL there reads as :data:`NOT_RECORDED`.
+LABELS = ("device", "adapter")
+NOT_RECORDED = "unrecorded"
+#: Quality axes of the RD curves: store column → axis label.
+QUALITIES: dict[str, str] = {"psnr_rgb": "PSNR-RGB (dB)", "ms_ssim_db": "MS-SSIM (dB)"}
+
+
+@dataclass
+class ResultsView:
+    """Rows of one results store (or of one run), selected by the rules of the module docstring."""
+
+    results_dir: Path | None
+    rows: pd.DataFrame  # ok rows of the latest configuration per codec (trained and untrained)
+    errors: pd.DataFrame  # error rows of the same configurations
+    runs: list[dict[str, Any]] = field(default_factory=list)  # manifests of the runs whose rows are shown
+    untrained: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rd_rows(self) -> pd.DataFrame:
+        """Rows valid for rate-distortion: trained codecs only."""
+        return self.rows[self.rows["trained"] != 0]
+
+    @property
+    def native(self) -> pd.DataFrame:
+        return self.rows[self.rows["resolution"] == "native"]
+
+    @property
+    def ladder(self) -> pd.DataFrame:
+        """Resolution-ladder rows (centre crops), used for the scaling fits."""
+        return self.rows[self.rows["resolution"] != "native"]
+
+    def mixed_machines(self) -> dict[str, list[str]]:
+        """Codecs whose cells were timed on more than one machine class, with those classes."""
+        known = self.rows[self.rows["machine"] != UNRECORDED]
+        classes = known.groupby("codec")["machine"].unique()
+        return {codec: sorted(v) for codec, v in classes.items() if len(v) > 1}
+
+    def datasets(self) -> list[str]:
+        """Datasets with native-resolution rows, in name order."""
+        return sorted(self.native["dataset"].unique())
+
+    def all_rows(self) -> pd.DataFrame:
+        """The ok rows and the error rows together (the latest configurations only), e.g. for the gate,
+        which judges a codec with an error cell as failed."""
+        return pd.concat([self.rows, self.errors], ignore_index=True) if len(self.errors) else self.rows
+
+    def curves(self, quality: str) -> pd.DataFrame:
+        """Dataset-average RD curves of the trained codecs (:func:`rd_curves`)."""
+        return rd_curves(self.rd_rows, quality)
+
+    def bd(self, dataset: str, anchor: Any, anchor_name: str, method: str = "pchip",
+           averaging: str = "average-curve", metrics: Sequence[Any] | None = None,
+           n_resamples: int = DEFAULT_RESAMPLES) -> BDTable:
+        """Every codec's BD against ``anchor`` on ``dataset``'s native rows (:func:`bd_against`).
+
+        ``anchor``: per-image rows (a measured codec, :func:`measured_anchor`) or a published
+        anchor; a published anchor with ``per_image`` points for every tested image is used per
+        image, so that values and intervals are paired. ``metrics`` default: :func:`present_metrics`.
+        """
+        native = self.native[self.native["dataset"] == dataset]
+        errors = self.errors[(self.errors["dataset"] == dataset) & (self.errors["resolution"] == "native")] \
+            if len(self.errors) else self.errors
+        target, paired_published = anchor, False
+        if not isinstance(anchor, pd.DataFrame):
+            per_image = per_image_anchor(anchor, set(native["image"].astype(str)))
+            if per_image is not None:
+                target, paired_published = per_image, True
+            elif averaging == MEAN_OF_PER_IMAGE:
+                raise ReportError(f"averaging {MEAN_OF_PER_IMAGE!r} needs per-image anchor points for every tested "
+                                  f"image; anchor {anchor_name!r} has them for {len(anchor.per_image or {})} images, "
+                                  f"not for all {native['image'].nunique()} of {dataset!r} in the store")
+        metrics = present_metrics(native) if metrics is None else list(metrics)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bd_table records its warnings per row
+            table = bd_against(native, errors, target, anchor_name, method, averaging, metrics, n_resamples)
+        return BDTable(table, native, errors, target, paired_published, metrics)
+
+
+@dataclass
+class BDTable:
+    """A wide BD table (one row per codec and device) and what it rests on."""
+
+    table: pd.DataFrame
+    native: pd.DataFrame  # the dataset's native-resolution ok rows
+    errors: pd.DataFrame  # its native error rows
+    target: Any  # the anchor as used: per-image rows or a published curve
+    paired_published: bool  # a published anchor used through its per-image points
+    metrics: list[Any]
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+def add_memory_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add ``enc_mem_bytes`` / ``dec_mem_bytes``: memory the call itself needed.
+
+    The growth measured in a clean process (``*_mem_growth_bytes``, :mod:`bench.memory`): peak RSS
+    during the call over the RSS right before it. NaN where the cell has no clean reading (stores
+    from before these columns, ``--memory off``, or not the middle rate point with ``--memory mid``):
+    the worker's own figures (``*_peak_rss_bytes``) are not a substitute, so they are not used.
+    """
+    out = rows.copy()
+    for side in ("enc", "dec"):
+        column = f"{side}_mem_growth_bytes"
+        out[f"{side}_mem_bytes"] = pd.to_numeric(out[column], errors="coerce") if column in out else np.nan
+    return out
+
+
+def _latest_configuration(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Per codec, keep the rows of the configuration (``config_hash``) stored most recently
+    (highest ``id``; rows not yet stored count in their order)."""
+    if frame.empty:
+        return frame
+    keep = []
+    for codec, group in frame.groupby("codec", sort=True):
+        hashes = group["config_hash"].fillna("")
+        if hashes.nunique() > 1:
+            ids = pd.to_numeric(group["id"], errors="coerce")
+            latest = hashes.loc[ids.idxmax()] if ids.notna().any() else hashes.iloc[-1]
+            dropped = int((hashes != latest).sum())
+            notes.append(f"{codec}: the store holds {hashes.nunique()} configurations of this name; "
+                         f"only the latest ({latest or 'unknown'}) is shown, {dropped} older rows left out")
+            group = group[hashes == latest]
+        keep.append(group)
+    return pd.concat(keep, ignore_index=True)
+
+
+def _manifests(results_dir: Path, run_ids: set[int]) -> list[dict[str, Any]]:
+    runs = read_runs(results_dir)
+    out = []
+    for _, run in runs.sort_values("run_id").iterrows():
+        if int(run["run_id"]) not in run_ids:
+            continue
+        try:
+            manifest = json.loads(run["manifest"]) if run["manifest"] else {}
+        except json.JSONDecodeError:
+            manifest = {"manifest_error": "the stored manifest is not valid JSON"}
+        manifest.update({k: run[k] for k in ("run_id", "started_at", "finished_at") if k in run})
+        out.append(manifest)
+    return out
+
+
+def _complete(frame: pd.DataFrame, where: Any) -> pd.DataFrame:
+    """The rows with every store column: refuse rows lacking a :data:`REQUIRED` one, add any
+    other missing column as NULL, and read NULL in a :data:`LABELS` column as ``unrecorded``."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ReportError(f"{where}: the measurements table has no column {', '.join(missing)}; it is not a lic-bench "
+                          "results store or it is damaged (write a new one with `python -m bench run`)")
+    frame = frame.assign(**{c: np.nan for c in MEASUREMENT_COLUMNS if c not in frame.columns})
+    for column in LABELS:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), NOT_RECORDED).astype(str)
+    return frame
+
+
+def from_frame(frame: pd.DataFrame, results_dir: Path | None = None, where: Any = "rows") -> ResultsView:
+    """The view of measurement rows of any status (a store's, or one run's before the report reads them)."""
+    everything = _complete(frame, where)
+    notes: list[str] = []
+    everything = _latest_configuration(everything, notes)
+    ok = everything[everything["status"] == "ok"].copy()
+    errors = everything[everything["status"] != "ok"].copy()
+    ok = add_memory_columns(ok)
+    ok["megapixels"] = pd.to_numeric(ok["pixels"], errors="coerce") / 1e6
+    ok["machine"] = [class_label(r) for r in ok.to_dict("records")]  # timings compare only within a class
+    untrained = sorted(ok.loc[ok["trained"] == 0, "codec"].unique())
+    runs: list[dict[str, Any]] = []
+    if results_dir is not None:
+        runs = _manifests(results_dir, {int(r) for r in everything["run_id"].dropna().unique()})
+    view = ResultsView(results_dir, ok, errors, runs, untrained, notes)
+    for codec, classes in view.mixed_machines().items():
+        notes.append(f"{codec}: cells timed on {len(classes)} machine classes ({' / '.join(classes)}); timings "
+                     "compare only within one, so the complexity table shows one row per class")
+    return view
+
+
+def load(results_dir: str | Path) -> ResultsView:
+    """Read a results directory (or ``.sqlite`` file).
+
+    Raises ``FileNotFoundError`` when there is no store and ``ValueError`` when it holds no
+    successful measurement at all (a report of nothing would only hide the problem).
+    """
+    path = db_path(results_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results store at {path}; run `python -m bench run --out {results_dir}` first")
+    view = from_frame(read_measurements(results_dir, status=None), Path(results_dir), path)
+    if view.rows.empty:
+        errors = view.errors
+        detail = f" ({len(errors)} error rows, e.g. {errors['error'].iloc[0]!r})" if len(errors) else ""
+        raise ValueError(f"{path} holds no successful measurements{detail}")
+    return view
+
+
+# --- curves ----------------------------------------------------------------------------------------
+
+def series_label(codec: str, device: str, multi_device: bool) -> str:
+    """Legend label of one measured codec: the device is named only when a codec ran on several."""
+    return f"{codec} ({device})" if multi_device else codec
+
+
+def rd_curve(rows: pd.DataFrame, quality: str) -> tuple[pd.DataFrame | None, dict[str, str]]:
+    """One codec's dataset-average curve (:func:`~bench.analysis.bd.average_curve`) over the images
+    :func:`~bench.analysis.bd.complete_images` keeps, and the images left out with the reason (``{image:
+    why}``); None when no image is complete. ``rows``: one codec's ok rows of one dataset and device."""
+    usable, left_out = complete_images(rows, quality)
+    return (average_curve(usable, quality) if len(usable) else None), left_out
+
+
+def rd_curves(rows: pd.DataFrame, quality: str) -> pd.DataFrame:
+    """Dataset-average RD curve of every (dataset, codec, device) over native-resolution rows.
+
+    Each curve is over the images :func:`complete_images` keeps — the ones the codec's BD row rests
+    on too. Columns: ``dataset, codec, device, label, rate_label, bpp, <quality>, n_images,
+    n_images_total`` (``n_images`` < ``n_images_total`` when some images lacked a rate point and were
+    left out). Callers pass trained rows only.
+    """
+    native = rows[rows["resolution"] == "native"]
+    counts = native.groupby("codec")["device"].nunique()
+    multi = set(counts[counts > 1].index)
+    parts = []
+    for (dataset, codec, device), group in native.groupby(["dataset", "codec", "device"], sort=True):
+        avg, _ = rd_curve(group, quality)
+        if avg is None:
+            continue
+        avg.insert(0, "label", series_label(codec, device, codec in multi))
+        avg.insert(0, "device", device)
+        avg.insert(0, "codec", codec)
+        avg.insert(0, "dataset", dataset)
+        avg["n_images_total"] = group["image"].nunique()
+        parts.append(avg)
+    columns = ["dataset", "codec", "device", "label", "rate_label", "bpp", quality, "n_images", "n_images_total"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+# --- BD ------------------------------------------------------------------------------------------
+
+def present_metrics(rows: pd.DataFrame, metrics: Sequence[Metric] = METRICS) -> list[Any]:
+    """The metrics whose BD column the rows have with at least one finite value, in declared order."""
+    return [m for m in metrics if m.bd_column in rows.columns
+            and np.isfinite(pd.to_numeric(rows[m.bd_column], errors="coerce")).any()]
+
+
+def short_name(quality: str) -> str:
+    """The column stem of a quality in the wide BD table (``psnr_rgb`` → ``psnr``, as the CSV has always had)."""
+    return {"psnr_rgb": "psnr", "ms_ssim_db": "msssim"}.get(quality, quality)
+
+
+def anchor_has(anchor: Any, quality: str) -> bool:
+    """Whether the BD anchor (per-image rows or a published curve) has values of ``quality``."""
+    if isinstance(anchor, pd.DataFrame):
+        return quality in anchor.columns and bool(pd.to_numeric(anchor[quality], errors="coerce").notna().any())
+    return quality in anchor.qualities
+
+
+def measured_anchor(rows: pd.DataFrame, codec: str) -> pd.DataFrame:
+    """Per-image rows of a measured codec used as the BD anchor (``--anchor codec:NAME``): its native
+    rows, of one device (the first by name) when it ran on several."""
+    anchor = rows[(rows["codec"] == codec) & (rows["resolution"] == "native")]
+    if anchor.empty:
+        known = ", ".join(sorted(rows["codec"].unique()))
+        raise BDError(f"no native-resolution rows of codec {codec!r} to use as anchor (codecs: {known})")
+    if anchor["device"].nunique() > 1:
+        anchor = anchor[anchor["device"] == sorted(anchor["device"].unique())[0]]
+    return anchor
+
+
+def per_image_anchor(anchor: Any, images: set[str]) -> pd.DataFrame | None:
+    """A published anchor's ``per_image`` points as store-like rows, when they cover every tested image."""
+    per_image = getattr(anchor, "per_image", None) or {}
+    if not images or not images <= set(per_image):
+        return None
+    labels = list(anchor.conditions.get("rate_points") or [])
+    rows = []
+    for image in sorted(images):
+        columns = per_image[image]
+        for k in range(len(columns["bpp"])):
+            rows.append({"image": image, "rate_label": labels[k] if k < len(labels) else f"point{k}",
+                         **{c: v[k] for c, v in columns.items()}})
+    return pd.DataFrame(rows).assign(codec=anchor.name, status="ok", trained=1)
+
+
+def bd_against(rows: pd.DataFrame, errors: pd.DataFrame, anchor: Any, anchor_name: str, method: str,
+               averaging: str, qualities: Sequence[Any] = tuple(QUALITIES), n_resamples: int = DEFAULT_RESAMPLES,
+               seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """BD-rate and BD-quality, each with its bootstrap interval, of every codec against one anchor, per quality.
+
+    ``rows`` are the dataset's native-resolution ok rows (untrained included: they come out as
+    ``excluded``), ``errors`` its error rows (counted per codec). ``anchor`` is a published
+    anchor or per-image rows (a measured codec, or a measured anchor's ``per_image`` points).
+    ``qualities`` are store columns or metric objects (``bd_column``, ``higher_is_better``).
+    Images lacking a rate point are left out (:func:`complete_images`) and named
+    (``images_left_out_<q>``). A codec whose BD fails gets ``status='error'`` and the reason; the
+    table is never aborted by one codec. Qualities the anchor lacks are skipped. ``n_resamples=0``:
+    no intervals. Wide result: one row per (codec, device).
+    """
+    frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
+    wide: pd.DataFrame | None = None
+    for metric in qualities:
+        quality = getattr(metric, "bd_column", metric)
+        if not anchor_has(anchor, quality) or quality not in frame.columns:
+            continue
+        table = bd_table(frame, anchor, quality, method, averaging, group_by=("codec", "device"),
+                         anchor_name=anchor_name, higher_is_better=getattr(metric, "higher_is_better", True),
+                         n_resamples=n_resamples, seed=seed, incomplete="drop")
+        short = short_name(quality)
+        renamed = {"bd_rate_pct": f"bd_rate_{short}_pct", "bd_quality": f"bd_{short}_db"}
+        for column in ("overlap", "status", "reason", "warnings", "n_points", "n_images", "images_left_out",
+                       "ci_paired", "ci_failed", "ci_note"):
+            renamed[column] = f"{column}_{short}"
+        for column in ("bd_rate_low", "bd_rate_high"):
+            renamed[column] = column.replace("bd_rate", f"bd_rate_{short}")
+        for column in ("bd_quality_low", "bd_quality_high"):
+            renamed[column] = column.replace("bd_quality", f"bd_{short}")
+        table = table.rename(columns=renamed)
+        keep = ["codec", "device", *renamed.values()]
+        if wide is None:
+            wide = table[["codec", "device", "anchor", "method", "averaging", "n_anchor_points", "n_error_rows",
+                          "ci_level", "ci_resamples", "ci_seed", *keep[2:]]]
+        else:
+            wide = wide.merge(table[keep], on=["codec", "device"], how="outer")
+    if wide is None:
+        names = [getattr(m, "bd_column", m) for m in qualities]
+        raise BDError(f"anchor {anchor_name!r} has none of the qualities {names}; compare with a codec of the store "
+                      f"measured with the same metrics instead: --anchor codec:NAME")
+    return wide
