@@ -1,5 +1,9 @@
 """What the driver, the executors and the workers share: the cell (one unit of work) and the run settings.
 
+:class:`Settings` is the only owner of a run's thread count, time limits, memory mode and metric
+choice; every process of a cell gets them from :meth:`Settings.environment` (through
+:mod:`bench.procenv`), never from a value of its own.
+
 Every side imports this module: cells are made by :mod:`bench.plan`, run by an executor
 (:mod:`bench.executors`) whose workers measure them with :mod:`bench.worker`, and stored by the
 driver (:mod:`bench.runner`).
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from bench import procenv
 from bench.codecs.base import CodecConfig, RatePoint
 from bench.metrics.registry import DEFAULT as DEFAULT_METRICS
 
@@ -120,3 +125,13 @@ class Settings:
     #: and a resumed run reuses (:mod:`bench.measurecache`); None: each worker process keeps its own
     cache_dir: str | None = None
     keep_streams: bool = False  # return each cell's bitstream with its row, for the runner to keep (bench.streams)
+
+    def environment(self) -> dict[str, str]:
+        """The variables every process of a cell runs with: the thread pins and the time limit
+        (a worker applies them with :func:`bench.procenv.pin`; its children inherit them)."""
+        return procenv.environment(self.threads, self.timeout_s)
+
+    def to_manifest(self) -> dict:
+        """The settings as the run manifest records them (``protocol``, ``threads``, ``metrics``)."""
+        return {"warmup": self.protocol.warmup, "repeats": self.protocol.repeats, "timeout_s": self.timeout_s,
+                "cross_decode": self.cross_decode, "memory": self.protocol.memory, "keep_streams": self.keep_streams}

@@ -11,39 +11,23 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import sqlite3
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 # Only light modules here, so that ``--help`` and a refused option answer at once: each command
 # imports what it needs (numpy, pandas, rich, the codecs) when it runs.
 from bench.argparsing import ArgumentParser
-from bench.codeversion import git_commit
 from bench.errors import BenchError, UsageError, describe, quiet_broken_pipe
 from bench.executors import EXECUTORS
 
 if TYPE_CHECKING:
     from bench import plan
     from bench.codecs.base import CodecConfig
-    from bench.runner import Settings
+    from bench.session import SessionSpec
 
 log = logging.getLogger("bench")
-
-PACKAGES = ("lic-bench", "numpy", "pillow", "imagecodecs", "pillow-heif", "torch", "compressai",
-            "pytorch-msssim", "scipy", "pandas", "piq", "pyiqa", "psnr-hvsm", "ssimulacra2")
-
-
-def _version(package: str) -> str | None:
-    import importlib.metadata as md
-
-    try:
-        return md.version(package)
-    except md.PackageNotFoundError:
-        return None
-
 
 # --- list ----------------------------------------------------------------------------------------
 
@@ -180,6 +164,13 @@ def check_run_args(args: argparse.Namespace) -> None:
     select_metrics(args.metrics)
 
 
+def escape(text: str) -> str:
+    """``text`` as rich markup that prints it as it is (a path with [brackets] stays whole)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _executor_options(args: argparse.Namespace) -> dict[str, str | bool | None]:
     ship = {"yes": True, "no": False}.get(args.ship_images) if args.ship_images else None
     return {"scheduler": args.scheduler, "cluster": args.cluster, "ship_images": ship}
@@ -196,38 +187,20 @@ def plan_spec(args: argparse.Namespace) -> plan.PlanSpec:
 
 def command_line(argv: list[str]) -> str:
     """The command as the user typed it (for the manifest and the store's lock file)."""
-    return " ".join([Path(sys.executable).name, "-m", "bench", *argv])
+    from bench.session import command_line as typed
+
+    return typed("bench", argv)
 
 
-def manifest(args: argparse.Namespace, configs: list[CodecConfig], settings: Settings, argv: list[str]) -> dict:
-    from bench import datasets
-    from bench.device import cpu_model, gpu_models
-    from bench.metrics.run import table as metric_table
-    from bench.runner import now
+def session_spec(args: argparse.Namespace, argv: list[str]) -> SessionSpec:
+    """The ``bench run`` options as the session they ask for (:mod:`bench.session` runs it)."""
+    from bench.session import SessionSpec
 
-    return {
-        "started_at": now(),
-        "command": command_line(argv),
-        "git_commit": git_commit(),
-        "host": platform.node(),
-        "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
-        "gpu": ", ".join(gpu_models()) or None,
-        "threads": settings.threads,
-        "jobs": args.jobs,
-        "executor": {"name": args.executor, **_executor_options(args)},
-        "rounds": args.rounds,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": {p: _version(p) for p in PACKAGES},
-        "metrics": metric_table(settings.metrics),
-        "protocol": {"warmup": settings.protocol.warmup, "repeats": settings.protocol.repeats,
-                     "timeout_s": settings.timeout_s, "cross_decode": settings.cross_decode,
-                     "memory": settings.protocol.memory, "keep_streams": settings.keep_streams},
-        "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "description": c.description,
-                            "rates": [(r.label, r.params) for r in c.rates], "source": c.source}
-                   for c in configs},
-        "data_dir": str(datasets.data_dir()),
-    }
+    return SessionSpec(out=Path(args.out), command=command_line(argv), codecs=args.codecs,
+                       codecs_dir=args.codecs_dir, plan=plan_spec(args), jobs=args.jobs, threads=args.threads,
+                       warmup=args.warmup, repeats=args.repeats, memory=args.memory, timeout_s=args.timeout,
+                       cross_decode=args.cross_decode, keep_streams=args.keep_streams, metrics=args.metrics,
+                       executor=args.executor, retry_errors=args.retry_errors, **_executor_options(args))
 
 
 def _console():
@@ -239,11 +212,13 @@ def _console():
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    """``bench run`` while holding the store's lock: a second run on the same --out fails at once
-    (a ``StoreError``, which ``main`` prints as one line with exit 2). Bad options, unknown codecs
-    and datasets, and impossible plans are refused before the lock, so nothing is created for them."""
-    from bench import plan
-    from bench.storelock import lock_store
+    """``bench run``: one session (:mod:`bench.session`) while holding the store's lock: a second
+    run on the same --out fails at once (a ``StoreError``, which ``main`` prints as one line with
+    exit 2). Bad options, unknown codecs and datasets, and impossible plans are refused before the
+    lock, so nothing is created for them."""
+    from bench.progress import RunProgress
+    from bench.session import Session
+    from bench.summary import summary_tables
 
     check_run_args(args)
     if args.quiet and args.executor == "dask":
@@ -256,54 +231,21 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         console.print(f"[yellow]warning: --jobs {args.jobs} is more than the {cpus} logical CPUs here: the "
                       "workers compete for them, which slows the run and disturbs its timings[/yellow]",
                       highlight=False, soft_wrap=True)
-    configs, notes = plan.select_codecs(args.codecs, args.codecs_dir)
-    if not configs:
-        raise UsageError("no codec available to run: " + "; ".join(notes) if notes else "no codec selected")
-    cells, plan_notes = plan.plan(plan_spec(args), configs)  # a user error here is the only line printed
-    for note in notes + plan_notes:
-        console.print(f"[yellow]{note}[/yellow]", highlight=False, soft_wrap=True)
-    with lock_store(args.out, command_line(argv)):
-        return _run_locked(args, argv, console, configs, cells)
+    session = Session(session_spec(args, argv))  # a user error here is the only line printed
 
+    def say(text: str, warning: bool) -> None:
+        console.print(f"[yellow]{escape(text)}[/yellow]" if warning else escape(text), highlight=False,
+                      soft_wrap=True)
 
-def _run_locked(args: argparse.Namespace, argv: list[str], console, configs: list[CodecConfig], cells: list) -> int:
-    from bench import plan
-    from bench.cells import Protocol
-    from bench.metrics import select as select_metrics
-    from bench.metrics.run import table as metric_table
-    from bench.progress import RunProgress
-    from bench.runner import Runner, Settings, now
-    from bench.store import Store
-    from bench.summary import summary_tables
-
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    settings = Settings(Protocol(args.warmup, args.repeats, args.memory), threads, args.cross_decode, args.timeout,
-                        metrics=select_metrics(args.metrics), keep_streams=args.keep_streams)
-    for m in metric_table(settings.metrics):
-        if not m["available"]:
-            console.print(f"[yellow]metric {m['metric']}: unavailable — {m['reason']} (its columns stay NULL)"
-                          "[/yellow]", highlight=False, soft_wrap=True)
-    out = Path(args.out)
-    with Store(out) as store:
-        # beside the store: the per-size counts and memory readings the workers share and a resume reuses
-        settings = replace(settings, cache_dir=str(store.path.resolve().parent / "cache"))
-        runner = Runner(store, settings, args.jobs, args.executor, **_executor_options(args))
-        todo, skipped = runner.pending(cells, args.retry_errors)
-        for note in plan.image_notes(todo):  # only images that still have cells to run
-            console.print(f"[yellow]{note}[/yellow]", highlight=False, soft_wrap=True)
-        console.print(f"{len(cells)} cells: {skipped} already in {store.path}, {len(todo)} to run "
-                      f"(executor {args.executor}, {args.jobs} CPU worker(s), {threads} thread(s) each)",
-                      highlight=False, soft_wrap=True)
-        if not todo:
-            return 0
-        run_id = store.start_run(manifest(args, configs, settings, argv))
-        with RunProgress(console, len(todo), quiet=args.quiet) as progress:
-            result = runner.run(todo, run_id, on_result=progress.advance)
-        store.finish_run(run_id, now())
+    for note in session.notes:
+        say(note, True)
+    result = session.run(say, lambda total: RunProgress(console, total, quiet=args.quiet))
+    if result.run_id is None:
+        return 0
     for table in summary_tables(result.rows):
         console.print(table)
-    console.print(f"run {run_id}: {result.done} cells in {result.wall_s:.1f} s, {result.errors} errors; "
-                  f"results in {store.path}", highlight=False, soft_wrap=True)
+    console.print(f"run {result.run_id}: {result.done} cells in {result.wall_s:.1f} s, {result.errors} errors; "
+                  f"results in {result.store}", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.threads import set_thread_count
+from bench import procenv
 
 
 def decode_files(config_path: str, pairs: list[tuple[str, str]], device: str, threads: int,
@@ -29,7 +28,7 @@ def decode_files(config_path: str, pairs: list[tuple[str, str]], device: str, th
 
     ``force``: also override a decoder that pins the encoder's thread count (MLIC++ float32
     streams), to measure what the pinning hides."""
-    set_thread_count(threads)  # env vars first: math libraries read them when they load
+    procenv.pin(threads)  # env vars first: math libraries read them when they load
 
     import numpy as np
 
@@ -48,7 +47,7 @@ def decode_files(config_path: str, pairs: list[tuple[str, str]], device: str, th
         codec.decode_threads = threads
     seen: set[int] = set()
     for stream, out in pairs:
-        set_thread_count(threads)  # again: a codec may pin threads for its encoder
+        procenv.pin(threads)  # again: a codec may pin threads for its encoder
         with open(stream, "rb") as fh:
             data = fh.read()
         seen.add(torch_threads())
@@ -65,19 +64,20 @@ def write_config(config: Any, path: Path) -> Path:
 
 
 def decode_fresh(config_path: Path, streams: Sequence[Path], threads: int, device: str = "cpu",
-                 timeout: float = 1800, force: bool = False) -> tuple[list[Any], list[int]]:
+                 timeout: float | None = None, force: bool = False) -> tuple[list[Any], list[int]]:
     """Decode ``streams`` in one fresh ``python -m bench.crossdecode`` process with ``threads``
-    threads: (decoded arrays, thread counts the decodes ran with). ``RuntimeError`` if it fails."""
+    threads: (decoded arrays, thread counts the decodes ran with). ``RuntimeError`` if it fails.
+    ``timeout``: seconds (a worker passes its run's limit); None: the limit this process was given
+    (:func:`bench.procenv.timeout_s`), else half an hour."""
     import numpy as np
 
     outs = [Path(f"{s}.{device.replace(':', '_')}.t{threads}.npy") for s in streams]
     pairs = [str(p) for pair in zip(streams, outs) for p in pair]
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = procenv.child_env(threads, python=True)
     cmd = [sys.executable, "-m", "bench.crossdecode", str(config_path), *pairs,
            "--threads", str(threads), "--device", device, *(["--force-threads"] if force else [])]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    limit = procenv.timeout_s(1800) if timeout is None else timeout
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=limit)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit status {proc.returncode}"
         raise RuntimeError(f"bench.crossdecode with {threads} threads failed: {tail}")
@@ -95,13 +95,11 @@ def cross_check(config: Any, images: Sequence[Any], workdir: Path, decode_thread
     "ran": {threads: [counts the fresh process decoded with]}}``.
     """
     import numpy as np
-    import torch
+    import torch  # noqa: F401 — loaded first, so that pinned_for restores its count afterwards
 
     from bench.codecs import registry
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(encode_threads)
-    try:
+    with procenv.pinned_for(encode_threads):
         codec = registry.create(config, device=device)
         streams, reference = [], []
         for i, image in enumerate(images):
@@ -111,8 +109,6 @@ def cross_check(config: Any, images: Sequence[Any], workdir: Path, decode_thread
             streams[-1].write_bytes(data)
             reference.append(codec.decode(data))
         codec.close()
-    finally:
-        torch.set_num_threads(before)
     cfg = write_config(config, Path(workdir, "config.json"))
     out: dict[str, Any] = {"bytes": [p.stat().st_size for p in streams], "mismatches": {}, "ran": {}}
     for threads in decode_threads:

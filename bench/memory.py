@@ -52,6 +52,7 @@ import numpy as np
 
 from bench import device as dev
 from bench.cells import MEMORY_MODES  # the ``Protocol.memory`` values, defined with the settings
+from bench import procenv
 from bench.codecs.base import Codec, CodecConfig, Encoded, RatePoint
 from bench.measurecache import MeasureCache, cell_key
 
@@ -62,7 +63,6 @@ MAX_ZYGOTES = 2
 #: Columns this module fills (see README "What is measured, exactly").
 COLUMNS = ("enc_mem_peak_bytes", "enc_mem_growth_bytes", "dec_mem_peak_bytes", "dec_mem_growth_bytes",
            "model_bytes", "mem_method")
-_ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
 # --- model bytes ---------------------------------------------------------------------------------
@@ -83,19 +83,14 @@ def _config_json(config: CodecConfig) -> dict[str, Any]:
     return {**asdict(config), "rates": [asdict(r) for r in config.rates]}
 
 
-def _worker_threads() -> int:
-    if "torch" in sys.modules:
-        return int(sys.modules["torch"].get_num_threads())
-    return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-
-
 class Zygote:
     """A clean process for one codec configuration and device; forks one child per measured call."""
 
     def __init__(self, config: CodecConfig, device: str):
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-mem-")
         self.log = Path(self.tmp.name, "zygote.log")
-        env = {**os.environ, **_ONE_THREAD, "BENCH_MEMORY_THREADS": str(_worker_threads())}
+        # the zygote works on one thread (fork safety); each child runs at the worker's pin (the run's Settings)
+        env = procenv.child_env(1, BENCH_MEMORY_THREADS=str(procenv.pinned()))
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "bench.memory", str(os.getpid())], env=env,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
@@ -202,7 +197,7 @@ def clean_memory(codec: Codec, image: np.ndarray, rate: RatePoint, data: bytes, 
     key = None
     if mode == "size":
         cache = _READINGS if cache is None else cache
-        key = cell_key("memory", codec, rate, image.shape[0], image.shape[1], threads=_worker_threads())
+        key = cell_key("memory", codec, rate, image.shape[0], image.shape[1], threads=procenv.pinned())
         reading = cache.get(key)
         if reading is not None:
             row.update(reading, mem_method=reading["mem_method"] + REUSED)
@@ -237,18 +232,11 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _set_threads(threads: int) -> None:
-    for var in _ONE_THREAD:
-        os.environ[var] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-
-
 def _child(codec: Codec | None, config: CodecConfig, device: str, message: dict[str, Any]) -> dict[str, Any]:
     """In the forked child: (construct,) read the input, run the call once, read the memory."""
     from bench.codecs import registry
 
-    _set_threads(int(os.environ.get("BENCH_MEMORY_THREADS", "1")))
+    procenv.pin(int(os.environ.get("BENCH_MEMORY_THREADS", "1")))
     method = "fork"
     if codec is None:  # CUDA: construct after the fork
         codec, method = registry.create(config, device=device), "fork+construct"

@@ -1,7 +1,7 @@
 """Planning: codec configurations, a dataset, the resolution ladder, rate points, devices and
-rounds → the cells of a run. ``bench run`` plans here (:func:`plan`); the gate selects its own
-codecs and images and builds each round's cells with :func:`image_cells`
-(:func:`bench.gate.benchmark.plan_cells`).
+rounds → the cells of a run. :mod:`bench.session` plans here for every caller (``bench run``, the
+gate, the anchor tools): two layouts, :class:`PlanSpec` (a dataset, its rate ladders and the
+resolution ladder) and :class:`CropPlanSpec` (given images, one centre crop: the gate's).
 
 Planning is cheap and checks nothing it does not need for the cells' keys (file hashes). Checks
 that read pixels — the Kodak check, :func:`image_notes` — run afterwards, only on the cells that
@@ -39,6 +39,18 @@ class PlanSpec:
     ladder_rates: str = "mid"  # 'mid' or 'all'
     device: str | None = None  # overrides every codec's device
     rounds: int = 1  # every cell this many times (round 1, 2, ...)
+
+
+@dataclass(frozen=True)
+class CropPlanSpec:
+    """Given images at one centre crop, per image every configuration in the order given (the gate's
+    layout: its yardstick first), every rate point, once per round (round by round)."""
+
+    images: tuple[PlannedImage, ...]
+    crop: str  # 'WxH'
+    dataset: str  # the cells' dataset label
+    device: str = "cpu"
+    rounds: int = 1
 
 
 def select_codecs(codecs: str | None, codecs_dir: str | Path | None) -> tuple[list[CodecConfig], list[str]]:
@@ -143,9 +155,18 @@ def _sha_or_unreadable(path: Path) -> str:
         return "unreadable"  # the cell then fails with the reason, as an error row
 
 
-def plan(spec: PlanSpec, configs: list[CodecConfig]) -> tuple[list[Cell], list[str]]:
-    """Every cell of the run — round by round, per configuration: the dataset's images at native
-    size over the chosen rate points, then the ladder's crops — plus notes for the user."""
+def plan_crops(spec: CropPlanSpec, configs: list[CodecConfig]) -> list[Cell]:
+    """The cells of a :class:`CropPlanSpec`: round by round, per image, per configuration, per rate point."""
+    return [cell for k in range(1, spec.rounds + 1) for image in spec.images for config in configs
+            for cell in image_cells(config, config.rates, spec.dataset, [image], [spec.crop], spec.device, k)]
+
+
+def plan(spec: PlanSpec | CropPlanSpec, configs: list[CodecConfig]) -> tuple[list[Cell], list[str]]:
+    """Every cell of the run plus notes for the user. A :class:`PlanSpec`: round by round, per
+    configuration, the dataset's images at native size over the chosen rate points, then the
+    ladder's crops; a :class:`CropPlanSpec`: :func:`plan_crops`."""
+    if isinstance(spec, CropPlanSpec):
+        return plan_crops(spec, configs), []
     notes: list[str] = []
     wanted = labels(spec.rates) if spec.rates else None
     rates_of = {c.name: _rates(c, wanted) if wanted else list(c.rates) for c in configs}

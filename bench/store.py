@@ -60,7 +60,12 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "pixels": "INTEGER",
     "device": "TEXT",
     "round": "INTEGER",  # 1, or k for the k-th repetition of the same cell (the gate's rounds)
-    "threads": "INTEGER",
+    "threads": "INTEGER",  # the run's --threads: the pin of every process of the cell
+    # what the timed calls ran with (Codec.threads_used): the pin, or the codec's own count, which
+    # threads_pinned_by names (NULL: both follow the pin); NULL in error rows and rows from before
+    "enc_threads": "INTEGER",
+    "dec_threads": "INTEGER",
+    "threads_pinned_by": "TEXT",
     "bytes": "INTEGER",
     "bpp": "REAL",
     "stream_sha256": "TEXT",  # sha256 of the kept bitstream (bench.streams; run --keep-streams), else NULL

@@ -26,28 +26,26 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import procenv
 from bench.cells import Cell, Settings, config_hash, now
 from bench.errors import CodecError, ImageError
-from bench.threads import set_thread_count
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _configure_torch(threads: int) -> None:
+def prepare_worker(settings: Settings) -> None:
+    """Pin the thread counts and the time limit of ``settings`` (:meth:`Settings.environment`),
+    import torch (if installed) and warm the selected metrics once, before a worker's first cell,
+    so that no cell pays for first use inside its time limit (both executors' workers call it
+    before they say "started")."""
+    procenv.pin(settings.threads, settings.timeout_s)  # the variables first: math libraries read them at load
     try:
-        import torch
+        import torch  # noqa: F401 — imported here, so that procenv.pin sets its count
     except ImportError:
-        return
-    torch.set_num_threads(threads)
-
-
-def prepare_worker(threads: int, metrics: tuple[str, ...] = ()) -> None:
-    """Pin the thread counts, import torch (if installed) and warm the selected ``metrics`` once,
-    before a worker's first cell, so that no cell pays for first use inside its time limit (both
-    executors' workers call it before they say "started")."""
-    set_thread_count(threads)
-    _configure_torch(threads)
-    warm_metrics(metrics)
+        pass
+    else:
+        procenv.pin(settings.threads, settings.timeout_s)
+    warm_metrics(settings.metrics)
 
 
 def warm_metrics(names: tuple[str, ...]) -> None:
@@ -272,8 +270,9 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         from bench.complexity import cell_columns  # learned codecs: kMAC/pixel, counted once per size
 
         row.update(cell_columns(codec, cell.rate, pixels.shape[0], pixels.shape[1], state.measured))
+        row.update(thread_columns(codec, state.settings.threads))
         if state.settings.cross_decode:
-            row["cross_decode"] = cross_decode(cell, data, decoded, state.settings.threads)
+            row["cross_decode"] = cross_decode(cell, data, decoded, state.settings)
         if state.settings.keep_streams:  # the bytes travel with the row; the runner writes the file
             from bench.streams import ROW_KEY
 
@@ -287,9 +286,17 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
     return row
 
 
-def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
+def thread_columns(codec: Any, threads: int) -> dict[str, Any]:
+    """The row's record of the thread counts its timed calls ran with: the run's pin ``threads``
+    unless the codec pins its own (:meth:`~bench.codecs.base.Codec.threads_used`, which says so)."""
+    used = codec.threads_used(threads)
+    return {"enc_threads": used.encode, "dec_threads": used.decode, "threads_pinned_by": used.pinned_by}
+
+
+def cross_decode(cell: Cell, data: bytes, decoded, settings: Settings) -> str:
     """Decode ``data`` again in a fresh process with another thread count (and, where a GPU
-    exists, on the other device); 'identical' if the pixels match bit for bit. The thread count
+    exists, on the other device), bounded by the run's time limit; 'identical' if the pixels
+    match bit for bit. The thread count
     is the one the fresh process reports it decoded with; a decoder that pinned another count
     (MLIC++ float32 streams pin the encoder's) is reported as 'not cross-decoded'."""
     import numpy as np
@@ -297,7 +304,7 @@ def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
     from bench.crossdecode import decode_fresh, write_config
     from bench.device import cuda_available
 
-    other_threads = 2 if threads == 1 else 1
+    other_threads = 2 if settings.threads == 1 else 1
     other_device = cell.device
     if cuda_available():
         other_device = "cpu" if cell.device.startswith("cuda") else "cuda"
@@ -307,7 +314,7 @@ def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
         stream.write_bytes(data)
         try:
             (again,), ran = decode_fresh(write_config(cell.config, Path(tmp, "config.json")), [stream],
-                                         other_threads, other_device, timeout=600)
+                                         other_threads, other_device, timeout=settings.timeout_s)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             return f"error ({where}): {exc}"
     if ran != [other_threads]:
@@ -321,7 +328,7 @@ def cross_decode(cell: Cell, data: bytes, decoded, threads: int) -> str:
 def worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
     """Entry point of a worker process: run cells from ``conn`` until ``None`` or end of pipe."""
     die_with_parent(parent_pid)
-    prepare_worker(settings.threads, settings.metrics)
+    prepare_worker(settings)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     state = WorkerState(settings)
     while True:

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent / "bench"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("bench", "bench.errors", "bench.hashing", "bench.folders", "bench.device", "bench.colour",
               "bench.argparsing", "bench.progress", "bench.download", "bench.machine", "bench.images",
-              "bench.third_party", "bench.threads", "bench.outfiles", "bench.codeversion")),
+              "bench.third_party", "bench.outfiles", "bench.codeversion")),
     ("models", ("bench.models",)),
     ("metrics", ("bench.metrics",)),
     ("codecs", ("bench.codecs",)),

@@ -229,3 +229,25 @@ def test_anchor_refuses_an_incomplete_store(tiny_vtm_store, tmp_path) -> None:
     result = vtm_tool("anchor", "--from-results", str(copy), "--dataset", "tiny", "--out", str(tmp_path / "a"))
     assert result.returncode == 2 and "1 (image, rate) cell(s) missing" in result.stderr and "('crop1', 'qp=47')" in result.stderr
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.timeout(900)
+def test_anchor_runs_the_suite_as_a_session(tiny_vtm_store, tmp_path) -> None:
+    """``vtm anchor`` without --from-results runs the suite in-process through bench.session (no
+    ``bench run`` subprocess of its own): one thread, no warm-up, one repeat, an hour's limit, the
+    tool's own command in the manifest, and every row saying what thread counts were timed."""
+    from bench.anchors import load_anchor
+    from bench.store import read_measurements, read_runs
+
+    shutil.copytree(tiny_vtm_store.parent / "tiny", tmp_path / "tiny")
+    result = python_module("bench.tools.vtm", "anchor", "--results", "results", "--dataset", "tiny", "--jobs", "1",
+                           "--out", "anchors", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert len(load_anchor("tiny/vtm-23.13", root=tmp_path / "anchors").per_image) == 2
+    run = read_runs(tmp_path / "results").iloc[-1]
+    manifest = json.loads(run["manifest"])
+    assert "-m bench.tools.vtm anchor" in run["command"] and run["threads"] == 1 and manifest["machine"]["cpu_model"]
+    assert manifest["protocol"] == {"warmup": 0, "repeats": 1, "timeout_s": 3600.0, "cross_decode": False,
+                                    "memory": "size"}
+    rows = read_measurements(tmp_path / "results")
+    assert len(rows) == 12 and (rows.enc_threads == 1).all() and (rows.dec_threads == 1).all()

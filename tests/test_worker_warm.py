@@ -15,9 +15,10 @@ FIRST_CELL = """
 import json, sys
 import numpy as np
 from bench.metrics import DEFAULT, compute, run
+from bench.cells import Settings
 from bench.worker import prepare_worker
 
-prepare_worker(1, DEFAULT)  # what a worker does before it takes its first cell
+prepare_worker(Settings(threads=1, metrics=DEFAULT))  # what a worker does before it takes its first cell
 before = set(sys.modules)
 probed = sorted(run._UNAVAILABLE)
 image = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)

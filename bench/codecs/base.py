@@ -106,6 +106,16 @@ class Encoded:
 
 
 @dataclass(frozen=True)
+class ThreadUse:
+    """The thread counts a codec's last encode and decode ran with, and, when the codec chose them
+    rather than following the run's pin, what set them (stored with the row: what was timed)."""
+
+    encode: int | None
+    decode: int | None
+    pinned_by: str | None = None  # None: both follow the run's --threads
+
+
+@dataclass(frozen=True)
 class CodecConfig:
     """A codec configuration as read from ``codecs/<name>.toml``.
 
@@ -205,6 +215,11 @@ class Codec(abc.ABC):
             "subprocess": self.subprocess,
             "description": self.config.description,
         }
+
+    def threads_used(self, threads: int) -> ThreadUse:
+        """The thread counts of the last encode and decode, given the run's pin ``threads`` (every
+        math-library pool of the worker). A codec that sets its own count overrides this and says so."""
+        return ThreadUse(threads, threads)
 
     # --- coding ------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Param, RatePoint, ThreadUse
 from bench.errors import CodecError
 
 
@@ -34,6 +34,14 @@ class ImagecodecsCodec(Codec):
         import imagecodecs
 
         return getattr(imagecodecs, self.codec_name + "_encode"), getattr(imagecodecs, self.codec_name + "_decode")
+
+    def threads_used(self, threads: int) -> ThreadUse:
+        """imagecodecs sizes the library's pools itself: encode at ``numthreads`` (where the codec takes
+        it), decode at imagecodecs' default of 1, whatever the run's pin."""
+        if self.fixed_params is None or "numthreads" not in self.fixed_params:
+            return super().threads_used(threads)
+        return ThreadUse(int(self.config.params.get("numthreads", 1)), 1,
+                         "imagecodecs: numthreads (encode), its default 1 (decode)")
 
     def decode(self, data: bytes) -> np.ndarray:
         _, decode = self._functions()

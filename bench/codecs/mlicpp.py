@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.codecs.base import CodecConfig, Encoded, Param, RatePoint
+from bench.codecs.base import CodecConfig, Encoded, Param, RatePoint, ThreadUse
 from bench.codecs.learned import LOF_PARAMS, WEIGHTS_PARAM, LearnedCodec, decode_guard, lof_options
 from bench.errors import CodecError
 
@@ -206,6 +206,19 @@ class MLICPlusPlusCodec(LearnedCodec):
         except Exception as exc:
             raise decode_guard(self.name, exc) from exc
         return self.to_uint8(x_hat)
+
+    def threads_used(self, threads: int) -> ThreadUse:
+        """On CPU the encoder runs at ``params.threads``; a float32 stream decodes at the count in its
+        header (the encoder's), a portable one at the worker's pin (or ``decode_threads``)."""
+        if self.torch_device.type != "cpu":
+            return super().threads_used(threads)
+        decode = self.last_decode_threads or threads
+        by = f"{self.adapter} params threads={self.params['threads']} (encode)"
+        if self.decode_threads is not None:
+            by += f", decode_threads={self.decode_threads} (decode)"
+        elif not self.params["portable"]:
+            by += ", the float32 stream's header (decode)"
+        return ThreadUse(self.params["threads"], decode, by)
 
     @property
     def last_decode_threads(self) -> int | None:

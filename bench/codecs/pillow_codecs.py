@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, features
 
-from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
+from bench.codecs.base import Codec, CodecConfig, Param, RatePoint, ThreadUse
 from bench.errors import CodecError
 
 
@@ -102,6 +102,15 @@ class AvifCodec(PillowCodec):
     fixed_params = {"subsampling": Param(str, choices=("4:4:4", "4:2:2", "4:2:0", "4:0:0")),
                     "speed": Param(int, 0, 10), "range": Param(str, choices=("full", "limited")),
                     "max_threads": Param(int, 1), "codec": Param(str), "advanced": Param(dict)}
+
+    def threads_used(self, threads: int) -> ThreadUse:
+        """libavif sizes its own pools: the encoder at ``max_threads`` (Pillow's default without it),
+        the decoder at Pillow's default (the CPUs this process may run on), whatever the run's pin."""
+        from PIL import AvifImagePlugin
+
+        default = AvifImagePlugin._get_default_max_threads()
+        encode = int(self.config.params.get("max_threads", default))
+        return ThreadUse(encode, default, "libavif via Pillow: max_threads (encode), the CPUs usable (decode)")
 
     def library_version(self) -> str:
         from PIL import _avif

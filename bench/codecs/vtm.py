@@ -14,6 +14,8 @@ would let swapped dimensions decode silently).
 By default VTM is looked up in the folder ``python -m bench.tools.vtm build`` installs into
 (:meth:`bench.third_party.VTM.prefix <bench.third_party.Release.prefix>`); ``vtm_dir`` or ``$VTM_DIR``
 override it.
+Each VTM process gets the run's thread pins and is bounded by the run's time limit
+(:mod:`bench.procenv`, from the run's ``Settings``; a ``timeout_s`` parameter can only tighten it).
 Timing includes process start-up and raw-file I/O. The version recorded is the banner the encoder
 prints (e.g. ``VTM Encoder Version 17.0``) plus the SHA-256 of the cfg file.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import procenv
 from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
 from bench.errors import CodecError
 from bench.colour import rgb_to_ycbcr, ycbcr_to_rgb
@@ -86,7 +90,7 @@ def run_tool(cmd: list[str], timeout: float) -> tuple[str, int]:
     """Run ``cmd``; return its stdout and the child's peak RSS in bytes (``wait4``'s ru_maxrss)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=procenv.child_env())
         except OSError as exc:
             raise CodecError(f"cannot start {cmd[0]}: {exc}") from exc
         deadline = time.monotonic() + timeout
@@ -146,7 +150,8 @@ class VtmCodec(Codec):
         self.bit_depth = int(config.params.get("bit_depth", 10))
         if self.bit_depth not in (8, 10):
             raise ValueError(f"vtm bit_depth must be 8 or 10, got {self.bit_depth}")
-        self.timeout = float(config.params.get("timeout_s", 3600))
+        #: seconds per VTM call: the run's per-cell limit (an hour outside a run), or less if the params say so
+        self.timeout = min(procenv.timeout_s(3600.0), float(config.params.get("timeout_s", math.inf)))
 
     @classmethod
     def check_available(cls, config: CodecConfig) -> str | None:

@@ -162,7 +162,7 @@ def run_on_worker(cell: Cell, settings: Settings, image_bytes: bytes | None = No
                     _STATE.close()
                 else:
                     atexit.register(_exit_once_closed, worker)
-                prepare_worker(settings.threads, settings.metrics)
+                prepare_worker(settings)
                 _settle(worker)
                 _STATE = WorkerState(settings)
             if image_bytes is not None:
@@ -243,7 +243,7 @@ class DaskExecutor:
             return
         local_gpus = gpu_count() if gpu_cells and not self.scheduler else 0
         self.client, self.cluster, shares_files = connect(self.scheduler, self.cluster_text, self.jobs,
-                                                          self.settings.threads, local_gpus)
+                                                          self.settings.environment(), local_gpus)
         if self.ship_images is None:
             self.ship_images = not shares_files
         self.client.subscribe_topic(TOPIC, self._on_event)

@@ -1,8 +1,9 @@
 """Where the dask executor's workers come from: an existing scheduler, a LocalCluster, or a batch
 system through dask-jobqueue (Slurm, PBS, SGE, LSF) configured the Dask way.
 
-Every cluster made here runs single-threaded process workers (one cell at a time, thread count
-pinned by the executor) and a scheduler that never retries a cell whose worker died
+Every cluster made here runs single-threaded process workers (one cell at a time; thread count and
+time limit from the run's :class:`~bench.cells.Settings`, in each worker's environment before it
+starts) and a scheduler that never retries a cell whose worker died
 (``allowed-failures = 0``: a cell that killed its worker is an error row, not a cell that kills
 three more) and hands each single-threaded worker one task at a time (``worker-saturation = 1``).
 """
@@ -76,14 +77,11 @@ def _dask_log_level() -> int:
     return max(logging.WARNING, logging.getLogger("distributed").getEffectiveLevel())
 
 
-def worker_env(threads: int) -> dict[str, str]:
-    """Environment of a worker process started by us: math-library pools pinned before any import."""
-    return {var: str(threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-
-
-def start_local(spec: ClusterSpec, threads: int, gpu_workers: int = 0) -> Any:
+def start_local(spec: ClusterSpec, env: dict[str, str], gpu_workers: int = 0) -> Any:
     """A LocalCluster of ``spec.workers`` single-threaded process workers, plus ``gpu_workers``
-    workers advertising the resource ``GPU=1`` (each owns one GPU). No memory limit: as with the
+    workers advertising the resource ``GPU=1`` (each owns one GPU), each started with ``env`` (the
+    run's :meth:`~bench.cells.Settings.environment`: math-library pools pinned before any import).
+    No memory limit: as with the
     local executor, only the operating system ends a worker for its memory."""
     import dask
     from distributed import LocalCluster, Nanny
@@ -94,7 +92,7 @@ def start_local(spec: ClusterSpec, threads: int, gpu_workers: int = 0) -> Any:
     # page faults (3-10× slower JPEG encode measured); the local executor's workers have no such setting.
     level = _dask_log_level()
     quiet = {"logging.distributed": logging.getLevelName(level).lower()} if level > logging.INFO else {}
-    with dask.config.set({**SCHEDULER_CONFIG, **quiet, "distributed.nanny.pre-spawn-environ": worker_env(threads)}):
+    with dask.config.set({**SCHEDULER_CONFIG, **quiet, "distributed.nanny.pre-spawn-environ": env}):
         cluster = LocalCluster(n_workers=spec.workers, silence_logs=max(level, logging.WARNING), **options)
         if gpu_workers:
             base = cluster.new_worker_spec()
@@ -172,9 +170,10 @@ def tune_scheduler(dask_scheduler: Any) -> dict[str, float]:
     return before
 
 
-def connect(scheduler: str | None, cluster: str | None, jobs: int, threads: int,
+def connect(scheduler: str | None, cluster: str | None, jobs: int, env: dict[str, str],
             gpu_workers: int = 0) -> tuple[Any, Any, bool]:
-    """(client, cluster we started or None, whether the workers surely share our files).
+    """(client, cluster we started or None, whether the workers surely share our files). ``env``:
+    the environment of the workers of a cluster started here (:meth:`Settings.environment`).
 
     Neither ``scheduler`` nor ``cluster``: a LocalCluster of ``jobs`` workers."""
     from distributed import Client
@@ -196,7 +195,7 @@ def connect(scheduler: str | None, cluster: str | None, jobs: int, threads: int,
                         ", ".join(f"{k}={SCHEDULER_TARGET[k]} (was {v})" for k, v in changed.items()))
         return client, None, False
     spec = parse_cluster(cluster or f"local:{jobs}", jobs)
-    made = start_local(spec, threads, gpu_workers) if spec.kind == "local" else start_batch(spec)
+    made = start_local(spec, env, gpu_workers) if spec.kind == "local" else start_batch(spec)
     try:
         client = Client(made)
     except BaseException:

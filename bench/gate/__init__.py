@@ -79,8 +79,8 @@ baseline file) and :mod:`~bench.gate.cli` (the command line).
 
 from bench.errors import GateError
 from bench.gate.baseline import DEFAULT_BASELINE, SCHEMA, read_baseline, validate_baseline
-from bench.gate.benchmark import (GATE_DATASET, TIME, YARDSTICK, GateBenchmark, idlest_cpu, one_cpu, plan_cells,
-                                  run_benchmark, yardstick_config)
+from bench.gate.benchmark import (GATE_DATASET, TIME, YARDSTICK, GateBenchmark, idlest_cpu, one_cpu, run_benchmark,
+                                  session_spec, yardstick_config)
 from bench.gate.cli import build_parser, main
 from bench.gate.judge import (FAIL, PASS, UNJUDGED, CodecSummary, Verdict, baseline_document, cell_key, compare,
                               exit_status, format_table, summarise, time_change, yardstick_times)
@@ -88,7 +88,7 @@ from bench.gate.judge import (FAIL, PASS, UNJUDGED, CodecSummary, Verdict, basel
 __all__ = [
     "DEFAULT_BASELINE", "FAIL", "GATE_DATASET", "PASS", "SCHEMA", "TIME", "UNJUDGED", "YARDSTICK",
     "CodecSummary", "GateBenchmark", "GateError", "Verdict", "baseline_document", "build_parser",
-    "cell_key", "compare", "exit_status", "format_table", "idlest_cpu", "main", "one_cpu", "plan_cells",
-    "read_baseline", "run_benchmark", "summarise", "time_change", "validate_baseline",
+    "cell_key", "compare", "exit_status", "format_table", "idlest_cpu", "main", "one_cpu",
+    "read_baseline", "run_benchmark", "session_spec", "summarise", "time_change", "validate_baseline",
     "yardstick_config", "yardstick_times",
 ]

@@ -1,27 +1,29 @@
-"""What the gate runs, and running it: the benchmark definition, the yardstick, the cells, CPU pinning.
+"""What the gate runs, and running it: the benchmark definition, the yardstick, its images, CPU pinning.
 
 :class:`GateBenchmark` is the fixed benchmark (stored in the baseline so that later runs repeat
-it); :func:`plan_cells` lays out its rounds through :mod:`bench.plan` (yardstick first, every cell once per
-round, the round a field of the cell);
-:func:`run_benchmark` runs them through the runner, each round in fresh worker processes, pinned
-to one CPU (:func:`one_cpu`), into a results store. See the :mod:`bench.gate` docstring for why.
+it); :func:`session_spec` describes it as a session (:mod:`bench.session`), whose plan is the
+crop layout of :mod:`bench.plan` (yardstick first, every cell once per round, the round a field
+of the cell); :func:`run_benchmark` runs that session — each round in fresh worker processes,
+pinned to one CPU (:func:`one_cpu`) — into a results store. See the :mod:`bench.gate` docstring
+for why.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.errors import ConfigError, GateError
 from bench.codecs.base import CodecConfig, RatePoint
-from bench.machine import MachineClass
+from bench.errors import ConfigError, GateError, UsageError
+
+if TYPE_CHECKING:
+    from bench.session import SessionSpec
 
 YARDSTICK = "gate-yardstick"
 GATE_DATASET = "kodak"  # the dataset label of the gate cells (also for images from --dataset)
@@ -76,17 +78,6 @@ def _gate_images(names: tuple[str, ...], folder: Path | None = None) -> list[tup
     return [(n, by_name[n], file_sha256(by_name[n])) for n in names]
 
 
-def plan_cells(benchmark: GateBenchmark, configs: list, images: list[tuple[str, Path, str]]) -> list[list]:
-    """One list of cells per round (``Cell.round`` = 1, 2, ...); each round holds every cell once:
-    per image, the yardstick, then every codec's rate points."""
-    from bench.plan import image_cells
-
-    return [[cell for name, path, sha in images for config in [yardstick_config(), *configs]
-             for cell in image_cells(config, config.rates, GATE_DATASET, [(path, name, sha)], [benchmark.crop],
-                                     "cpu", k)]
-            for k in range(1, benchmark.rounds + 1)]
-
-
 def idlest_cpu(candidates: set[int], seconds: float = 0.3) -> int:
     """The candidate CPU with the most idle time over ``seconds`` (Linux ``/proc/stat``; else the
     highest-numbered candidate)."""
@@ -131,53 +122,35 @@ def one_cpu() -> Iterator[str]:
         os.sched_setaffinity(0, before)
 
 
+def session_spec(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | None = None,
+                 dataset: Path | None = None, cpu_affinity: str | None = None) -> SessionSpec:
+    """The gate benchmark as a session: its codecs strictly (one that cannot run is an error), the
+    yardstick first, the crops of its images round by round in fresh workers, one thread, no memory."""
+    from bench.plan import CropPlanSpec
+    from bench.session import SessionSpec, command_line
+
+    images = tuple((path, name, sha) for name, path, sha in _gate_images(benchmark.images, dataset))
+    return SessionSpec(
+        out=out, command=command_line("bench.gate", sys.argv[1:]), codecs=",".join(benchmark.codecs),
+        codecs_dir=codecs_dir, plan=CropPlanSpec(images, benchmark.crop, GATE_DATASET, "cpu", benchmark.rounds),
+        extra_configs=(yardstick_config(),), strict=True, jobs=benchmark.jobs, threads=1,
+        warmup=benchmark.warmup, repeats=benchmark.repeats, memory="off", timeout_s=300, cross_decode=False,
+        fresh_workers_per_round=True, check_images=False,
+        manifest_extra={"gate": {**asdict(benchmark), "cpu_affinity": cpu_affinity}})
+
+
 def run_benchmark(benchmark: GateBenchmark, out: Path, codecs_dir: str | Path | None = None,
                   quiet: bool = False, dataset: Path | None = None) -> Path:
-    """Run the gate benchmark into the store at ``out`` through the runner; returns ``out``."""
-    from bench.cli import PACKAGES, _version
-    from bench.codeversion import git_commit
-    from bench.codecs import registry
-    from bench.device import cpu_model
-    from bench.cells import Protocol
-    from bench.runner import Runner, Settings, now
-    from bench.store import Store
+    """Run the gate benchmark into the store at ``out`` (a session, :func:`session_spec`); returns
+    ``out``. A codec or image the benchmark names that cannot run here is a :class:`GateError`."""
+    from bench.session import run_session
 
-    try:
-        configs_all = registry.load_configs(codecs_dir)
-    except ConfigError as exc:  # no such folder
-        raise GateError(str(exc)) from None
-    broken = [str(configs_all.broken[c]) for c in benchmark.codecs if c in configs_all.broken]
-    if broken:
-        raise GateError("gate codec configuration broken: " + "; ".join(broken))
-    unknown = [c for c in benchmark.codecs if c not in configs_all]
-    if unknown:
-        raise GateError(f"gate codecs {unknown} have no configuration in {codecs_dir or registry.default_codecs_dir()}")
-    configs = [configs_all[c] for c in benchmark.codecs]
-    unavailable = {c.name: r for c in configs if (r := registry.availability(c))}
-    if unavailable:
-        raise GateError("gate codecs unavailable here: " + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
-    cells = plan_cells(benchmark, configs, _gate_images(benchmark.images, dataset))
-    settings = Settings(Protocol(benchmark.warmup, benchmark.repeats, memory="off"), threads=1, cross_decode=False, timeout_s=300)
-    manifest = {
-        "started_at": now(), "command": " ".join([Path(sys.executable).name, "-m", "bench.gate", *sys.argv[1:]]),
-        "git_commit": git_commit(), "host": platform.node(), "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
-        "machine": MachineClass.here().to_dict(), "threads": 1, "jobs": benchmark.jobs,
-        "python": platform.python_version(),
-        "packages": {p: _version(p) for p in PACKAGES}, "gate": asdict(benchmark),
-        "protocol": {"warmup": benchmark.warmup, "repeats": benchmark.repeats},
-        "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "rates": [(r.label, r.params) for r in c.rates]}
-                   for c in [yardstick_config(), *configs]},
-    }
-    with Store(out) as store, one_cpu() as cpu:
-        manifest["gate"]["cpu_affinity"] = cpu
-        run_id = store.start_run(manifest)
-        t0 = time.perf_counter()
-        done = errors = 0
-        for round_cells in cells:  # fresh worker processes for each round (see the bench.gate docstring)
-            result = Runner(store, settings, benchmark.jobs).run(round_cells, run_id)
-            done, errors = done + result.done, errors + result.errors
-        store.finish_run(run_id, now())
+    with one_cpu() as cpu:
+        try:
+            result = run_session(session_spec(benchmark, out, codecs_dir, dataset, cpu))
+        except (UsageError, ConfigError) as exc:  # a named codec unknown, broken or unavailable here
+            raise GateError(f"gate codecs: {exc}") from None
     if not quiet:
-        print(f"gate benchmark: {done} cells ({errors} errors) in {time.perf_counter() - t0:.1f} s "
+        print(f"gate benchmark: {result.done} cells ({result.errors} errors) in {result.wall_s:.1f} s "
               f"with {benchmark.jobs} worker(s)", file=sys.stderr)
     return out

@@ -1,7 +1,8 @@
 """The measured VTM anchor: the suite's own ``vtm`` configuration on Kodak, as an anchor file.
 
-``python -m bench.tools.vtm anchor`` runs the suite (``bench run --codecs vtm --dataset kodak
---ladder none``) into a results folder, or takes a finished one (``--from-results``), and writes
+``python -m bench.tools.vtm anchor`` runs the suite as a session (:mod:`bench.session`; what
+``bench run --codecs vtm --dataset kodak --ladder none --threads 1 --warmup 0 --repeats 1 --timeout
+3600`` runs) into a results folder, or takes a finished one (``--from-results``), and writes
 ``anchors/<dataset>/vtm-<VERSION>.json``: the mean curve over the images in ``points``, every
 image's points in ``per_image``, and the provenance (run manifests, store sha256, encoder command,
 cfg sha256, VTM build record). Every number comes from the store's rows; nothing is re-measured.
@@ -10,15 +11,17 @@ cfg sha256, VTM build record). Every number comes from the store's rows; nothing
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.anchors import Anchor, anchors_dir, save_anchor
-from bench.errors import AnchorError, BuildError
+from bench.errors import AnchorError
 from bench.hashing import file_sha256
 from bench.third_party import VTM
+
+if TYPE_CHECKING:
+    from bench.session import SessionSpec
 
 COLUMNS = ("bpp", "psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "enc_time_s", "dec_time_s")
 RUN_FIELDS = ("run_id", "started_at", "finished_at", "command", "git_commit", "host", "cpu", "threads", "jobs")
@@ -26,17 +29,27 @@ COLOUR = ("RGB -> Y'CbCr BT.709 full range with rounding (bench.colour), 10-bit,
           "with rounding; metrics on the 8-bit RGB result against the original (conversion loss included)")
 
 
-def run_suite(results: Path, dataset: str, jobs: int) -> None:
-    """``python -m bench run --codecs vtm --dataset DATASET --ladder none`` into ``results`` (resumes).
+def suite_spec(results: Path, dataset: str, jobs: int) -> SessionSpec:
+    """The suite run behind the anchor: ``vtm`` on ``dataset`` at native size, no ladder, into ``results``.
 
     One single-threaded encode per cell (VTM is deterministic; its time is not the point of an
-    anchor) and an hour's timeout: a 768×512 image at QP 22 takes minutes on a loaded core."""
-    cmd = [sys.executable, "-m", "bench", "run", "--codecs", "vtm", "--dataset", dataset, "--ladder", "none",
-           "--jobs", str(jobs), "--threads", "1", "--warmup", "0", "--repeats", "1", "--timeout", "3600",
-           "--out", str(results)]
-    print("running: " + " ".join(cmd), file=sys.stderr)
-    if subprocess.run(cmd).returncode != 0:
-        raise BuildError(f"the suite run failed ({' '.join(cmd)}); fix it and run the same command again (it resumes)")
+    anchor) and an hour's time limit: a 768×512 image at QP 22 takes minutes on a loaded core."""
+    from bench.plan import PlanSpec
+    from bench.session import SessionSpec, command_line
+
+    return SessionSpec(out=results, command=command_line("bench.tools.vtm", sys.argv[1:]), codecs="vtm",
+                       plan=PlanSpec(dataset=dataset, ladder="none"), strict=True, jobs=jobs, threads=1,
+                       warmup=0, repeats=1, timeout_s=3600.0)
+
+
+def run_suite(results: Path, dataset: str, jobs: int) -> None:
+    """Run :func:`suite_spec` as a session (resumes a finished or interrupted one)."""
+    from bench.session import run_session
+
+    def say(text: str, warning: bool) -> None:
+        print(("warning: " if warning else "") + text, file=sys.stderr)
+
+    run_session(suite_spec(results, dataset, jobs), say)  # failed cells: anchor_from_results names them
 
 
 def _encoder_command(params: dict[str, Any]) -> list[str]:

@@ -213,3 +213,30 @@ def test_lof_through_the_adapter(photo):
     assert x["lof_bytes_after"] == len(enc.data) and x["estimated_bits"] > 0
     assert codec.decode(enc.data).shape == image.shape
     codec.close()
+
+
+def test_rows_say_what_thread_counts_were_timed(untrained_codec, photo):
+    """Issue 18: MLIC++ encodes at its TOML's ``threads = 2``; a portable stream decodes at the
+    run's pin, a float32 stream at the count in its header. ``threads_used`` (stored per row as
+    enc_threads / dec_threads / threads_pinned_by) says so, where the row's ``threads`` says only
+    the run's --threads."""
+    from bench import procenv
+    from bench.codecs.base import ThreadUse
+
+    image = np.ascontiguousarray(photo[:64, :64])
+    rate = untrained_codec.config.rates[0]
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        float32 = create(dataclasses.replace(untrained_codec.config, params={
+            **untrained_codec.config.params, "portable": False}))
+    before = torch.get_num_threads()
+    try:
+        with procenv.pinned_for(1):  # the run's --threads 1
+            untrained_codec.decode(untrained_codec.encode(image, rate).data)
+            portable = untrained_codec.threads_used(1)
+            float32.decode(float32.encode(image, rate).data)
+            pinned = float32.threads_used(1)
+    finally:
+        float32.close()
+        torch.set_num_threads(before)
+    assert portable == ThreadUse(2, 1, "mlicpp params threads=2 (encode)")
+    assert pinned == ThreadUse(2, 2, "mlicpp params threads=2 (encode), the float32 stream's header (decode)")
