@@ -42,6 +42,11 @@ def config_hash(config: CodecConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+#: the key under which a worker returns a cell's bitstream in its row (``--keep-streams``; not a
+#: store column: the runner takes it out, writes the file with :mod:`bench.streams` and records
+#: ``stream_sha256`` instead)
+STREAM_ROW_KEY = "_stream"
+
 @dataclass(frozen=True)
 class Cell:
     """One unit of work; everything a worker needs, picklable.

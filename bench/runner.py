@@ -39,9 +39,10 @@ class RunResult:
 def keep_stream(row: dict[str, Any], store_path: Path) -> None:
     """Write the bitstream a worker returned with ``row`` (``--keep-streams``) beside the store and
     put its sha256 in ``stream_sha256``; a row without one is left as it is."""
-    from bench.streams import ROW_KEY, streams_dir, write_stream
+    from bench.cells import STREAM_ROW_KEY
+    from bench.streams import streams_dir, write_stream
 
-    data = row.pop(ROW_KEY, None)
+    data = row.pop(STREAM_ROW_KEY, None)
     if data is not None and row.get("status") == "ok":
         row["stream_sha256"] = write_stream(streams_dir(store_path), data)
 

@@ -247,8 +247,9 @@ def _start_worker(threads: int, names: tuple[str, ...], parent_pid: int | None) 
 
         die_with_parent(parent_pid)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops; scored rows are committed
-    prepare_worker(threads, names)
-    _STATE = WorkerState(Settings(threads=threads, metrics=names))
+    settings = Settings(threads=threads, metrics=names)
+    prepare_worker(settings)
+    _STATE = WorkerState(settings)
 
 
 def score_one(cell: Cell, data: bytes, names: tuple[str, ...], weights_sha256: str | None,

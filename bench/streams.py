@@ -24,9 +24,6 @@ from bench.errors import StreamError
 from bench.store import db_path
 
 FOLDER = "streams"
-#: the key under which a worker returns a cell's bitstream in its row (not a store column: the
-#: runner takes it out, writes the file and records ``stream_sha256`` instead)
-ROW_KEY = "_stream"
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 

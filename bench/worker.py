@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import procenv
-from bench.cells import Cell, Settings, config_hash, now
+from bench.cells import STREAM_ROW_KEY, Cell, Settings, config_hash, now
 from bench.errors import CodecError, ImageError
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -274,9 +274,7 @@ def run_cell(cell: Cell, state: WorkerState, started: Callable[[], None] = lambd
         if state.settings.cross_decode:
             row["cross_decode"] = cross_decode(cell, data, decoded, state.settings)
         if state.settings.keep_streams:  # the bytes travel with the row; the runner writes the file
-            from bench.streams import ROW_KEY
-
-            row[ROW_KEY] = bytes(data)
+            row[STREAM_ROW_KEY] = bytes(data)
         row["status"] = "ok"
     except BaseException as exc:  # noqa: BLE001 — one failing cell never stops the run
         if isinstance(exc, KeyboardInterrupt):

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent / "bench"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("bench", "bench.errors", "bench.hashing", "bench.folders", "bench.device", "bench.colour",
               "bench.argparsing", "bench.progress", "bench.download", "bench.machine", "bench.images",
-              "bench.third_party", "bench.outfiles", "bench.codeversion")),
+              "bench.third_party", "bench.outfiles", "bench.codeversion", "bench.procenv")),
     ("models", ("bench.models",)),
     ("metrics", ("bench.metrics",)),
     ("codecs", ("bench.codecs",)),
@@ -38,12 +38,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("measure", ("bench.measure", "bench.memory", "bench.measurecache", "bench.complexity", "bench.crossdecode",
                  "bench.decode_scaling", "bench.lof_run")),
     ("executor", ("bench.worker", "bench.executors")),
-    ("store", ("bench.store", "bench.storelock")),
+    ("store", ("bench.store", "bench.storelock", "bench.streams")),
     ("analysis", ("bench.analysis", "bench.anchors")),
     ("results view", ("bench.results",)),
     ("report", ("bench.report", "bench.export", "bench.summary")),
-    ("session", ("bench.runner",)),
-    ("entry points and tools", ("bench.cli", "bench.__main__", "bench.gate", "bench.tools", "bench.training")),
+    ("session", ("bench.runner", "bench.session")),
+    ("entry points and tools", ("bench.cli", "bench.score", "bench.__main__", "bench.gate", "bench.tools", "bench.training")),
 ]
 
 

@@ -235,19 +235,27 @@ def test_anchor_refuses_an_incomplete_store(tiny_vtm_store, tmp_path) -> None:
 def test_anchor_runs_the_suite_as_a_session(tiny_vtm_store, tmp_path) -> None:
     """``vtm anchor`` without --from-results runs the suite in-process through bench.session (no
     ``bench run`` subprocess of its own): one thread, no warm-up, one repeat, an hour's limit, the
-    tool's own command in the manifest, and every row saying what thread counts were timed."""
+    tool's own command in the manifest, and every row saying what thread counts were timed; the
+    default and JPEG AI metric sets are computed, every stream is kept, and the anchor carries each
+    metric column the run filled for every cell (on these 32×48 crops: those without a minimum size)."""
     from bench.anchors import load_anchor
     from bench.store import read_measurements, read_runs
+    from bench.streams import stream_path, streams_dir
 
     shutil.copytree(tiny_vtm_store.parent / "tiny", tmp_path / "tiny")
     result = python_module("bench.tools.vtm", "anchor", "--results", "results", "--dataset", "tiny", "--jobs", "1",
                            "--out", "anchors", cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr
-    assert len(load_anchor("tiny/vtm-23.13", root=tmp_path / "anchors").per_image) == 2
+    anchor = load_anchor("tiny/vtm-23.13", root=tmp_path / "anchors")
+    assert len(anchor.per_image) == 2 and {"psnr_rgb", "psnr_y", "psnr_yuv"} <= set(anchor.points)
+    assert set(anchor.per_image["crop0"]) == set(anchor.points) and "psnr_yuv" in anchor.conditions["metrics"]
     run = read_runs(tmp_path / "results").iloc[-1]
     manifest = json.loads(run["manifest"])
     assert "-m bench.tools.vtm anchor" in run["command"] and run["threads"] == 1 and manifest["machine"]["cpu_model"]
     assert manifest["protocol"] == {"warmup": 0, "repeats": 1, "timeout_s": 3600.0, "cross_decode": False,
-                                    "memory": "size"}
+                                    "memory": "size", "keep_streams": True}
+    assert {m["metric"] for m in manifest["metrics"]} >= {"psnr-yuv", "vif", "fsim", "nlpd", "iw-ssim", "vmaf"}
     rows = read_measurements(tmp_path / "results")
+    assert rows.stream_sha256.notna().all() and rows.psnr_yuv.notna().all()
+    assert all(stream_path(streams_dir(tmp_path / "results"), h).is_file() for h in rows.stream_sha256)
     assert len(rows) == 12 and (rows.enc_threads == 1).all() and (rows.dec_threads == 1).all()

@@ -16,11 +16,14 @@ import numpy as np
 
 from bench.errors import AnchorError
 from bench.analysis.bd import Curve
+from bench.metrics.registry import METRICS
 
 SCHEMA = "lic-bench/anchor/1"
 
-#: Point columns an anchor may carry (names match the results store's columns).
-POINT_COLUMNS: dict[str, str] = {
+#: Point columns an anchor may carry (names match the results store's columns): these, and every
+#: column of the metric registry (:data:`bench.metrics.registry.METRICS`), so that a measured
+#: anchor can carry each metric the suite computes.
+_BASE_COLUMNS: dict[str, str] = {
     "bpp": "bits per pixel: compressed bytes x 8 / pixels, mean over the images",
     "psnr_rgb": "PSNR over R'G'B' (dB), mean of per-image values",
     "psnr_y": "PSNR on luma Y' (dB)",
@@ -30,7 +33,9 @@ POINT_COLUMNS: dict[str, str] = {
     "enc_time_s": "mean encoding time per image (s), on the source's hardware",
     "dec_time_s": "mean decoding time per image (s), on the source's hardware",
 }
-QUALITY_COLUMNS: tuple[str, ...] = ("psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "ms_ssim_y")
+POINT_COLUMNS: dict[str, str] = {**_BASE_COLUMNS, **{c: f"{m.label} on {m.colour} (column {c}), mean of per-image values"
+                                                     for m in METRICS for c in m.columns if c not in _BASE_COLUMNS}}
+QUALITY_COLUMNS: tuple[str, ...] = tuple(c for m in METRICS for c in m.columns)
 CODEC_KINDS = ("classical", "learned")
 SOURCE_KINDS = ("repository", "paper", "file", "measured")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.+_-]*(/[a-z0-9][a-z0-9.+_-]*)+$")

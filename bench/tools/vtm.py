@@ -262,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_anchor.add_argument("--out", type=Path, default=None, help="anchors folder (default: the project's anchors/)")
     p_anchor.add_argument("--jobs", type=int, default=2, help="suite worker processes (default 2)")
     p_anchor.add_argument("--dataset", default="kodak", help="dataset of the anchor (default kodak)")
+    p_anchor.add_argument("--metrics", default="jpeg-ai",
+                          help="metrics per cell, as bench run --metrics (default jpeg-ai: the default and JPEG AI sets)")
+    p_anchor.add_argument("--cluster", default=None,
+                          help="run the cells on a Dask cluster, e.g. local:2 (a LocalCluster); default: local workers")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -270,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.tools.vtm_anchor import make_anchor
 
             make_anchor(results=args.from_results or args.results, run_suite_first=args.from_results is None,
-                        out=args.out, jobs=args.jobs, dataset=args.dataset)
+                        out=args.out, jobs=args.jobs, dataset=args.dataset, metrics=args.metrics,
+                        cluster=args.cluster)
     except (UsageError, AnchorError) as exc:  # bad input: a missing source, an incomplete store
         print(f"error: {exc}", file=sys.stderr)
         return 2

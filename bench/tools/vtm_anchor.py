@@ -19,37 +19,45 @@ from bench.anchors import Anchor, anchors_dir, save_anchor
 from bench.errors import AnchorError
 from bench.hashing import file_sha256
 from bench.third_party import VTM
+from bench.metrics.registry import columns as metric_columns
 
 if TYPE_CHECKING:
     from bench.session import SessionSpec
 
-COLUMNS = ("bpp", "psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db", "enc_time_s", "dec_time_s")
+#: what an anchor keeps of each cell: the rate, every metric column the run filled for all its cells,
+#: the times
+COLUMNS = ("bpp", *metric_columns(), "enc_time_s", "dec_time_s")
 RUN_FIELDS = ("run_id", "started_at", "finished_at", "command", "git_commit", "host", "cpu", "threads", "jobs")
 COLOUR = ("RGB -> Y'CbCr BT.709 full range with rounding (bench.colour), 10-bit, 4:4:4 planar; decoded back "
           "with rounding; metrics on the 8-bit RGB result against the original (conversion loss included)")
 
 
-def suite_spec(results: Path, dataset: str, jobs: int) -> SessionSpec:
+def suite_spec(results: Path, dataset: str, jobs: int, metrics: str = "jpeg-ai",
+               cluster: str | None = None) -> SessionSpec:
     """The suite run behind the anchor: ``vtm`` on ``dataset`` at native size, no ladder, into ``results``.
 
     One single-threaded encode per cell (VTM is deterministic; its time is not the point of an
-    anchor) and an hour's time limit: a 768×512 image at QP 22 takes minutes on a loaded core."""
+    anchor) and an hour's time limit: a 768×512 image at QP 22 takes minutes on a loaded core.
+    ``metrics`` (default: the default set and the JPEG AI set) are computed per cell and every
+    bitstream is kept beside the store (``bench score`` adds metrics later without re-encoding);
+    ``cluster`` (e.g. ``local:2``) runs the cells on a Dask cluster instead of local workers."""
     from bench.plan import PlanSpec
     from bench.session import SessionSpec, command_line
 
     return SessionSpec(out=results, command=command_line("bench.tools.vtm", sys.argv[1:]), codecs="vtm",
                        plan=PlanSpec(dataset=dataset, ladder="none"), strict=True, jobs=jobs, threads=1,
-                       warmup=0, repeats=1, timeout_s=3600.0)
+                       warmup=0, repeats=1, timeout_s=3600.0, metrics=metrics, keep_streams=True,
+                       executor="dask" if cluster else "local", cluster=cluster)
 
 
-def run_suite(results: Path, dataset: str, jobs: int) -> None:
+def run_suite(results: Path, dataset: str, jobs: int, metrics: str = "jpeg-ai", cluster: str | None = None) -> None:
     """Run :func:`suite_spec` as a session (resumes a finished or interrupted one)."""
     from bench.session import run_session
 
     def say(text: str, warning: bool) -> None:
         print(("warning: " if warning else "") + text, file=sys.stderr)
 
-    run_session(suite_spec(results, dataset, jobs), say)  # failed cells: anchor_from_results names them
+    run_session(suite_spec(results, dataset, jobs, metrics, cluster), say)  # failed cells: anchor_from_results names them
 
 
 def _encoder_command(params: dict[str, Any]) -> list[str]:
@@ -129,8 +137,9 @@ def anchor_from_results(results: Path, dataset: str = "kodak", codec: str = "vtm
         "regenerate": "python -m bench.tools.vtm anchor",
     }
     conditions = {
-        "averaging": "points: mean over the images at each QP of the per-image values (bpp, PSNR in dB, MS-SSIM, "
-                     "MS-SSIM dB, times); per_image: every image's own points",
+        "averaging": "points: mean over the images at each QP of the per-image values (bpp, each metric column, "
+                     "times); per_image: every image's own points",
+        "metrics": [c for c in columns if c not in ("bpp", "enc_time_s", "dec_time_s")],
         "metric_space": "RGB", "colour_conversion": COLOUR, "chroma_format": "4:4:4",
         "bit_depth": int(params.get("bit_depth", 10)), "cfg": str(params.get("cfg", "cfg/encoder_intra_vtm.cfg")),
         "rate_points": order, "images": len(images),
@@ -149,10 +158,11 @@ def anchor_from_results(results: Path, dataset: str = "kodak", codec: str = "vtm
     )
 
 
-def make_anchor(results: Path, run_suite_first: bool, out: Path | None, jobs: int, dataset: str = "kodak") -> Path:
+def make_anchor(results: Path, run_suite_first: bool, out: Path | None, jobs: int, dataset: str = "kodak",
+                metrics: str = "jpeg-ai", cluster: str | None = None) -> Path:
     """Run the suite (unless converting a finished store) and write the anchor file; its path."""
     if run_suite_first:
-        run_suite(results, dataset, jobs)
+        run_suite(results, dataset, jobs, metrics, cluster)
     anchor = anchor_from_results(results, dataset)
     path = save_anchor(anchor, out or anchors_dir())
     print(f"wrote {path}: {anchor.name}, {len(anchor.per_image)} images × {len(anchor.points['bpp'])} points",
