@@ -224,7 +224,7 @@ def _anchor(**changes) -> Anchor:
         (dict(codec={"name": "X", "version": "1", "kind": "neural"}), r"codec\.kind"),
         (dict(provenance={"source": "paper", "paper": "x"}), r"provenance\.table is required"),
         (dict(provenance={"source": "repository", "repository": "r"}), r"provenance\.commit is required"),
-        (dict(points={"bpp": (0.1, 0.2), "vmaf": (1.0, 2.0)}), r"unknown point column"),
+        (dict(points={"bpp": (0.1, 0.2), "vmaf_score": (1.0, 2.0)}), r"unknown point column"),
         (dict(points={"bpp": (0.1, 0.2)}), "at least one quality column"),
         (dict(points={"bpp": (0.1, 0.2), "psnr_rgb": (30.0,)}), "has 1 values"),
         (dict(points={"bpp": (0.1, 0.0), "psnr_rgb": (30.0, 31.0)}), "must be > 0"),

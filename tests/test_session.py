@@ -149,7 +149,8 @@ def test_run_stores_thread_counts_and_the_machine_class(tmp_path, synthetic_imag
         "numthreads").all()
     doc = json.loads(read_runs(out)["manifest"].iloc[0])
     assert doc["machine"] == MachineClass.here().to_dict() and MachineClass.of(doc) == MachineClass.here()
-    assert doc["protocol"] == {"warmup": 0, "repeats": 1, "timeout_s": 900.0, "cross_decode": False, "memory": "off"}
+    assert doc["protocol"] == {"warmup": 0, "repeats": 1, "timeout_s": 900.0, "cross_decode": False, "memory": "off",
+                                  "keep_streams": False}
 
 
 def test_a_store_from_before_the_thread_columns_resumes(tmp_path, synthetic_images, monkeypatch):
