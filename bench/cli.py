@@ -9,8 +9,10 @@ crops of the high-resolution images) at each codec's middle rate point.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -425,6 +427,8 @@ def set_models_path(value: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if hasattr(faulthandler, "register"):  # a run that seems stuck: `kill -USR1 PID` prints every thread's stack
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.models_path:

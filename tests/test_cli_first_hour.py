@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import signal
+import subprocess
 import time
 import tomllib
 from pathlib import Path
@@ -228,7 +229,14 @@ def test_interrupting_a_run_prints_one_line_and_keeps_the_finished_cells(tmp_pat
             assert time.time() < deadline, "the quick cell was not stored"
             time.sleep(0.05)
         run.send_signal(signal.SIGINT)
-        _, err = run.communicate(timeout=240)  # a loaded machine may take long to stop the workers
+        try:
+            _, err = run.communicate(timeout=240)  # a loaded machine may take long to stop the workers
+        except subprocess.TimeoutExpired:  # stuck: fail with where every thread of the run was (cli's SIGUSR1)
+            run.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            run.kill()
+            _, err = run.communicate()
+            pytest.fail(f"the run did not stop within 240 s of SIGINT; its threads then:\n{err}")
     finally:
         if run.poll() is None:
             run.kill()
@@ -291,3 +299,26 @@ def test_listing_codecs_does_not_show_the_torch_jit_deprecation():
     done = _python_c(probe)
     assert done.returncode == 0, done.stderr
     assert "jit" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_sigusr1_prints_where_a_stuck_run_is(tmp_path):
+    """`kill -USR1` on a run prints every thread's stack (to diagnose a run that seems stuck) and
+    the run goes on."""
+    from tests.test_runner import kill_leftovers, probe_codecs, start_run, synthetic_images, wait_for, workers_of
+
+    marker = tmp_path / "hang-started"
+    codecs = probe_codecs(tmp_path, "FaultyJpeg", "", f'[[rates]]\nlabel = "hangs"\nquality = 50\nfault = "hang"\n'
+                                                     f'marker = "{marker}"\n')
+    run = start_run(codecs, synthetic_images(tmp_path / "images", count=1), tmp_path / "res", "--timeout", "300")
+    workers: list[int] = []
+    try:
+        wait_for(marker, run)
+        workers = workers_of(run.pid)
+        run.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        assert run.poll() is None  # still running
+    finally:
+        run.kill()
+        _, err = run.communicate()
+        kill_leftovers(workers)
+    assert "most recent call first" in err and "bench/" in err, err
