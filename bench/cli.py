@@ -427,8 +427,10 @@ def set_models_path(value: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if hasattr(faulthandler, "register"):  # a run that seems stuck: `kill -USR1 PID` prints every thread's stack
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    try:  # a run that seems stuck: `kill -USR1 PID` prints every thread's stack to the process's stderr
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    except (AttributeError, ValueError, OSError):  # no SIGUSR1 here, or stderr is no file (called in-process)
+        pass
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.models_path:
