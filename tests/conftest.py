@@ -131,3 +131,20 @@ def python_module(module: str, *args: str, data_dir: Path | None = None, timeout
 def run_python() -> Callable[..., subprocess.CompletedProcess | subprocess.Popen]:
     """:func:`python_module`, for tests and fixtures that run the CLI for real."""
     return python_module
+
+
+@pytest.fixture(autouse=True)
+def keeps_the_sigint_handler():
+    """Fail the test that leaves this process's SIGINT handler or signal mask changed (and put them
+    back): every later CLI subprocess would inherit an ignored or blocked SIGINT, and the Ctrl-C
+    tests would hang."""
+    import signal
+
+    before, mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    after, mask_after = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if after is not before or mask_after != mask:
+        signal.signal(signal.SIGINT, before)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        pytest.fail(f"the test left SIGINT changed: handler {before!r} -> {after!r}, "
+                    f"blocked {sorted(mask)} -> {sorted(mask_after)}")
