@@ -1,4 +1,5 @@
-"""Multiply-add counting (bench.complexity): a hand count, part attribution, stored columns."""
+"""Multiply-add counting (bench.models.macs), the matmul yardstick (bench.device) and the stored
+columns (bench.complexity): a hand count, part attribution, stored columns."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from bench.codecs import registry
 from bench.cells import Cell, Protocol, Settings
 from bench.codecs.base import CodecConfig, RatePoint
-from bench.complexity import count_macs, matmul_gflops, model_complexity
+from bench.device import matmul_gflops
+from bench.models.macs import count_macs, model_complexity
 from bench.models import zoo
 
 
@@ -198,7 +200,6 @@ def test_kmac_tradeoff_plot_draws_only_counted_codecs():
 def test_a_portable_model_counts_like_its_float32_twin():
     """The portable path (float32 analysis, float64 rest) is counted, not turned into an error,
     and a dtype changes no multiply-add."""
-    from bench.complexity import model_complexity
     from bench.models import zoo
 
     float32 = model_complexity(zoo.load_model("mbt2018", 1, portable=False), 64, 96)

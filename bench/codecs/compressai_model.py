@@ -50,7 +50,7 @@ from bench.errors import CodecError, CodecUnavailable
 
 #: Padding modes (the keys of :data:`bench.models.compressai_net.PAD_MODES`; torch is not imported here).
 PADDINGS = ("replicate", "reflect", "zeros")
-#: Complexity parts a module may be assigned to (see :mod:`bench.complexity`).
+#: Complexity parts a module may be assigned to (see :mod:`bench.models.macs`).
 PARTS = ("analysis", "synthesis", "hyper_analysis", "hyper_synthesis", "context", "entropy_model", "other")
 PARAMS = {"model": Param(str, required=True), "models_path": Param(str), "model_kwargs": Param(dict),
           "pad": Param(int, 1, 4096), "padding": Param(str, choices=PADDINGS), "update": Param(bool),
