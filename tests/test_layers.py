@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("executor", ("bench.worker", "bench.executors")),
     ("store", ("bench.store", "bench.storelock", "bench.streams")),
     ("analysis", ("bench.analysis", "bench.anchors")),
-    ("results view", ("bench.results",)),
+    ("results view", ("bench.results", "bench.anchor_choice")),
     ("report", ("bench.report", "bench.export", "bench.summary")),
     ("session", ("bench.runner", "bench.session")),
     ("entry points and tools", ("bench.cli", "bench.score", "bench.__main__", "bench.gate", "bench.tools", "bench.training")),
@@ -224,6 +224,29 @@ def test_the_model_level_counter_and_the_yardstick_sit_low():
     names = dict(LAYERS)
     assert layer_of("bench.models.macs") == list(names).index("models") < layer_of("bench.codecs.learned")
     assert layer_of("bench.device") < layer_of("bench.models.mlicpp.profile")
+
+
+#: The presenters of the report layer: each reads the results view, none imports another.
+PRESENTERS = ("bench.report", "bench.export", "bench.summary")
+
+
+def presenter_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``a -> b`` for every import from one presenter (:data:`PRESENTERS`, a package with its
+    modules) into another, sorted."""
+    def presenter(module: str) -> str | None:
+        return next((p for p in PRESENTERS if module == p or module.startswith(p + ".")), None)
+
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                  if presenter(m) and presenter(t) and presenter(m) != presenter(t))
+
+
+def test_no_presenter_imports_another():
+    """``bench export --bd`` once took its anchor choice from the report; the rule is the results
+    view's now (bench.anchor_choice), and the presenters stay apart."""
+    assert presenter_imports(import_graph()) == []
+    assert presenter_imports({"bench.export": {"bench.report.anchoring", "bench.results"},
+                              "bench.report.build": {"bench.report.anchoring"}}) == [
+        "bench.export -> bench.report.anchoring"]
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
