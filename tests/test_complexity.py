@@ -206,3 +206,14 @@ def test_a_portable_model_counts_like_its_float32_twin():
     portable = model_complexity(zoo.load_model("mbt2018", 1, portable=True), 64, 96)
     assert portable.part_macs == float32.part_macs and portable.part_params == float32.part_params
     assert all(portable.part_macs[p] > 0 for p in ("analysis", "synthesis", "context", "hyper_synthesis"))
+
+
+def test_one_list_of_part_names():
+    """The parts a count lands in, the encoder/decoder sums and what a codec's ``complexity_parts``
+    may name are one list (bench.models.macs.PART_NAMES), not copies."""
+    from bench.codecs import compressai_model
+    from bench.models.macs import DECODER_PARTS, ENCODER_PARTS, PART_NAMES, PARTS
+
+    assert set(PARTS.values()) | {"other"} == set(PART_NAMES)
+    assert set(ENCODER_PARTS) | set(DECODER_PARTS) <= set(PART_NAMES)
+    assert not hasattr(compressai_model, "PARTS")

@@ -39,6 +39,8 @@ PARTS: dict[str, str] = {
     # likelihood computations of the forward; real coding uses CDF tables and rANS instead
     "entropy_bottleneck": "entropy_model", "gaussian_conditional": "entropy_model",
 }
+#: every part a count is attributed to (a model's own names, e.g. a codec's ``complexity_parts``, must use these)
+PART_NAMES = ("analysis", "synthesis", "hyper_analysis", "hyper_synthesis", "context", "entropy_model", "other")
 ENCODER_PARTS = ("analysis", "hyper_analysis", "hyper_synthesis", "context", "other")
 DECODER_PARTS = ("hyper_synthesis", "context", "synthesis", "other")
 COUNTER = "torch.utils.flop_counter.FlopCounterMode under no_grad (conv, matmul, bmm, addmm, sdpa)"
