@@ -1,4 +1,4 @@
-"""The device layer: timing, synchronisation and memory readings for CPU and CUDA.
+"""The device layer: timing, synchronisation, memory readings and the matmul yardstick for CPU and CUDA.
 
 Everything GPU-specific lives here, behind ``torch.cuda.is_available()``; the rest of the code is
 device-agnostic. Host memory uses Linux's per-process high-water mark: writing ``5`` to
@@ -12,6 +12,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -152,3 +153,34 @@ def gpu_name(device: str) -> str | None:
         return None
     torch = _torch()
     return torch.cuda.get_device_name(torch.device(device))
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu", dtype: Any = None) -> float:
+    """Achieved GFLOP/s of an n×n matmul (float32 unless ``dtype``; best of ``repeats``) on the
+    current threads / device: the yardstick of the machine's arithmetic rate."""
+    torch = _torch()
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    a @ b
+    synchronize(str(device))
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        synchronize(str(device))
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def matmul_cpu_gflops(n: int = 2048, repeats: int = 5, dtype: Any = None) -> float:
+    """GFLOP per second of this process's CPU time (all threads) for an n×n matmul (float32 unless
+    ``dtype``; best of ``repeats``): unlike the wall-clock rate it hardly moves when other processes
+    load the machine."""
+    torch = _torch()
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.process_time()
+        a @ b
+        best = min(best, time.process_time() - t)
+    return 2 * n**3 / best / 1e9

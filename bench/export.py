@@ -123,16 +123,15 @@ def to_bd_csv(results: str | Path, out: str | Path, anchor: str | None = None, d
     """The report's BD table — every codec's BD-rate and BD-quality per metric, each with its 95 % bootstrap
     interval over images (resamples and seed in the ``ci_*`` columns) — to ``out``; returns the row count.
 
-    The anchor is chosen as the report chooses it (``anchor`` as ``--anchor``; default the measured
-    Kodak VTM anchor, else the measured ``jpeg-420``).
+    The anchor is chosen by the rule the report uses (:func:`bench.anchor_choice.choose_anchor`:
+    ``anchor`` as ``--anchor``; default the measured Kodak VTM anchor, else the measured ``jpeg-420``).
     """
-    from bench.report.anchoring import ReportOptions, check_options, resolve_anchor
+    from bench.anchor_choice import check_bd_options, choose_anchor
     from bench.results import load
 
-    options = ReportOptions(anchor=anchor, method=method, averaging=averaging, dataset=dataset)
-    check_options(options)
+    check_bd_options(anchor, method, averaging)
     view = load(results)
-    bd_anchor = resolve_anchor(view, options, [])
+    bd_anchor = choose_anchor(view, anchor, dataset, [])
     if bd_anchor is None:
         raise UsageError(f"{results}: no BD anchor fits these data; pass --anchor")
     table = view.bd(bd_anchor.dataset, bd_anchor.target, bd_anchor.name, method, averaging).table

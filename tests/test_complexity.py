@@ -1,4 +1,5 @@
-"""Multiply-add counting (bench.complexity): a hand count, part attribution, stored columns."""
+"""Multiply-add counting (bench.models.macs), the matmul yardstick (bench.device) and the stored
+columns (bench.complexity): a hand count, part attribution, stored columns."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from bench.codecs import registry
 from bench.cells import Cell, Protocol, Settings
 from bench.codecs.base import CodecConfig, RatePoint
-from bench.complexity import count_macs, matmul_gflops, model_complexity
+from bench.device import matmul_gflops
+from bench.models.macs import count_macs, model_complexity
 from bench.models import zoo
 
 
@@ -198,10 +200,20 @@ def test_kmac_tradeoff_plot_draws_only_counted_codecs():
 def test_a_portable_model_counts_like_its_float32_twin():
     """The portable path (float32 analysis, float64 rest) is counted, not turned into an error,
     and a dtype changes no multiply-add."""
-    from bench.complexity import model_complexity
     from bench.models import zoo
 
     float32 = model_complexity(zoo.load_model("mbt2018", 1, portable=False), 64, 96)
     portable = model_complexity(zoo.load_model("mbt2018", 1, portable=True), 64, 96)
     assert portable.part_macs == float32.part_macs and portable.part_params == float32.part_params
     assert all(portable.part_macs[p] > 0 for p in ("analysis", "synthesis", "context", "hyper_synthesis"))
+
+
+def test_one_list_of_part_names():
+    """The parts a count lands in, the encoder/decoder sums and what a codec's ``complexity_parts``
+    may name are one list (bench.models.macs.PART_NAMES), not copies."""
+    from bench.codecs import compressai_model
+    from bench.models.macs import DECODER_PARTS, ENCODER_PARTS, PART_NAMES, PARTS
+
+    assert set(PARTS.values()) | {"other"} == set(PART_NAMES)
+    assert set(ENCODER_PARTS) | set(DECODER_PARTS) <= set(PART_NAMES)
+    assert not hasattr(compressai_model, "PARTS")

@@ -104,20 +104,26 @@ def test_compressai_json_is_strict_and_a_lossless_point_is_null(tmp_path: Path) 
     assert doc["results"]["bpp"] == [0.5, 1.0, 1.5]
 
 
+def make_bd_store(folder: Path, codecs: tuple[str, str] = ("jpeg-420", "webp"), dataset: str = "tiny") -> Path:
+    """Two codecs over four rate points and three images; the second needs 5–20 % fewer bits."""
+    factors = ({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 0.8, "b": 0.9, "c": 0.95})
+    with Store(folder) as store:
+        run_id = store.start_run({"command": "test"})
+        for codec, by_image in zip(codecs, factors):
+            for i, psnr in enumerate((30.0, 33.0, 36.0, 39.0)):
+                for image, f in by_image.items():
+                    store.add_measurement({
+                        "cell_key": f"{codec}|q{i}|{image}", "run_id": run_id, "status": "ok", "codec": codec,
+                        "codec_version": "1.0", "rate_label": f"q{i}", "dataset": dataset, "image": image,
+                        "resolution": "native", "device": "cpu", "trained": 1, "bpp": 0.2 * 2 ** i * f,
+                        "psnr_rgb": psnr + (image == "b"), "enc_time_s": 0.01, "dec_time_s": 0.005})
+    return folder
+
+
 def test_bd_export_carries_bootstrap_intervals(tmp_path: Path, capsys) -> None:
     from bench.analysis.bd import bootstrap_bd, dataset_bd
 
-    results = tmp_path / "R"
-    with Store(results) as store:
-        run_id = store.start_run({"command": "test"})
-        for codec, factors in (("jpeg-420", {"a": 1.0, "b": 1.0, "c": 1.0}), ("webp", {"a": 0.8, "b": 0.9, "c": 0.95})):
-            for i, psnr in enumerate((30.0, 33.0, 36.0, 39.0)):
-                for image, f in factors.items():
-                    store.add_measurement({
-                        "cell_key": f"{codec}|q{i}|{image}", "run_id": run_id, "status": "ok", "codec": codec,
-                        "codec_version": "1.0", "rate_label": f"q{i}", "dataset": "tiny", "image": image,
-                        "resolution": "native", "device": "cpu", "trained": 1, "bpp": 0.2 * 2 ** i * f,
-                        "psnr_rgb": psnr + (image == "b"), "enc_time_s": 0.01, "dec_time_s": 0.005})
+    results = make_bd_store(tmp_path / "R")
     out = tmp_path / "bd.csv"
     assert cli_main(["export", str(results), "--bd", str(out), "--anchor", "codec:jpeg-420"]) == 0
     assert "BD rows (with 95 % bootstrap intervals)" in capsys.readouterr().out
@@ -134,6 +140,32 @@ def test_bd_export_carries_bootstrap_intervals(tmp_path: Path, capsys) -> None:
     assert (table.loc["webp", "ci_resamples"], table.loc["webp", "ci_seed"]) == (1000, 0)
     assert bool(table.loc["webp", "ci_paired_psnr"]) and table.loc["webp", "dataset"] == "tiny"
     assert cli_main(["export", str(results), "--bd", str(out), "--anchor", "codec:jpeg-420"]) == 2  # never overwrites
+
+
+@pytest.mark.parametrize("codecs, dataset, anchor", [
+    (("jpeg-420", "webp"), "tiny", "codec:jpeg-420"),  # no published anchor fits: the measured jpeg-420
+    (("webp", "avif"), "tiny", "codec:avif"),  # ... and without jpeg-420 the first codec by name
+    (("jpeg-420", "webp"), "kodak", None),  # Kodak: the default published VTM anchor
+])
+def test_bd_export_and_the_report_choose_the_same_anchor(tmp_path: Path, codecs, dataset, anchor) -> None:
+    """Without --anchor, ``bench export --bd`` and the report compare with the same anchor on the
+    same dataset and give the same BD values: one rule (bench.anchor_choice) for both."""
+    import pandas as pd
+
+    from bench.anchor_choice import DEFAULT_ANCHOR, FALLBACK_ANCHOR
+    from bench.report import build_report
+
+    results = make_bd_store(tmp_path / "R", codecs, dataset)
+    assert cli_main(["export", str(results), "--bd", str(tmp_path / "bd.csv")]) == 0
+    exported = pd.read_csv(tmp_path / "bd.csv").set_index("codec")
+    report = build_report(results, tmp_path / "report")
+    reported = report.bd.set_index("codec")
+    chosen = set(exported["anchor"])
+    assert chosen == set(reported["anchor"]) and len(chosen) == 1
+    assert chosen == ({anchor} if anchor else {DEFAULT_ANCHOR}) or (anchor is None and chosen == {FALLBACK_ANCHOR})
+    assert set(exported["dataset"]) == {dataset} and f"on **{dataset}** (native resolution)" in report.markdown.read_text()
+    assert list(exported.index) == list(reported.index) and exported["bd_rate_psnr_pct"].notna().all()
+    pd.testing.assert_series_equal(exported["bd_rate_psnr_pct"], reported["bd_rate_psnr_pct"], check_dtype=False)
 
 
 def test_formula_safe_prefixes_text_that_a_spreadsheet_would_run() -> None:

@@ -71,6 +71,59 @@ def test_registry_declares_each_metric_once_and_the_store_has_its_columns():
     assert sum(m.jpeg_ai for m in METRICS) == 7  # the JPEG AI CTC's seven
 
 
+#: The registry's entries as they were declared positionally, captured from that code before the
+#: entries were rewritten as keyword data: the rewrite changed no field.
+#: (name, columns, bd_column, higher_is_better, family, min_side, jpeg_ai, default, version)
+REGISTRY_TABLE = [
+    ("psnr-rgb", ("psnr_rgb",), "psnr_rgb", True, "psnr", 1, False, True, 1),
+    ("psnr-y", ("psnr_y",), "psnr_y", True, "psnr", 1, False, True, 1),
+    ("psnr-yuv", ("psnr_yuv",), "psnr_yuv", True, "psnr", 1, False, True, 1),
+    ("ms-ssim", ("ms_ssim", "ms_ssim_db"), "ms_ssim_db", True, "structural", 161, False, True, 1),
+    ("ms-ssim-y", ("ms_ssim_y", "ms_ssim_y_db"), "ms_ssim_y_db", True, "structural", 161, True, True, 1),
+    ("iw-ssim", ("iw_ssim",), "iw_ssim", True, "structural", 161, True, False, 1),
+    ("vif", ("vif",), "vif", True, "structural", 41, True, False, 1),
+    ("fsim", ("fsim",), "fsim", True, "structural", 32, True, False, 1),
+    ("nlpd", ("nlpd",), "nlpd", False, "perceptual", 32, True, False, 2),
+    ("psnr-hvs-m", ("psnr_hvs_m",), "psnr_hvs_m", True, "perceptual", 8, True, False, 1),
+    ("vmaf", ("vmaf",), "vmaf", True, "perceptual", 16, True, False, 1),
+    ("ssimulacra2", ("ssimulacra2",), "ssimulacra2", True, "perceptual", 8, False, False, 1),
+    ("lpips", ("lpips",), "lpips", False, "perceptual", 16, False, False, 1),
+    ("dists", ("dists",), "dists", False, "perceptual", 16, False, False, 1),
+]
+#: name → (colour, implementation, package), captured the same way
+REGISTRY_TEXT = {
+    "psnr-rgb": ("R'G'B'", "numpy", "numpy"),
+    "psnr-y": ("Y = 0.2126 R + 0.7152 G + 0.0722 B (BT.709, float)", "numpy", "numpy"),
+    "psnr-yuv": ("Y'CbCr BT.709 full range, float, weights 6:1:1", "numpy", "numpy"),
+    "ms-ssim": ("R'G'B' (mean over channels)", "pytorch-msssim", "pytorch-msssim"),
+    "ms-ssim-y": ("Y of BT.709 Y'CbCr (full range, float, [0, 255])", "pytorch-msssim", "pytorch-msssim"),
+    "iw-ssim": ("Y of BT.709 Y'CbCr (full range, float, [0, 1])", "piq", "piq"),
+    "vif": ("Y of BT.709 Y'CbCr (full range, float, [0, 1])", "piq", "piq"),
+    "fsim": ("Y of BT.709 Y'CbCr (full range, float, [0, 1])", "piq", "piq"),
+    "nlpd": ("Y of BT.709 Y'CbCr (full range, float, [0, 1])", "lic-bench (numpy/scipy)", "scipy"),
+    "psnr-hvs-m": ("Y of BT.709 Y'CbCr (full range, float, [0, 1])", "psnr-hvsm", "psnr-hvsm"),
+    "vmaf": ("Y'CbCr BT.709 full range 8-bit 4:4:4 (the model reads Y)", "libvmaf vmaf CLI", None),
+    "ssimulacra2": ("sRGB → linear → XYB", "ssimulacra2", "ssimulacra2"),
+    "lpips": ("R'G'B' in [0, 1]", "piq", "piq"),
+    "dists": ("R'G'B' in [0, 1]", "piq", "piq"),
+}
+
+
+def test_registry_entries_are_the_declared_table():
+    got = [(m.name, m.columns, m.bd_column, m.higher_is_better, m.family, m.min_side, m.jpeg_ai, m.default,
+            m.version) for m in METRICS]
+    assert got == REGISTRY_TABLE
+    assert {m.name: (m.colour, m.implementation, m.package) for m in METRICS} == REGISTRY_TEXT
+
+
+def test_a_metric_is_declared_with_keywords_only():
+    first = METRICS[0]
+    fields = {f: getattr(first, f) for f in first.__dataclass_fields__}
+    assert registry.Metric(**fields) == first
+    with pytest.raises(TypeError, match="positional"):
+        registry.Metric(*fields.values())
+
+
 def test_selection_words_names_and_unknown_names():
     assert run.select(None) == registry.DEFAULT == ("psnr-rgb", "psnr-y", "psnr-yuv", "ms-ssim", "ms-ssim-y")
     # the default set is always kept: the summary's and the report's PSNR-RGB and MS-SSIM need it

@@ -239,7 +239,7 @@ class Codec(abc.ABC):
     # --- what measurement asks of a codec (bench.complexity, bench.memory) ---------------------------
     def complexity(self, rate: RatePoint, height: int, width: int) -> Any:
         """Counted multiply-adds per part of coding a ``height``×``width`` image at ``rate`` (a
-        :class:`bench.complexity.Complexity`), or None when the codec has nothing to count
+        :class:`bench.models.macs.Complexity`), or None when the codec has nothing to count
         (classical codecs). The measurement layer calls this; it never looks inside a codec."""
         return None
 

@@ -47,11 +47,10 @@ from bench.codecs.base import CodecConfig, Encoded, Param, RatePoint
 from bench.codecs.learned import LOF_PARAMS, WEIGHTS_PARAM, LearnedCodec, decode_guard, lof_options
 from bench.codecs.model_ref import config_models_folder, env_models_folders, import_model_class, parse_model_ref
 from bench.errors import CodecError, CodecUnavailable
+from bench.models.macs import PART_NAMES
 
 #: Padding modes (the keys of :data:`bench.models.compressai_net.PAD_MODES`; torch is not imported here).
 PADDINGS = ("replicate", "reflect", "zeros")
-#: Complexity parts a module may be assigned to (see :mod:`bench.complexity`).
-PARTS = ("analysis", "synthesis", "hyper_analysis", "hyper_synthesis", "context", "entropy_model", "other")
 PARAMS = {"model": Param(str, required=True), "models_path": Param(str), "model_kwargs": Param(dict),
           "pad": Param(int, 1, 4096), "padding": Param(str, choices=PADDINGS), "update": Param(bool),
           "portable": Param(bool), "seed": Param(int, 0), "require_trained": Param(bool),
@@ -78,8 +77,8 @@ def _validate(config: CodecConfig) -> list[Path]:
     for point in config.rates:
         _kwargs(point.params.get("model_kwargs", {}), f"{where}: rate point {point.label!r}")
     for module, part in dict(p.get("complexity_parts", {})).items():
-        if part not in PARTS:
-            raise ValueError(f"{where}: complexity_parts.{module} = {part!r} must be one of {', '.join(PARTS)}")
+        if part not in PART_NAMES:
+            raise ValueError(f"{where}: complexity_parts.{module} = {part!r} must be one of {', '.join(PART_NAMES)}")
     folders = [config_models_folder(p["models_path"], config.source, where)] if "models_path" in p else []
     return folders + [f for f in env_models_folders() if f not in folders]
 

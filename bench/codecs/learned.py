@@ -207,8 +207,8 @@ class LearnedCodec(Codec):
 
     def complexity(self, rate: RatePoint, height: int, width: int) -> Any:
         """Counted multiply-adds per part on a ``height``×``width`` image: the model's own
-        ``complexity_target`` says what to count (:func:`bench.complexity.model_complexity`)."""
-        from bench.complexity import model_complexity
+        ``complexity_target`` says what to count (:func:`bench.models.macs.model_complexity`)."""
+        from bench.models.macs import model_complexity
 
         return model_complexity(self.memory_model(rate), height, width)
 

@@ -16,7 +16,7 @@ with the analysis/synthesis transforms as top-level ``g_a``/``g_s``. The Compres
   module can write differentiably (:data:`FAMILIES`), when a network keeps that family's own
   ``forward``/``compress``/``decompress``; any other network says why LOF is unavailable;
 * **complexity**: :meth:`CompressAINet.complexity_target`, the public hook
-  :mod:`bench.complexity` counts through (the network's forward on the padded input).
+  :mod:`bench.models.macs` counts through (the network's forward on the padded input).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class CompressAINet:
                  parts: dict[str, str] | None = None):
         self.net = net.eval()
         self.pad, self.padding, self.portable = pad, padding, portable
-        #: top-level module name → complexity part, beside :data:`bench.complexity.PARTS`
+        #: top-level module name → complexity part, beside :data:`bench.models.macs.PARTS`
         self.parts = dict(parts or {})
         if portable:
             make_portable(net, encoder_only=(net.g_a,))
@@ -211,7 +211,7 @@ class CompressAINet:
 
     # --- complexity ------------------------------------------------------------------------------
     def complexity_target(self, height: int, width: int) -> tuple[nn.Module, Tensor, dict[str, str]]:
-        """What :func:`bench.complexity.model_complexity` counts: the network, the padded input its
+        """What :func:`bench.models.macs.model_complexity` counts: the network, the padded input its
         forward runs on, and extra top-level module names → parts."""
         x = torch.full((1, 3, height, width), 0.5, device=self.device)
         return self.net, self.padded(x), self.parts

@@ -3,7 +3,8 @@
 It presents the results view (:mod:`bench.results`: the store's rows, selected, with RD curves and
 BD tables) and published anchors; it never runs codecs. Modules: :mod:`~bench.report.tables`
 (complexity, scaling and trade-off numbers), :mod:`~bench.report.figures` (matplotlib), :mod:`~bench.report.provenance`
-(manifests, definitions), :mod:`~bench.report.anchoring` (the BD anchor),
+(manifests, definitions), :mod:`~bench.report.anchoring` (the BD anchor's options and description; which anchor:
+:mod:`bench.anchor_choice`),
 :mod:`~bench.report.document` (Markdown/HTML), :mod:`~bench.report.build` (assembly).
 """
 

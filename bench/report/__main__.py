@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from bench.analysis.bd import AVERAGE_CURVE, AVERAGINGS, METHODS
+from bench.anchor_choice import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX
 from bench.argparsing import ArgumentParser
 from bench.errors import BenchError, describe, quiet_broken_pipe
-from bench.report.anchoring import DEFAULT_ANCHOR, FALLBACK_MEASURED, MEASURED_PREFIX, ReportOptions
+from bench.report.anchoring import ReportOptions
 from bench.report.build import build_report
 from bench.report.progress import stderr_progress
 

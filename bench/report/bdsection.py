@@ -18,6 +18,7 @@ import pandas as pd
 from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, jpeg_ai_summary, sensitivity_table
 from bench.analysis.bd.bootstrap import FIXED_ANCHOR_NOTE, MIN_BOOTSTRAP_IMAGES
 from bench.metrics.registry import METRICS, Metric
+from bench.report.anchoring import anchor_description
 from bench.report.document import Document, fmt_number
 from bench.results import ResultsView, anchor_has, short_name
 
@@ -164,7 +165,7 @@ def bd_section(doc: Document, data: ResultsView, bd_anchor: Any, options: Any, c
     paired = isinstance(target, pd.DataFrame)
     how = (f" Its per-image points are used for the {native['image'].nunique()} tested images, so BD values and "
            "intervals are paired (same images, same draws).") if bd.paired_published else ""
-    doc.text(f"Against {bd_anchor.description}, on **{bd_anchor.dataset}** (native resolution).{how}"
+    doc.text(f"Against {anchor_description(bd_anchor)}, on **{bd_anchor.dataset}** (native resolution).{how}"
              f"{difference}\n\n"
              f"Method **{options.method}**: {method_text[options.method]}. Averaging **{options.averaging}**: "
              f"{averaging_text[options.averaging]}. BD-rate in percent (negative = saving); BD-quality in the metric's "

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.bd import AVERAGE_CURVE, MEAN_OF_PER_IMAGE
+from bench.anchor_choice import BDAnchor, check_bd_options, choose_anchor
 from bench.codeversion import git_commit
 from bench.outfiles import write_atomically, write_csv
 from bench.report import costsection as costs
 from bench.report import figures as figs
 from bench.report import provenance as prov
 from bench.report import tables
-from bench.report.anchoring import (BDAnchor, ReportOptions, anchor_difference, check_options, plot_anchors,
-                                    resolve_anchor)
+from bench.report.anchoring import ReportOptions, anchor_difference, plot_anchors
 from bench.report.bdsection import bd_section
 from bench.report.document import Document, FigureRef, fmt_code, md_code, md_escape, md_prose
 from bench.report.progress import STEPS, Step, quiet
@@ -195,11 +195,11 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     """Write the report for ``results_dir`` into ``out`` and return what was written.
 
     ``step(name)`` is called as each of :data:`bench.report.progress.STEPS` starts (progress display)."""
-    check_options(options)
+    check_bd_options(options.anchor, options.method, options.averaging)
     step(STEPS[0])
     data = load(results_dir)
     notes = list(data.notes)
-    bd_anchor = resolve_anchor(data, options, notes)
+    bd_anchor = choose_anchor(data, options.anchor, options.dataset, notes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

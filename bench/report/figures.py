@@ -186,7 +186,7 @@ def scaling_figure(points: pd.DataFrame, fits: pd.DataFrame, costs: Sequence[str
 #: x axes of the trade-off figures: column → (axis label, title, tick formatter or None for plain)
 TRADEOFF_X = {
     "dec_time_s": ("median decode time per image (log)", "Decode time vs coding efficiency"),
-    "dec_kmac_per_px": ("decoder multiply-adds, kMAC/pixel (log; counted, see bench.complexity)",
+    "dec_kmac_per_px": ("decoder multiply-adds, kMAC/pixel (log; counted, see bench.models.macs)",
                         "Decoder complexity vs coding efficiency"),
 }
 

@@ -55,7 +55,7 @@ def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
     the RSS right before it, ``*_mem_peak_mib`` that clean process's whole peak RSS, ``model_mib``
     a learned codec's parameters + buffers; ``*_gpu_peak_mib`` the CUDA allocator's peak (NaN on
     CPU). The worker's own peak RSS (``*_peak_rss_bytes``, mostly the worker) is not shown.
-    kMAC/pixel (learned codecs, counted by :mod:`bench.complexity`) and the decoder's achieved
+    kMAC/pixel (learned codecs, counted by :mod:`bench.models.macs`) and the decoder's achieved
     fraction of the matmul rate: medians.
     """
     agg = {

@@ -10,7 +10,7 @@ interleaved (A B C, C B A, …), each decode split into parts:
 - ``entropy_model``: the rest of the slice recursion: context, attention, LRP and entropy-parameter
   networks and the tensor glue between them (decode time minus the three parts above).
 
-Each part gets its counted multiply-adds (:mod:`bench.complexity`, under the same mode), its seconds
+Each part gets its counted multiply-adds (:mod:`bench.models.macs`, under the same mode), its seconds
 (from the fastest decode), and its achieved rate as a fraction of a 2048² float32 matmul timed in
 the same process between the decodes (best of all). The arithmetic floor is counted FLOPs ÷ matmul
 rate of the mode's dtype. Also: CPU time beside wall time, peak RSS growth of the decode, and the
@@ -126,7 +126,7 @@ def _yardsticks(dtypes: set[str]) -> dict[str, float]:
     """Wall GFLOP/s of a 2048² matmul per dtype, timed now."""
     import torch
 
-    from bench.complexity import matmul_gflops
+    from bench.device import matmul_gflops
 
     return {d: matmul_gflops(dtype=getattr(torch, d)) for d in sorted(dtypes)}
 
@@ -136,7 +136,8 @@ def measure_size(size: str, args: argparse.Namespace, data_dir: Path) -> dict[st
     import torch
 
     from bench import device as dev
-    from bench.complexity import matmul_cpu_gflops, model_complexity
+    from bench.device import matmul_cpu_gflops
+    from bench.models.macs import model_complexity
     from bench.models.mlicpp import load_checkpoint, untrained_model
     from bench.models.mlicpp.profile import load_crop
 

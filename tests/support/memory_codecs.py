@@ -91,7 +91,7 @@ class CountedComplexity(_HeaderOnly):
         return np.zeros((height, width, 3), dtype=np.uint8)
 
     def complexity(self, rate: RatePoint, height: int, width: int):
-        from bench.complexity import Complexity
+        from bench.models.macs import Complexity
 
         with open(self.config.params["count_log"], "a") as fh:
             fh.write(f"{height}x{width}\n")

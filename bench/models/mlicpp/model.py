@@ -323,7 +323,7 @@ class MLICPlusPlus(CompressionModel):
         return int(((value < 0) | (value >= gc._cdf_length.cpu()[idx] - 2)).sum())
 
     def complexity_target(self, height: int, width: int) -> tuple[nn.Module, Tensor, dict[str, str]]:
-        """What :func:`bench.complexity.model_complexity` counts: this network's forward on a
+        """What :func:`bench.models.macs.model_complexity` counts: this network's forward on a
         ``height``×``width`` input padded as :meth:`compress` pads it; no extra part names."""
         x = torch.full((1, 3, height, width), 0.5, device=next(self.parameters()).device)
         return self, self.pad(x), {}

@@ -54,7 +54,7 @@ def _current_rss_mb() -> float:
 
 def reference_workload(repeats: int = 5) -> float:
     """Seconds for one 2048×2048 fp32 matmul (best of ``repeats``) on the current threads."""
-    from bench.complexity import matmul_gflops
+    from bench.device import matmul_gflops
 
     return 2 * 2048**3 / (matmul_gflops(2048, repeats) * 1e9)
 

@@ -144,7 +144,7 @@ class MSPModel(CompressionModel):
         return next(self.parameters()).device
 
     def complexity_target(self, height: int, width: int) -> tuple[nn.Module, Tensor, dict[str, str]]:
-        """What :func:`bench.complexity.model_complexity` counts: this network's forward on a
+        """What :func:`bench.models.macs.model_complexity` counts: this network's forward on a
         ``height``×``width`` input (:meth:`analysis` pads it to a multiple of 16 itself)."""
         return self, torch.full((1, 3, height, width), 0.5, device=self.device), {}
 
