@@ -10,6 +10,7 @@ are about real data read ``$BENCH_DATA_DIR`` (Kodak, high-resolution sets) or
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ import numpy as np
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
+
+# A shell without job control starts background commands (`nox -s tests &`, CI runners) with SIGINT
+# ignored, and every subprocess inherits that: the CLI's Ctrl-C tests would then send a SIGINT that
+# nothing receives. Catching it here gives the children SIGINT's default, as a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: The synthetic set: file name → (height, width, seed). Sorted by name, the first two are the
 #: large ones (MS-SSIM needs 161 px a side; a 256×256 crop fits), the last two the small ones.
@@ -138,8 +145,6 @@ def keeps_the_sigint_handler():
     """Fail the test that leaves this process's SIGINT handler or signal mask changed (and put them
     back): every later CLI subprocess would inherit an ignored or blocked SIGINT, and the Ctrl-C
     tests would hang."""
-    import signal
-
     before, mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield
     after, mask_after = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])

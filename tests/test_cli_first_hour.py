@@ -5,6 +5,7 @@ run's progress shows in a log. No Kodak needed."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import signal
 import subprocess
@@ -211,6 +212,15 @@ def test_a_run_in_a_log_shows_progress_lines_and_whole_codec_names(photos, tmp_p
     assert "…" not in done.stderr
 
 
+def signal_dispositions(pid: int) -> str:
+    """The blocked, ignored and caught signal masks of process ``pid`` (Linux), for a failure message."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return f"unknown ({exc})"
+    return ", ".join(line.replace("\t", " ") for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+
+
 def test_interrupting_a_run_prints_one_line_and_keeps_the_finished_cells(tmp_path):
     from tests.test_runner import (count_rows, kill_leftovers, probe_codecs, start_run, synthetic_images, wait_for,
                                    workers_of)
@@ -232,11 +242,13 @@ def test_interrupting_a_run_prints_one_line_and_keeps_the_finished_cells(tmp_pat
         try:
             _, err = run.communicate(timeout=240)  # a loaded machine may take long to stop the workers
         except subprocess.TimeoutExpired:  # stuck: fail with where every thread of the run was (cli's SIGUSR1)
+            dispositions = signal_dispositions(run.pid), signal_dispositions(os.getpid())
             run.send_signal(signal.SIGUSR1)
             time.sleep(2)
             run.kill()
             _, err = run.communicate()
-            pytest.fail(f"the run did not stop within 240 s of SIGINT; its threads then:\n{err}")
+            pytest.fail(f"the run did not stop within 240 s of SIGINT; its signal masks (run; pytest): "
+                        f"{dispositions}; its threads then:\n{err}")
     finally:
         if run.poll() is None:
             run.kill()
