@@ -119,8 +119,9 @@ def record_of(unit: Unit, threads: int, rate: float, cpu_rate: float) -> dict[st
         if part not in unit.timer.parts.modules and part not in ("entropy_coding", "rest") and not flops:
             continue  # the codec has no such part (MSP: no h_s)
         parts[part] = {"seconds": s, "cpu_seconds": cs, "gflop": flops / 1e9,
-                       "matmul_fraction": flops / s / rate if s > 0 else None,
-                       "cpu_matmul_fraction": flops / cs / cpu_rate if cs > 0 else None}
+                       # no counted work (entropy coding): no fraction, rather than a misleading 0
+                       "matmul_fraction": flops / s / rate if s > 0 and flops else None,
+                       "cpu_matmul_fraction": flops / cs / cpu_rate if cs > 0 and flops else None}
     flops = 2 * c.decoder_macs
     floor = flops / rate
     return {"codec": unit.codec.name, "mode": unit.mode, "rate": unit.rate.label, "dtype": unit.dtype,
