@@ -106,13 +106,22 @@ def scaling(session: nox.Session) -> None:
     session.run(python, "-m", "bench.report", "results/scaling", "--out", "reports/scaling", external=True)
 
 
+#: ``nox -s decode_parts`` without arguments: MSP against its serial baselines on a 2048×1365 crop
+DECODE_PARTS_ARGS = ("--codecs", "msp-fast,mbt2018,msp-tiny,mbt2018-tiny", "--sizes", "2048x1365", "--threads", "1,2",
+                     "--versus", "msp-fast:mbt2018,msp-tiny:mbt2018-tiny", "--no-warm-up")
+
+
 @nox.session(python=False)
-def mlicpp_speed(session: nox.Session) -> None:
-    """MLIC++ decode per part against the arithmetic limit (reference, fast, portable, with and
-    without Winograd; interleaved, 2 threads) into results/mlicpp_speed and reports/mlicpp_speed.json.
-    Run it on a quiet machine: it takes ~20 min at the default sizes (768×512 and 2048×1365)."""
+def decode_parts(session: nox.Session) -> None:
+    """Learned decoders split into parts against the arithmetic floor (bench.tools.decode_parts):
+    by default MSP (msp-fast, msp-tiny) beside its serial baselines (mbt2018, mbt2018-tiny) at 1 and 2
+    threads, interleaved, into results/decode_parts and reports/decode_parts.json; arguments after
+    ``--`` replace the defaults (MLIC++'s modes: ``-- --codecs mlicpp-untrained --modes
+    reference,fast,fast-direct,portable,portable-direct --sizes kodim01,2048x1365 --threads 2``). The
+    serial decoders take minutes per decode: run it on a quiet machine."""
     python = _python(session)
-    session.run(python, "-m", "bench.tools.mlicpp_speed", *session.posargs, env=DATA_ENV, external=True)
+    session.run(python, "-m", "bench.tools.decode_parts", *(session.posargs or DECODE_PARTS_ARGS), env=DATA_ENV,
+                external=True)
 
 
 #: The compact models' training schedule: (run, λ, steps, run to start from). A base run at

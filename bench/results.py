@@ -41,7 +41,7 @@ from bench.analysis.bd import (DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAG
 from bench.errors import BDError, ReportError
 from bench.machine import UNRECORDED, class_label
 from bench.metrics.registry import METRICS, Metric
-from bench.store import MEASUREMENT_COLUMNS, db_path, read_measurements, read_runs
+from bench.store import MEASUREMENT_COLUMNS, db_path, read_decode_parts, read_measurements, read_runs
 
 MIB = 1024.0 * 1024.0
 #: Columns without which rows are not measurements that can be read.
@@ -63,6 +63,8 @@ class ResultsView:
     runs: list[dict[str, Any]] = field(default_factory=list)  # manifests of the runs whose rows are shown
     untrained: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the store's per-part decode benchmarks (:func:`decode_parts_rows`), empty when it has none
+    decode_parts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def rd_rows(self) -> pd.DataFrame:
@@ -232,11 +234,40 @@ def load(results_dir: str | Path) -> ResultsView:
     if not path.is_file():
         raise FileNotFoundError(f"no results store at {path}; run `python -m bench run --out {results_dir}` first")
     view = from_frame(read_measurements(results_dir, status=None), Path(results_dir), path)
+    view.decode_parts = decode_parts_rows(read_decode_parts(results_dir))
     if view.rows.empty:
         errors = view.errors
         detail = f" ({len(errors)} error rows, e.g. {errors['error'].iloc[0]!r})" if len(errors) else ""
+        if not view.decode_parts.empty:
+            detail += ("; it has decode_parts rows only: give python -m bench.tools.decode_parts the --results of a "
+                       "benchmark store to see them in its report")
         raise ValueError(f"{path} holds no successful measurements{detail}")
     return view
+
+
+# --- decode parts ----------------------------------------------------------------------------------
+
+#: what identifies one measured decoder in the decode_parts table (the latest run of each is shown)
+DECODE_UNIT = ("codec", "mode", "size", "threads", "cpu_model")
+
+
+def decode_parts_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-part decode rows to present: per :data:`DECODE_UNIT` those of its latest run, in
+    stored order, with ``floor_s`` (counted FLOPs ÷ the same run's matmul rate) and, on ``total``
+    rows, ``decode_over_floor`` (1.0 = the decode runs at the machine's matmul rate)."""
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    for column in ("mode", "cpu_model"):  # NULL would drop out of the grouping
+        frame[column] = frame[column].fillna(NOT_RECORDED)
+    frame["rate"] = frame["rate"].fillna("") if "rate" in frame else ""
+    latest = frame.groupby(list(DECODE_UNIT))["run_id"].transform("max")
+    frame = frame[frame["run_id"] == latest].copy()
+    gflop, rate = pd.to_numeric(frame["gflop"], errors="coerce"), pd.to_numeric(frame["matmul_gflops"], errors="coerce")
+    frame["floor_s"] = gflop / rate
+    total = frame["part"] == "total"
+    frame["decode_over_floor"] = np.where(total & (frame["floor_s"] > 0), frame["seconds"] / frame["floor_s"], np.nan)
+    return frame.reset_index(drop=True)
 
 
 # --- curves ----------------------------------------------------------------------------------------

@@ -222,12 +222,14 @@ def _read_table(results_dir: str | Path, query: str, params: tuple = ()):
         conn.close()
 
 
-#: Benchmarks of one codec's decode split into parts (``python -m bench.tools.mlicpp_speed``): one row
-#: per size, computation mode and part (``total`` for the whole decode), fastest of the interleaved decodes.
+#: Benchmarks of learned decoders split into parts (``python -m bench.tools.decode_parts``): one row per
+#: size, codec, computation mode, thread count and part (``total`` for the whole decode), fastest of the
+#: interleaved decodes.
 DECODE_PART_COLUMNS: dict[str, str] = {
     "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
     "run_id": "INTEGER REFERENCES runs(run_id)",
     "codec": "TEXT NOT NULL",
+    "rate": "TEXT",  # rate point label
     "size": "TEXT NOT NULL",
     "width": "INTEGER",
     "height": "INTEGER",
@@ -384,3 +386,18 @@ def read_measurements(results_dir: str | Path, status: str | None = "ok"):
 def read_runs(results_dir: str | Path):
     """The ``runs`` table as a pandas DataFrame (read-only, like :func:`read_measurements`)."""
     return _read_table(results_dir, "SELECT * FROM runs")
+
+
+def read_decode_parts(results_dir: str | Path):
+    """The ``decode_parts`` table as a pandas DataFrame (read-only; a store from before the table
+    existed has none: empty)."""
+    import pandas as pd
+
+    conn = connect_readonly(db_path(results_dir))
+    try:
+        present = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decode_parts'").fetchone()
+    finally:
+        conn.close()
+    if not present:
+        return pd.DataFrame(columns=list(DECODE_PART_COLUMNS))
+    return _read_table(results_dir, "SELECT * FROM decode_parts ORDER BY id")

@@ -27,6 +27,7 @@ from bench.codecs.base import Codec, CodecConfig, Param, RatePoint
 from bench.errors import CheckpointError, CodecError, CodecUnavailable
 
 if TYPE_CHECKING:
+    from bench.models.decodeparts import DecodeParts
     from bench.models.lof import LOFOptions
     from bench.models.weights import WeightsSpec
 
@@ -211,6 +212,13 @@ class LearnedCodec(Codec):
         from bench.models.macs import model_complexity
 
         return model_complexity(self.memory_model(rate), height, width)
+
+    def decode_parts(self, rate: RatePoint) -> DecodeParts | None:
+        """Which modules and calls of ``rate``'s model form which part of a decode (g_s, h_s,
+        context, entropy coding; :mod:`bench.models.decodeparts`), as the model says itself through
+        its public ``decode_parts()``; None when it does not split its decode."""
+        own = getattr(self.memory_model(rate), "decode_parts", None)
+        return own() if callable(own) else None
 
     def memory_model(self, rate: RatePoint) -> Any:
         """The loaded model of ``rate`` (loaded on first use)."""

@@ -35,6 +35,7 @@ from compressai.models import (
 from torch import Tensor, nn
 
 from bench.errors import CodecError
+from bench.models.decodeparts import DecodeParts
 from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood, total_bits
 from bench.models.lof import latent_as_analysis
 from bench.models.portable import PORTABLE_DTYPE, default_dtype, make_portable
@@ -208,6 +209,26 @@ class CompressAINet:
         self.last_decode_times = ({"entropy_decoding_s": total - self._gs_seconds, "synthesis_s": self._gs_seconds}
                                   if self._timed else {})
         return x_hat
+
+    def decode_parts(self) -> DecodeParts:
+        """Which modules and calls form which part of the network's own ``decompress()``
+        (:mod:`bench.models.decodeparts`): g_s, h_s, the context / entropy-parameter nets (a serial
+        model runs its masked convolution as ``F.conv2d``, outside any module: that time is in
+        ``rest``), and entropy coding (CDF-index search, rANS, dequantisation)."""
+        from compressai.ans import RansDecoder
+
+        net = self.net
+        named = {"g_s": ["g_s"], "h_s": ["h_s"],
+                 "context": ["context_prediction", "entropy_parameters",
+                             *(name for name, part in self.parts.items() if part == "context")]}
+        modules = {part: [getattr(net, n) for n in names if isinstance(getattr(net, n, None), nn.Module)]
+                   for part, names in named.items()}
+        coding: list[tuple[Any, str]] = [(RansDecoder, "decode_stream")]
+        for name, calls in (("entropy_bottleneck", ("decompress",)),
+                            ("gaussian_conditional", ("build_indexes", "decompress", "dequantize"))):
+            owner = getattr(net, name, None)
+            coding += [(owner, call) for call in calls if owner is not None and callable(getattr(owner, call, None))]
+        return DecodeParts({p: m for p, m in modules.items() if m}, coding, str(self.dtype).removeprefix("torch."))
 
     # --- complexity ------------------------------------------------------------------------------
     def complexity_target(self, height: int, width: int) -> tuple[nn.Module, Tensor, dict[str, str]]:

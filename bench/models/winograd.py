@@ -22,7 +22,7 @@ hold 4× the weights in memory).
 
 :func:`use_winograd` also runs float64 depthwise convolutions as shifted multiply-adds
 (:class:`ShiftedDepthwiseConv2d`), for the same reason: torch's float64 grouped convolution is a
-loop of per-channel GEMMs. Measured speed: ``python -m bench.tools.mlicpp_speed`` (README).
+loop of per-channel GEMMs. Measured speed: ``python -m bench.tools.decode_parts`` (README).
 """
 
 from __future__ import annotations

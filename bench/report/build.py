@@ -27,6 +27,7 @@ from bench.report import provenance as prov
 from bench.report import tables
 from bench.report.anchoring import ReportOptions, anchor_difference, plot_anchors
 from bench.report.bdsection import bd_section
+from bench.report.decodeparts import decode_parts_section
 from bench.report.document import Document, FigureRef, fmt_code, md_code, md_escape, md_prose
 from bench.report.progress import STEPS, Step, quiet
 from bench.report.training import training_section
@@ -216,6 +217,7 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     step(STEPS[3])
     costs.complexity_section(body, data, csv)
     costs.cross_decode_section(body, data, csv)
+    decode_parts_section(body, data, csv)
     step(STEPS[4])
     fits = costs.scaling_section(body, data, palette, csv,
                                  lambda fig, name, alt, names: _figure(fig, out, name, alt, names, written))

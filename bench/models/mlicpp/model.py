@@ -28,6 +28,7 @@ from compressai.models.utils import remap_old_keys
 from torch import Tensor, nn
 
 from bench.errors import CodecError
+from bench.models.decodeparts import DecodeParts
 from bench.models.mlicpp import bitstream
 from bench.models.mlicpp.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 from bench.models.mlicpp.global_context import ChannelContext, LinearGlobalInterContext, LinearGlobalIntraContext
@@ -116,6 +117,19 @@ class MLICPlusPlus(CompressionModel):
         self.portable = False
         self.winograd = False
         self.configure(reference=False)
+
+    def decode_parts(self) -> DecodeParts:
+        """Which modules and calls form which part of :meth:`decompress`
+        (:mod:`bench.models.decodeparts`): g_s, h_s, the context / LRP / entropy-parameter nets of
+        the slice recursion, and entropy coding (z decoding, CDF-index search, rANS)."""
+        context = [self.local_context, self.channel_context, self.global_inter_context, self.global_intra_context,
+                   self.entropy_parameters_anchor, self.entropy_parameters_nonanchor, self.lrp_anchor,
+                   self.lrp_nonanchor]
+        dtype = next(self.g_s.parameters()).dtype
+        return DecodeParts(modules={"g_s": [self.g_s], "h_s": [self.h_s], "context": context},
+                           coding=[(RansDecoder, "decode_stream"), (self, "build_indexes"),
+                                   (self.entropy_bottleneck, "decompress")],
+                           dtype=str(dtype).removeprefix("torch."))
 
     # --- configuration -------------------------------------------------------------------------
     def configure(self, reference: bool = False, portable: bool = False,

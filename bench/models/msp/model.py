@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from bench.errors import CodecError
 from bench.models import bitstream
+from bench.models.decodeparts import DecodeParts
 from bench.models.entropy import total_bits
 from bench.models.msp import pyramid
 from bench.models.msp.coders import DecoderCoder, EncoderCoder, LikelihoodCoder
@@ -147,6 +148,15 @@ class MSPModel(CompressionModel):
         """What :func:`bench.models.macs.model_complexity` counts: this network's forward on a
         ``height``×``width`` input (:meth:`analysis` pads it to a multiple of 16 itself)."""
         return self, torch.full((1, 3, height, width), 0.5, device=self.device), {}
+
+    def decode_parts(self) -> DecodeParts:
+        """Which modules and calls form which part of :meth:`decompress`
+        (:mod:`bench.models.decodeparts`): g_s; the per-step context nets and the pyramid's feature
+        fusion (the probability model); CDF-index search and rANS decoding. No hyperprior, no h_s."""
+        gc, eb = self.gaussian_conditional, self.entropy_bottleneck
+        return DecodeParts(modules={"g_s": [self.g_s], "context": [self.context, self.features]},
+                           coding=[(gc, "build_indexes"), (gc, "decompress"), (eb, "decompress")],
+                           dtype=str(self.dtype).removeprefix("torch."))
 
     # --- transforms (LatentOptimizable) ---------------------------------------------------------
     def analysis(self, x: Tensor) -> Tensor:
