@@ -205,11 +205,34 @@ def test_the_codec_cache_is_a_bounded_lru_that_closes_what_it_evicts(synthetic_i
     assert sorted(closed) == ["jpeg-420", "jpeg-444", "webp"] and not state.codecs
 
 
+def jobqueue_or_skip(importer):
+    """dask-jobqueue through the suite's importer (which keeps Ctrl-C ours), or skip without it."""
+    try:
+        return importer()
+    except ImportError as exc:
+        pytest.skip(f"dask-jobqueue is not installed: {exc}")
+
+
+def test_importing_dask_jobqueue_keeps_the_sigint_handler():
+    """In a fresh process (the module is imported once per process): dask-jobqueue's runner would
+    replace Ctrl-C with sys.exit(); the suite's importer keeps the handler that was there."""
+    code = ("import signal; before = signal.getsignal(signal.SIGINT)\n"
+            "from bench.executors.dask_clusters import import_jobqueue\n"
+            "try:\n    import_jobqueue()\nexcept ImportError:\n    print('absent'); raise SystemExit\n"
+            "print('kept' if signal.getsignal(signal.SIGINT) is before else 'replaced')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    if done.stdout.strip() == "absent":
+        pytest.skip("dask-jobqueue is not installed")
+    assert done.stdout.strip() == "kept", done.stdout + done.stderr
+
+
 def test_batch_clusters_explain_a_missing_configuration_or_submit_command():
     import dask
 
-    pytest.importorskip("dask_jobqueue")  # imported first: its defaults must be in the config before we set any
-    from bench.executors.dask_clusters import ClusterSpec, parse_cluster, start_batch
+    from bench.executors.dask_clusters import ClusterSpec, import_jobqueue, parse_cluster, start_batch
+
+    jobqueue_or_skip(import_jobqueue)  # imported first: its defaults must be in the config before we set any
 
     assert parse_cluster("local", 3) == ClusterSpec("local", 3) and parse_cluster("slurm:8", 1).workers == 8
     with pytest.raises(UsageError, match="unknown kind 'kubernetes'"):
@@ -264,8 +287,9 @@ def test_the_readmes_slurm_example_makes_single_threaded_workers():
     import dask
     import yaml
 
-    pytest.importorskip("dask_jobqueue")
-    from dask_jobqueue import SLURMCluster
+    from bench.executors.dask_clusters import import_jobqueue
+
+    SLURMCluster = jobqueue_or_skip(import_jobqueue).SLURMCluster
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("Worked example, Slurm", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
@@ -392,7 +416,9 @@ def test_dasks_own_error_lines_are_hidden_under_quiet(tmp_path, synthetic_images
 
 
 def test_a_batch_cluster_without_its_submit_command_is_refused_before_the_store_exists(tmp_path, synthetic_images):
-    pytest.importorskip("dask_jobqueue")
+    from bench.executors.dask_clusters import import_jobqueue
+
+    jobqueue_or_skip(import_jobqueue)
     config = tmp_path / "dask"
     config.mkdir()
     (config / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    cores: 1\n    memory: 4GB\n")

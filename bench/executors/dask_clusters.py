@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +106,20 @@ def start_local(spec: ClusterSpec, env: dict[str, str], gpu_workers: int = 0) ->
     return cluster
 
 
+def import_jobqueue() -> Any:
+    """``dask_jobqueue``, imported without letting it take Ctrl-C: its ``runner`` module replaces the
+    SIGINT handler with ``sys.exit()`` at import, which would turn an interrupted run into a silent
+    exit (no "interrupted" line) and leave every later subprocess with a changed handler."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        import dask_jobqueue
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGINT, handler)
+    return dask_jobqueue
+
+
 def check_batch(spec: ClusterSpec) -> Any:
     """The dask-jobqueue class for ``spec.kind``, once dask-jobqueue, its ``jobqueue.<kind>``
     configuration and the batch system's submit command are all there (a clear
@@ -111,7 +127,7 @@ def check_batch(spec: ClusterSpec) -> Any:
     import dask
 
     try:
-        import dask_jobqueue
+        dask_jobqueue = import_jobqueue()
     except ImportError:
         raise UsageError(f"--cluster {spec.kind} needs dask-jobqueue: pip install 'lic-bench[cluster]' "
                          "(or pip install dask-jobqueue)") from None
