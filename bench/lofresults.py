@@ -182,7 +182,11 @@ def lof_figures(view: ResultsView, pairs: Sequence[LOFPair] | None = None, metho
                 row[f"{stem}_ratio"] = b / a if a > 0 else np.nan
             row.update(method=method, averaging=averaging, declared_in=pair.declared_in)
             summary.append(row)
-            table = _per_rate(lof, base)
+            try:
+                table = _per_rate(lof, base)
+            except BDError as exc:  # e.g. several rounds of a cell: no single average per rate point
+                notes.append(f"{label}: no per-rate-point table ({exc})")
+                continue
             for column, value in reversed(list({"lof": pair.lof, "base": pair.base, **where}.items())):
                 table.insert(0, column, value)
             per_rate.append(table)

@@ -132,6 +132,21 @@ def test_lof_section_renders_from_the_store(store, tmp_path):
     assert per_rate.set_index("rate_label")["bpp_base"].to_dict() == pytest.approx(base.to_dict())
 
 
+def test_lof_section_fits_the_page_in_a_real_browser(store, tmp_path):
+    """No LOF table wider than the page at 1024 px (the first layout, one 18-column table, was 1264 px)."""
+    from bench.report.build import build_report
+    from tests.support import browser
+
+    why = browser.missing()
+    if why:
+        pytest.skip(why)
+    report = build_report(store, tmp_path / "report")
+    with browser.chromium(1024) as driver:
+        seen = browser.inspect_page(driver, report.html)
+    assert seen.errors == [] and seen.wide_tables == [], seen.wide_tables
+    assert seen.page <= seen.viewport
+
+
 def test_lof_bd_is_the_bd_machinery_on_the_same_rows(store):
     """The section's BD is exactly bd_table's on the same rows: base as per-image anchor, pchip, paired bootstrap."""
     view = load(store)
