@@ -80,15 +80,16 @@ def lof_section(doc: Document, data: ResultsView, options: Any, csv: Callable[[p
     ratio = fmt_fixed(2)
     doc.table(shown, TIMES, {**{c: fmt_duration() for c in TIMES if c.endswith("_s")},
                              **{c: ratio for c in TIMES if c.endswith("_ratio")}})
+    doc.text(f"Data: [{Path(name).name}]({name}) (every column: the intervals, statuses, the images compared).")
+    if figures.per_rate.empty:
+        return figures
     doc.heading(3, "LOF per rate point")
     rates = csv(figures.per_rate, "lof_rates")
     doc.text("Mean bpp and PSNR-RGB over the same images (the dataset-average curve) and the median encode CPU time, "
-             "per rate point.")
-    doc.table(figures.per_rate.assign(cells=_cells(figures.per_rate)), PER_RATE, {"n_images": fmt_number(3), "bpp_base": fmt_fixed(4),
-                                           "bpp_lof": fmt_fixed(4), "psnr_base": fmt_fixed(3),
-                                           "psnr_lof": fmt_fixed(3), "enc_cpu_base_s": fmt_duration(),
-                                           "enc_cpu_lof_s": fmt_duration()})
-    doc.text(f"Data: [{Path(name).name}]({name}) (every column: the intervals, statuses, the images "
-             f"compared), [{Path(rates).name}]({rates}).")
+             f"per rate point. Data: [{Path(rates).name}]({rates}).")
+    per_rate = figures.per_rate.assign(cells=_cells(figures.per_rate))
+    doc.table(per_rate, PER_RATE, {"n_images": fmt_number(3), "bpp_base": fmt_fixed(4), "bpp_lof": fmt_fixed(4),
+                                   "psnr_base": fmt_fixed(3), "psnr_lof": fmt_fixed(3),
+                                   "enc_cpu_base_s": fmt_duration(), "enc_cpu_lof_s": fmt_duration()})
     return figures
 
