@@ -51,6 +51,7 @@ class CropPlanSpec:
     dataset: str  # the cells' dataset label
     device: str = "cpu"
     rounds: int = 1
+    rates: tuple[str, ...] | None = None  # rate labels to run (each configuration must have them); None: all
 
 
 def select_codecs(codecs: str | None, codecs_dir: str | Path | None) -> tuple[list[CodecConfig], list[str]]:
@@ -157,8 +158,9 @@ def _sha_or_unreadable(path: Path) -> str:
 
 def plan_crops(spec: CropPlanSpec, configs: list[CodecConfig]) -> list[Cell]:
     """The cells of a :class:`CropPlanSpec`: round by round, per image, per configuration, per rate point."""
+    rates = {c.name: _rates(c, list(spec.rates)) if spec.rates else list(c.rates) for c in configs}
     return [cell for k in range(1, spec.rounds + 1) for image in spec.images for config in configs
-            for cell in image_cells(config, config.rates, spec.dataset, [image], [spec.crop], spec.device, k)]
+            for cell in image_cells(config, rates[config.name], spec.dataset, [image], [spec.crop], spec.device, k)]
 
 
 def plan(spec: PlanSpec | CropPlanSpec, configs: list[CodecConfig]) -> tuple[list[Cell], list[str]]:

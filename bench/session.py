@@ -161,7 +161,8 @@ def manifest(spec: SessionSpec, configs: list[CodecConfig], settings: Settings) 
         "metrics": metric_table(settings.metrics),
         "protocol": settings.to_manifest(),
         "codecs": {c.name: {"adapter": c.adapter, "params": c.params, "description": c.description,
-                            "rates": [(r.label, r.params) for r in c.rates], "source": c.source}
+                            "rates": [(r.label, r.params) for r in c.rates], "source": c.source,
+                            **({"lof_of": c.lof_of} if c.lof_of else {})}
                    for c in configs},
         "data_dir": str(datasets.data_dir()),
         **spec.manifest_extra,

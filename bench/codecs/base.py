@@ -131,6 +131,9 @@ class CodecConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:1" or "auto" (CUDA when present)
     default_run: bool = True  # part of `bench run` without --codecs
     source: str = ""  # file the configuration came from
+    #: the configuration this one is the LOF variant of (TOML ``lof_of``; checked by
+    #: :func:`bench.codecs.registry.lof_problem`); metadata, not part of the configuration hash
+    lof_of: str | None = None
 
     def rate(self, label: str) -> RatePoint:
         for point in self.rates:

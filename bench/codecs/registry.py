@@ -105,7 +105,7 @@ def _line_of(text: str, table: str, key: str, occurrence: int = 0) -> int | None
 class _Checker:
     """Checks one parsed TOML document; every error names ``file:line``, the key and what is allowed."""
 
-    TOP = {"name", "adapter", "description", "device", "default_run", "params", "ladder", "rates"}
+    TOP = {"name", "adapter", "description", "device", "default_run", "params", "ladder", "rates", "lof_of"}
 
     def __init__(self, path: Path, text: str, doc: dict[str, Any]):
         self.path, self.text, self.doc = path, text, doc
@@ -223,7 +223,7 @@ def load_config(path: str | Path) -> CodecConfig:
     except Exception as exc:  # noqa: BLE001 — a third-party module may raise anything on import
         raise check.error(f"adapter {adapter!r} cannot be imported: {type(exc).__name__}: {exc}",
                           "", "adapter") from None
-    for key, kind in (("name", str), ("description", str), ("device", str), ("default_run", bool)):
+    for key, kind in (("name", str), ("description", str), ("device", str), ("default_run", bool), ("lof_of", str)):
         if key in doc and not isinstance(doc[key], kind):
             raise check.error(f"{key} = {doc[key]!r}: must be {'true or false' if kind is bool else 'a string'}",
                               "", key)
@@ -245,6 +245,7 @@ def load_config(path: str | Path) -> CodecConfig:
         device=device,
         default_run=bool(doc.get("default_run", True)),
         source=str(path),
+        lof_of=doc.get("lof_of"),
     )
 
 
@@ -276,6 +277,64 @@ def _declared_name(path: Path) -> str:
     return path.name
 
 
+#: rate parameters a LOF variant may differ in from its base: the weights file (compared by sha256)
+#: and λ, which only LOF's objective reads
+_LOF_RATE_KEYS = ("weights", "lambda")
+
+
+def _weights_sha(point: RatePoint) -> str | None:
+    weights = point.params.get("weights")
+    sha = weights.get("sha256") if isinstance(weights, dict) else None
+    return str(sha).lower() if sha else None
+
+
+def lof_problem(config: CodecConfig, base: CodecConfig | None) -> str | None:
+    """Why ``config`` is not the LOF variant of ``base`` (its ``lof_of``), or None when it is: the
+    base must exist, run on the same adapter with LOF off, and have the same rate points with the
+    same weights (sha256) and rate parameters (``lambda`` aside: LOF's own λ), so that the two differ
+    by the encoder's LOF only."""
+    name = config.lof_of
+    if base is None:
+        return f"lof_of = {name!r}: no configuration of that name (or it is broken)"
+    if name == config.name:
+        return f"lof_of = {name!r}: a configuration cannot be the LOF variant of itself"
+    if base.adapter != config.adapter:
+        return f"lof_of = {name!r}: adapter {config.adapter!r} differs from the base's {base.adapter!r}"
+    if int(config.params.get("lof_iterations", 0) or 0) <= 0:
+        return f"lof_of = {name!r}: this configuration has LOF off (params.lof_iterations must be > 0)"
+    if int(base.params.get("lof_iterations", 0) or 0) != 0:
+        return (f"lof_of = {name!r}: the base has LOF on (lof_iterations = {base.params['lof_iterations']}); "
+                "it must be the configuration without LOF")
+    labels, base_labels = [p.label for p in config.rates], [p.label for p in base.rates]
+    if labels != base_labels:
+        return f"lof_of = {name!r}: rate points {labels} differ from the base's {base_labels}"
+    for point, other in zip(config.rates, base.rates):
+        if _weights_sha(point) != _weights_sha(other):
+            return (f"lof_of = {name!r}: rate point {point.label!r} uses weights sha256 {_weights_sha(point)} "
+                    f"but the base uses {_weights_sha(other)}")
+        mine = {k: v for k, v in point.params.items() if k not in _LOF_RATE_KEYS}
+        theirs = {k: v for k, v in other.params.items() if k not in _LOF_RATE_KEYS}
+        if mine != theirs:
+            return f"lof_of = {name!r}: rate point {point.label!r} has parameters {mine}, the base {theirs}"
+    return None
+
+
+def _check_lof_pairs(configs: Configs) -> None:
+    """Move every configuration whose ``lof_of`` does not name a fitting base to ``broken``."""
+    for name, config in list(configs.items()):
+        if config.lof_of is None:
+            continue
+        problem = lof_problem(config, dict.get(configs, config.lof_of))
+        if problem:
+            path = Path(config.source)
+            try:
+                line = _line_of(path.read_text(), "", "lof_of")
+            except (OSError, UnicodeDecodeError):
+                line = None
+            configs.broken[name] = ConfigError(f"{path}{f':{line}' if line else ''}: {problem}")
+            del configs[name]
+
+
 def load_configs(directory: str | Path | None = None) -> Configs:
     """All configurations in ``directory`` (default :func:`default_codecs_dir`), by name.
 
@@ -303,6 +362,7 @@ def load_configs(directory: str | Path | None = None) -> Configs:
             configs.broken[name] = found[0][1]
         else:
             configs[name] = found[0][1]
+    _check_lof_pairs(configs)
     return configs
 
 

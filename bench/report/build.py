@@ -29,6 +29,7 @@ from bench.report.anchoring import ReportOptions, anchor_difference, plot_anchor
 from bench.report.bdsection import bd_section
 from bench.report.decodeparts import decode_parts_section
 from bench.report.document import Document, FigureRef, fmt_code, md_code, md_escape, md_prose
+from bench.report.lofsection import lof_section
 from bench.report.progress import STEPS, Step, quiet
 from bench.report.training import training_section
 from bench.results import QUALITIES, ResultsView, load, present_metrics
@@ -223,6 +224,7 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
                                  lambda fig, name, alt, names: _figure(fig, out, name, alt, names, written))
     step(STEPS[5])
     _tradeoff_section(body, data, bd, bd_anchor, palette, out, written)
+    lof_section(body, data, options, csv)
     training_section(body, options.training, sorted(data.rows["codec"].unique()), csv,
                      lambda fig, name, alt, names: _figure(fig, out, name, alt, names, written))
     step(STEPS[6])

@@ -203,3 +203,56 @@ def test_encoded_normalisation():
     assert Encoded.of(Encoded(b"x", {"estimated_bits": 8})).extras == {"estimated_bits": 8}
     with pytest.raises(TypeError):
         Encoded.of("text")
+
+
+# --- LOF pairing (lof_of): declared once, as data, checked when the folder is loaded -----------------
+
+def _msp(name: str, *, lof: int = 0, sha: str = "ab" * 32, extra: str = "", rates: tuple[str, ...] = ("a", "b"),
+         adapter: str = "msp") -> str:
+    """A small MSP configuration text (weights by sha256 only: loading a folder reads no weights file)."""
+    head = f'{extra}adapter = "{adapter}"\n[params]\nprofile = "msp-tiny"\n' + (f"lof_iterations = {lof}\n" if lof else "")
+    return head + "".join(f'[[rates]]\nlabel = "{r}"\nlambda = 0.01\nweights = {{ path = "w-{r}.pt", sha256 = "{sha}" }}\n'
+                          for r in rates)
+
+
+def test_shipped_lof_configurations_name_their_base(codecs_dir):
+    configs = registry.load_configs(codecs_dir)
+    pairs = {name: c.lof_of for name, c in configs.items() if c.lof_of}
+    assert pairs == {"msp-tiny-lof": "msp-tiny", "mbt2018-tiny-lof": "mbt2018-tiny", "msp-base-lof": "msp-base",
+                     "mbt2018-mean-lof": "mbt2018-mean", "mlicpp-lof": "mlicpp-untrained"}
+    assert not configs.broken
+    from bench.cells import config_hash  # lof_of is metadata: stored rows keep their configuration hash
+
+    assert config_hash(configs["msp-tiny-lof"]) == "ed3502c27e3182f9"
+
+
+@pytest.mark.parametrize("base_text, lof_text, problem", [
+    (None, _msp("x", lof=3, extra='lof_of = "base"\n'), r"lof\.toml:1: lof_of = 'base': no configuration of that name"),
+    (_msp("base"), _msp("x", lof=3, extra='lof_of = "base"\n', sha="cd" * 32),
+     r"rate point 'a' uses weights sha256 cdcd.* but the base uses abab"),
+    (_msp("base", lof=5), _msp("x", lof=3, extra='lof_of = "base"\n'), r"the base has LOF on \(lof_iterations = 5\)"),
+    (_msp("base"), _msp("x", extra='lof_of = "base"\n'), r"this configuration has LOF off"),
+    (_msp("base", rates=("a",)), _msp("x", lof=3, extra='lof_of = "base"\n'), r"rate points \['a', 'b'\] differ"),
+    ('adapter = "jpeg"\n[ladder]\nparam = "quality"\nvalues = [50]\n', _msp("x", lof=3, extra='lof_of = "base"\n'),
+     r"adapter 'msp' differs from the base's 'jpeg'"),
+    (None, _msp("x", lof=3, extra='lof_of = "lof"\n'), r"cannot be the LOF variant of itself"),
+])
+def test_a_bad_lof_of_is_refused_naming_the_problem(tmp_path, base_text, lof_text, problem):
+    if base_text is not None:
+        write(tmp_path, "base", base_text)
+    write(tmp_path, "lof", lof_text)
+    configs = registry.load_configs(tmp_path)
+    assert "lof" not in configs and "lof" in configs.broken  # refused when selected, the others load
+    with pytest.raises(ConfigError, match=problem):
+        configs["lof"]
+    if base_text is not None:
+        assert "base" in configs
+
+
+def test_a_good_lof_of_loads_and_lambda_may_differ(tmp_path):
+    write(tmp_path, "base", _msp("base").replace("lambda = 0.01", "lambda = 0.02"))
+    write(tmp_path, "lof", _msp("x", lof=3, extra='lof_of = "base"\n'))
+    configs = registry.load_configs(tmp_path)
+    assert configs["lof"].lof_of == "base" and not configs.broken
+    with pytest.raises(ConfigError, match=r"lof_of = 3: must be a string"):
+        registry.load_config(write(tmp_path, "bad", _msp("x", lof=3, extra="lof_of = 3\n")))
