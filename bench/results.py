@@ -156,6 +156,20 @@ def add_memory_columns(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def sequential_steps(extras: pd.Series) -> pd.Series:
+    """Each row's sequential entropy-decoding steps as its codec reported them in ``extras``
+    (``sequential_steps``: constant for MSP, one per latent position for a serial context model);
+    NaN where the codec reports none (classical codecs) or the extras cannot be read."""
+    def steps(text: Any) -> float:
+        try:
+            value = json.loads(text).get("sequential_steps") if isinstance(text, str) else None
+        except (json.JSONDecodeError, AttributeError):
+            return np.nan
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+
+    return pd.Series([steps(t) for t in extras], index=extras.index, dtype=float)
+
+
 def _latest_configuration(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """Per codec, keep the rows of the configuration (``config_hash``) stored most recently
     (highest ``id``; rows not yet stored count in their order)."""
@@ -212,6 +226,7 @@ def from_frame(frame: pd.DataFrame, results_dir: Path | None = None, where: Any 
     errors = everything[everything["status"] != "ok"].copy()
     ok = add_memory_columns(ok)
     ok["megapixels"] = pd.to_numeric(ok["pixels"], errors="coerce") / 1e6
+    ok["sequential_steps"] = sequential_steps(ok["extras"])
     ok["machine"] = [class_label(r) for r in ok.to_dict("records")]  # timings compare only within a class
     untrained = sorted(ok.loc[ok["trained"] == 0, "codec"].unique())
     runs: list[dict[str, Any]] = []
