@@ -36,14 +36,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("codecs", ("bench.codecs",)),
     ("configuration and plan", ("bench.datasets", "bench.cells", "bench.plan")),
     ("measure", ("bench.measure", "bench.memory", "bench.measurecache", "bench.complexity", "bench.crossdecode",
-                 "bench.decode_scaling", "bench.lof_run")),
+                 "bench.lof_run")),
     ("executor", ("bench.worker", "bench.executors")),
     ("store", ("bench.store", "bench.storelock", "bench.streams")),
     ("analysis", ("bench.analysis", "bench.anchors")),
     ("results view", ("bench.results", "bench.anchor_choice")),
     ("report", ("bench.report", "bench.export", "bench.summary")),
     ("session", ("bench.runner", "bench.session")),
-    ("entry points and tools", ("bench.cli", "bench.score", "bench.__main__", "bench.gate", "bench.tools", "bench.training")),
+    ("entry points and tools", ("bench.cli", "bench.score", "bench.__main__", "bench.gate", "bench.tools", "bench.training",
+                                "bench.decode_scaling")),
 ]
 
 
