@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--codecs", default=None, help="comma-separated names, 'all', or 'default' (default)")
     run.add_argument("--models-path", default=argparse.SUPPRESS, metavar="DIR",
                      help="as the global --models-path (folders of model code for compressai-model configurations)")
-    run.add_argument("--dataset", default=None, help="kodak, highres, samples or a folder (default: kodak if present, else samples)")
+    run.add_argument("--dataset", default=None, help="kodak, highres, samples, a folder or one image file (default: kodak if present, else samples)")
     run.add_argument("--images", type=int, default=None, help="use only the first N images of the dataset (0: ladder cells only)")
     run.add_argument("--rates", default=None, help="comma-separated rate labels (default: the whole ladder)")
     run.add_argument("--ladder", default="default",

@@ -8,7 +8,9 @@ Sets resolve under ``$BENCH_DATA_DIR`` (default ``./data``):
   ``imagecompression-info-subset/`` and ``highres/`` that exist;
 - ``samples`` — colour photographs bundled with scikit-image, the fallback when no dataset is
   present (nothing to download);
-- any folder path — a custom set of its PNG/JPEG/PPM/TIFF/WebP/BMP/GIF files.
+- any folder path — a custom set of its PNG/JPEG/PPM/TIFF/WebP/BMP/GIF files;
+- one image file — a set of that image alone (e.g. a ladder of crops of one picture, as
+  ``python -m bench.decode_scaling`` runs).
 
 An image's id in the results store is its file name without the extension, so the ids of one set
 must be unique: a set holding ``a.png`` and ``a.bmp`` (or, for ``highres``, the same name in two
@@ -129,7 +131,9 @@ def resolve(name: str, root: Path | None = None) -> Dataset:
         if not paths:
             raise DatasetError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return Dataset(folder.name, _unique_ids(paths), str(folder))
-    raise DatasetError(f"unknown dataset {name!r}: use kodak, highres, samples or a folder path")
+    if folder.is_file() and folder.suffix.lower() in IMAGE_SUFFIXES:
+        return Dataset(folder.stem, (folder,), str(folder))
+    raise DatasetError(f"unknown dataset {name!r}: use kodak, highres, samples, a folder path or an image file")
 
 
 def default_dataset() -> Dataset:

@@ -1,99 +1,75 @@
-"""Measure decode time against resolution: serial O(n) context model vs MSP's constant steps.
+"""Decode time against resolution, through the benchmark pipeline: serial O(n) decoders vs MSP's constant steps.
 
-    python -m bench.decode_scaling [--out results.json] [--sizes 256x256,...]
+    python -m bench.decode_scaling [--results results/decode-scaling] [--sizes 256x256,...] [--out figures.json]
 
 Centre crops of one image (default ``$BENCH_DATA_DIR/imagecompression-info-subset/
-flower_foveon.png``, 2268×1512) at each size are encoded once and decoded ``--repeats`` times
-(minimum kept) by every codec, through the same :class:`bench.codecs.base.Codec` interface the
-benchmark uses:
+flower_foveon.png``, 2268×1512) at each size are run as resolution-ladder cells of a session
+(:mod:`bench.session`, what ``bench run --dataset IMAGE --images 0 --ladder-set IMAGE --ladder SIZES
+--ladder-per-size 1`` runs) into the results store ``--results``: each cell encodes and decodes in a
+clean worker process at the configuration's middle rate point, and its row carries decode wall and
+CPU time and the codec's sequential decoding steps (``extras``). The store is resumable: the same
+command skips the cells already stored. Codecs:
 
-* ``mbt2018`` (CompressAI; one sequential decoding step per latent position — O(n) steps);
-* each MSP profile (``codecs/msp-*.toml``; (1 + k·S)·G steps at every size), encoded with LOF
-  switched off (LOF is encoder-only; the decoder is unchanged). ``msp-base-lof`` shares
-  msp-base's decoder, so it is not timed again unless ``--time-lof-profiles``;
-* MLIC++ when ``bench.models.mlicpp`` is importable and a ``codecs/*.toml`` uses an ``mlic*``
-  adapter.
+* ``mbt2018`` (CompressAI; one sequential decoding step per latent position — O(n) steps), and any
+  configuration of the same serial architecture, at ``--mbt-sizes`` (its decoder is slow);
+* each MSP profile (``codecs/msp-*.toml``; (1 + k·S)·G steps at every size), with LOF switched off
+  (LOF is encoder-only; the decoder is unchanged). ``msp-base-lof`` shares msp-base's decoder, so it
+  is not run again unless ``--time-lof-profiles``;
+* without ``--codecs``, also MLIC++ when ``bench.models.mlicpp`` is importable and a
+  ``codecs/*.toml`` uses an ``mlic*`` adapter that can run here (``--codecs`` runs exactly the
+  configurations it names).
 
-Untrained weights are fine for timing (the untrained modes code realistic symbol statistics).
-Reported: decode seconds per size, fitted log-log exponents (time ∝ pixels^b), per-step decode
-times of MSP at the largest size, and each MSP profile's speed-up over mbt2018 at the largest
-size both decoded. Wall-clock timings on a shared machine: the load average is recorded.
+Untrained weights are fine for timing. The figures printed (and written by ``--out`` as JSON) are
+read back from the store (:mod:`bench.analysis.scaling`): per codec the steps and decode time per
+size, the fitted log-log exponents of decode wall and CPU time and of the steps (time ∝ pixels^k),
+and each codec's speed-up over each serial decoder at the largest size both decoded, wall and CPU.
+``python -m bench.report RESULTS`` shows the same in its "Decode scaling" part. Per-part decode
+times (entropy coding, context, synthesis) are ``python -m bench.tools.decode_parts``'s; per-step
+MSP times are no longer printed.
+
+Exit status: 0 every cell measured, 1 some cells failed (named; rerun with the same command and
+``--retry-errors``), 2 bad input.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib.util
 import json
 import os
-import platform
 import sys
-import time
-import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from bench.codecs import registry
-from bench.codecs.base import Codec, CodecConfig
+from bench.argparsing import ArgumentParser
 from bench.datasets import parse_size
-from bench.images import centre_crop, load_image
+from bench.errors import BenchError, UsageError, describe
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.codecs.base import CodecConfig
+    from bench.session import Session
 
 DEFAULT_SIZES = "256x256,512x512,768x512,1024x683,1536x1024,2048x1365"
 DEFAULT_MBT_SIZES = "256x256,512x512,1024x683,2048x1365"
+DEFAULT_RESULTS = "results/decode-scaling"
+DEFAULT_IMAGE = Path("imagecompression-info-subset") / "flower_foveon.png"
 MSP_PROFILES = ("msp-fast", "msp-base", "msp-best")
 LOF_PROFILES = {"msp-base-lof": "msp-base"}
+DEFAULT_CODECS = ("mbt2018", *MSP_PROFILES)
+#: the serial context architecture whose configurations get ``--mbt-sizes``
+SERIAL_ARCHITECTURE = "mbt2018"
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """"WxH,WxH" → [(width, height), ...]."""
-    return [parse_size(item.strip()) for item in text.split(",")]
-
-
-def fit_exponent(pixels: list[int], seconds: list[float]) -> float | None:
-    """Least-squares slope b of log(seconds) = a + b·log(pixels)."""
-    if len(pixels) < 2:
-        return None
-    return float(np.polyfit(np.log(pixels), np.log(seconds), 1)[0])
-
-
-def time_codec(codec: Codec, config: CodecConfig, crops: dict[tuple[int, int], np.ndarray], repeats: int) -> dict:
-    """Encode each crop once, decode ``repeats`` times; per-size decode times and step data."""
-    rate = config.rates[min(4, len(config.rates) - 1)]
-    rows = []
-    for (w, h), img in crops.items():
-        t0 = time.perf_counter()
-        enc = codec.encode(img, rate)
-        codec.synchronize()
-        encode_s = time.perf_counter() - t0
-        times, step_times, split = [], None, None
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            out = codec.decode(enc.data)
-            codec.synchronize()
-            times.append(time.perf_counter() - t0)
-            step_times = getattr(codec, "last_decode_step_times", None)
-            split = getattr(codec, "last_decode_times", None)
-        if out.shape != img.shape:
-            raise RuntimeError(f"{config.name}: decoded {out.shape} for a {img.shape} crop")
-        row = {
-            "width": w, "height": h, "pixels": w * h, "bytes": len(enc.data),
-            "encode_s": encode_s, "decode_s": min(times), "decode_all_s": times,
-            "sequential_steps": enc.extras.get("sequential_steps"),
-        }
-        if step_times:
-            row["step_times"] = [[n, t] for n, t in step_times]
-        if split:
-            row.update({k: v for k, v in split.items()})
-        rows.append(row)
-        print(f"  {config.name:14s} {w:5d}x{h:<5d} decode {row['decode_s']:9.3f} s  "
-              f"(encode {encode_s:7.2f} s, steps {row['sequential_steps']})", flush=True)
-    return {"rate": rate.label, "trained": codec.trained, "version": codec.library_version(), "rows": rows}
+    """"WxH,WxH" → [(width, height), ...]; a bad size is a :class:`UsageError` naming it."""
+    return [parse_size(item.strip()) for item in text.split(",") if item.strip()]
 
 
 def mlic_configs(configs: dict[str, CodecConfig]) -> list[CodecConfig]:
+    """The MLIC++ configurations that can run here (none when its model is not installed)."""
+    import importlib.util
+
     if importlib.util.find_spec("bench.models.mlicpp") is None:
         return []
     from bench.codecs.registry import availability
@@ -101,138 +77,210 @@ def mlic_configs(configs: dict[str, CodecConfig]) -> list[CodecConfig]:
     return [c for c in configs.values() if c.adapter.lower().startswith("mlic") and availability(c) is None]
 
 
-def summarise(results: dict[str, dict]) -> dict[str, Any]:
-    """Exponents, speed-ups over mbt2018 at the largest common size, per-step times."""
-    summary: dict[str, Any] = {"exponents": {}, "speedup_vs_mbt2018": {}, "step_times_largest": {}}
-    for name, res in results.items():
-        rows = res["rows"]
-        summary["exponents"][name] = {
-            "decode": fit_exponent([r["pixels"] for r in rows], [r["decode_s"] for r in rows]),
-        }
-        if rows and "entropy_decoding_s" in rows[0]:
-            summary["exponents"][name]["entropy_decoding"] = fit_exponent(
-                [r["pixels"] for r in rows], [r["entropy_decoding_s"] for r in rows])
-            summary["exponents"][name]["synthesis"] = fit_exponent(
-                [r["pixels"] for r in rows], [r["synthesis_s"] for r in rows])
-        if rows and "step_times" in rows[-1]:
-            summary["step_times_largest"][name] = {
-                "size": f"{rows[-1]['width']}x{rows[-1]['height']}", "steps": rows[-1]["step_times"]}
-    mbt = results.get("mbt2018")
-    if mbt and mbt["rows"]:
-        mbt_rows = {(r["width"], r["height"]): r for r in mbt["rows"]}
-        for name, res in results.items():
-            if name == "mbt2018":
-                continue
-            common = [r for r in res["rows"] if (r["width"], r["height"]) in mbt_rows]
-            if common:
-                r = max(common, key=lambda r: r["pixels"])
-                m = mbt_rows[(r["width"], r["height"])]
-                entry = {"size": f"{r['width']}x{r['height']}", "mbt2018_s": m["decode_s"],
-                         "codec_s": r["decode_s"], "speedup": m["decode_s"] / r["decode_s"]}
-                if "entropy_decoding_s" in r and "entropy_decoding_s" in m:
-                    entry["entropy_decoding_speedup"] = m["entropy_decoding_s"] / r["entropy_decoding_s"]
-                summary["speedup_vs_mbt2018"][name] = entry
-    return summary
-
-
-def markdown(results: dict[str, dict], summary: dict[str, Any], aliases: dict[str, str]) -> str:
-    sizes = sorted({(r["width"], r["height"]) for res in results.values() for r in res["rows"]},
-                   key=lambda s: s[0] * s[1])
-    lines = ["| codec | steps | " + " | ".join(f"{w}×{h}" for w, h in sizes) + " | exponent b |",
-             "|---" * (len(sizes) + 3) + "|"]
-    for name, res in results.items():
-        by = {(r["width"], r["height"]): r for r in res["rows"]}
-        steps = sorted({r["sequential_steps"] for r in res["rows"]})
-        steps_txt = str(steps[0]) if len(steps) == 1 else f"{steps[0]}…{steps[-1]}"
-        cells = [f"{by[s]['decode_s']:.2f}" if s in by else "—" for s in sizes]
-        b = summary["exponents"][name]["decode"]
-        b_txt = "—" if b is None else f"{b:.2f}"
-        lines.append(f"| {name} | {steps_txt} | " + " | ".join(cells) + f" | {b_txt} |")
-    for alias, target in aliases.items():
-        lines.append(f"| {alias} | (decoder of {target}; LOF is encoder-only — not timed separately) |")
-    lines.append("")
-    for name, s in summary["speedup_vs_mbt2018"].items():
-        ent = s.get("entropy_decoding_speedup")
-        lines.append(f"- {name}: {s['speedup']:.1f}× faster than mbt2018 at {s['size']} "
-                     f"({s['codec_s']:.2f} s vs {s['mbt2018_s']:.1f} s)"
-                     + (f"; entropy-decoding part (all but g_s) {ent:.0f}× faster" if ent else ""))
-    split = [(n, res["rows"]) for n, res in results.items() if res["rows"] and "synthesis_s" in res["rows"][-1]]
-    if split:
-        lines += ["", "| codec | size | entropy decoding (s) | synthesis g_s (s) | b entropy | b synthesis |",
-                  "|---|---|---|---|---|---|"]
-        for name, rows in split:
-            r, e = rows[-1], summary["exponents"][name]
-            lines.append(f"| {name} | {r['width']}×{r['height']} | {r['entropy_decoding_s']:.2f} | "
-                         f"{r['synthesis_s']:.2f} | {e['entropy_decoding']:.2f} | {e['synthesis']:.2f} |")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--image", type=Path, help="source image (default: flower_foveon.png under $BENCH_DATA_DIR)")
+def build_parser() -> ArgumentParser:
+    ap = ArgumentParser(prog="python -m bench.decode_scaling", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--image", type=Path, help=f"source image (default: {DEFAULT_IMAGE} under $BENCH_DATA_DIR)")
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help=f"WxH list for MSP/MLIC++ (default {DEFAULT_SIZES})")
     ap.add_argument("--mbt-sizes", default=DEFAULT_MBT_SIZES,
-                    help=f"WxH list for mbt2018, whose serial decoder is slow (default {DEFAULT_MBT_SIZES})")
-    ap.add_argument("--codecs", default=",".join(("mbt2018", *MSP_PROFILES)), help="configurations to time")
+                    help=f"WxH list for mbt2018-architecture codecs, whose serial decoder is slow (default "
+                         f"{DEFAULT_MBT_SIZES})")
+    ap.add_argument("--codecs", default=None,
+                    help=f"configurations to run (default {','.join(DEFAULT_CODECS)} and MLIC++ where it can run)")
     ap.add_argument("--codecs-dir", type=Path, default=None)
-    ap.add_argument("--repeats", type=int, default=1, help="decodes per size (minimum kept)")
+    ap.add_argument("--results", type=Path, default=Path(DEFAULT_RESULTS),
+                    help=f"results store the cells run into and the figures are read from (default {DEFAULT_RESULTS}; "
+                         "resumed: stored cells are skipped)")
+    ap.add_argument("--repeats", type=int, default=1, help="timed encode/decode calls per cell (median stored)")
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="untimed calls per cell before timing (default 0: mbt2018's serial decode takes minutes)")
+    ap.add_argument("--memory", choices=("all", "mid", "size", "off"), default="off",
+                    help="clean-process memory readings as in bench run (default off: each doubles a cell's time)")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds before a cell is stopped (an error row)")
+    ap.add_argument("--retry-errors", action="store_true", help="run again the cells stored as errors")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads (default 1: on a shared CPU, thread-pool contention makes "
-                         "small serial ops, i.e. mbt2018's per-position steps, up to ~8x slower)")
-    ap.add_argument("--time-lof-profiles", action="store_true", help="also time msp-base-lof's decoder")
-    ap.add_argument("--out", type=Path, help="write all raw numbers as JSON here")
-    args = ap.parse_args(argv)
+                    help="threads per cell (default 1: on a shared CPU, thread-pool contention makes small serial "
+                         "ops, i.e. mbt2018's per-position steps, up to ~8x slower)")
+    ap.add_argument("--time-lof-profiles", action="store_true", help="also run msp-base-lof's decoder")
+    ap.add_argument("--out", type=Path, help="write the figures read from the store as JSON here")
+    return ap
 
-    path = args.image
-    if path is None:
+
+def _image(arg: Path | None) -> Path:
+    if arg is None:
         data_dir = os.environ.get("BENCH_DATA_DIR")
         if not data_dir:
-            ap.error("give --image or set BENCH_DATA_DIR")
-        path = Path(data_dir) / "imagecompression-info-subset" / "flower_foveon.png"
-    source = load_image(path).pixels
-    configs = registry.load_configs(args.codecs_dir)
-    names = [n.strip() for n in args.codecs.split(",") if n.strip()]
+            raise UsageError("give --image or set BENCH_DATA_DIR")
+        arg = Path(data_dir) / DEFAULT_IMAGE
+    if not arg.is_file():
+        raise UsageError(f"--image {arg}: no such image file")
+    return arg
+
+
+def _configs(args: Any) -> tuple[list[CodecConfig], dict[str, str], list[str], list[str]]:
+    """The configurations to run (LOF switched off), the aliases not run, notes, and the names
+    whose LOF was switched off."""
+    from bench import plan
+    from bench.codecs import registry
+
+    names = plan.labels(args.codecs or ",".join(DEFAULT_CODECS))
     aliases = {} if args.time_lof_profiles else {a: t for a, t in LOF_PROFILES.items() if t in names}
     if args.time_lof_profiles:
         names += [a for a in LOF_PROFILES if a not in names]
-    selected = [configs[n] for n in names] + mlic_configs(configs)
-
-    env = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
-           "loadavg_start": os.getloadavg(), "image": str(path), "device": args.device}
-    import torch
-
-    torch.set_num_threads(args.threads)
-    env["torch"], env["torch_threads"] = torch.__version__, torch.get_num_threads()
-    results: dict[str, dict] = {}
-    lof_off: list[str] = []
-    for cfg in selected:
+    configs, notes = plan.select_codecs(",".join(names), args.codecs_dir)
+    known = {c.name for c in configs}
+    if args.codecs is None:
+        configs += [c for c in mlic_configs(registry.load_configs(args.codecs_dir)) if c.name not in known]
+    if not configs:
+        raise UsageError("no codec available to run: " + ("; ".join(notes) or "none selected"))
+    lof_off = []
+    for i, cfg in enumerate(configs):
         if int(cfg.params.get("lof_iterations", 0)) > 0:
             # LOF is encoder-only and leaves the decoder unchanged: switch it off to time decoding.
-            cfg = dataclasses.replace(cfg, params={**cfg.params, "lof_iterations": 0})
+            configs[i] = dataclasses.replace(cfg, params={**cfg.params, "lof_iterations": 0})
             lof_off.append(cfg.name)
-        sizes = parse_sizes(args.mbt_sizes if cfg.name == "mbt2018" else args.sizes)
-        crops = {s: centre_crop(source, *s) for s in sizes}
-        print(f"{cfg.name}: {len(crops)} sizes", flush=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the untrained warning: expected here
-            codec = registry.create(cfg, device=args.device)
-        results[cfg.name] = time_codec(codec, cfg, crops, args.repeats)
-        codec.close()
-    env["loadavg_end"] = os.getloadavg()
-    env["lof_switched_off_for_timing"] = lof_off
-    summary = summarise(results)
+    return configs, aliases, notes, lof_off
+
+
+@dataclasses.dataclass
+class Request:
+    """What one command runs: its sessions (chosen and planned, nothing run yet), the LOF profiles
+    not run (their decoder is another's), notes on codecs that cannot run, LOF switched off for."""
+
+    sessions: list[Session]
+    aliases: dict[str, str]
+    notes: list[str]
+    lof_off: list[str]
+
+
+def request(args: Any, argv: list[str]) -> Request:
+    """One session per size list (serial decoders at ``--mbt-sizes``, the others at ``--sizes``),
+    all into ``--results``."""
+    from bench.plan import PlanSpec
+    from bench.session import Session, SessionSpec, command_line
+
+    image = _image(args.image)
+    sizes = {False: parse_sizes(args.sizes), True: parse_sizes(args.mbt_sizes)}
+    for option, value, least in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
+                                 ("--threads", args.threads, 1)):
+        if value < least:
+            raise UsageError(f"{option} {value}: must be at least {least}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout}: must be a positive number of seconds")
+    configs, aliases, notes, lof_off = _configs(args)
+    out = []
+    for serial in (True, False):
+        group = [c for c in configs if (c.params.get("architecture") == SERIAL_ARCHITECTURE) is serial]
+        if not group or not sizes[serial]:
+            continue
+        ladder = ",".join(f"{w}x{h}" for w, h in sizes[serial])
+        spec = SessionSpec(
+            out=args.results, command=command_line("bench.decode_scaling", argv), codecs="", extra_configs=tuple(group),
+            plan=PlanSpec(dataset=str(image), images=0, ladder=ladder, ladder_set=str(image), ladder_per_size=1,
+                          device=args.device),
+            jobs=1, threads=args.threads, warmup=args.warmup, repeats=args.repeats, memory=args.memory,
+            timeout_s=args.timeout, retry_errors=args.retry_errors,
+            manifest_extra={"decode_scaling": {"image": str(image), "sizes": ladder, "lof_switched_off": lof_off}})
+        out.append(Session(spec))
+    return Request(out, aliases, notes, lof_off)
+
+
+def figures(ladder: pd.DataFrame) -> dict[str, Any]:
+    """The decode-scaling figures of ladder rows (:mod:`bench.analysis.scaling`), JSON-ready."""
+    from bench.analysis.scaling import decode_points, decode_scaling_fits, decode_speedups
+
+    def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+        return json.loads(frame.to_json(orient="records"))  # NaN → null
+
+    return {"points": records(decode_points(ladder)), "fits": records(decode_scaling_fits(ladder)),
+            "speedups": records(decode_speedups(ladder))}
+
+
+def markdown(found: dict[str, Any], aliases: dict[str, str]) -> str:
+    """The figures as Markdown: steps and decode wall time (CPU time) per size and the exponents,
+    then the speed-ups over each serial decoder."""
+    points = found["points"]
+    sizes = sorted({(p["resolution"], p["pixels"]) for p in points}, key=lambda s: s[1])
+    lines = ["| codec | steps | " + " | ".join(r.replace("x", "×") for r, _ in sizes)
+             + " | k wall | k CPU | k steps |", "|---" * (len(sizes) + 5) + "|"]
+
+    def num(v: float | None, fmt: str) -> str:
+        return "—" if v is None else format(v, fmt)
+
+    for fit in found["fits"]:
+        mine = {p["resolution"]: p for p in points if p["codec"] == fit["codec"] and p["device"] == fit["device"]}
+        steps = sorted({int(p["sequential_steps"]) for p in mine.values() if p["sequential_steps"] is not None})
+        steps_txt = "—" if not steps else str(steps[0]) if len(steps) == 1 else f"{steps[0]}…{steps[-1]}"
+        cells = [f"{num(mine[r]['dec_time_s'], '.2f')} ({num(mine[r]['dec_cpu_s'], '.2f')})" if r in mine else "—"
+                 for r, _ in sizes]
+        lines.append(f"| {fit['codec']} | {steps_txt} | " + " | ".join(cells) + " | "
+                     + " | ".join(num(fit[k], ".2f") for k in ("dec_time_k", "dec_cpu_k", "steps_k")) + " |")
+    for alias, target in aliases.items():
+        lines.append(f"| {alias} | (decoder of {target}; LOF is encoder-only — not run separately) |")
+    lines += ["", "Decode seconds per size: wall (CPU)."]
+    for s in found["speedups"]:
+        lines.append(f"- {s['codec']}: {num(s['wall_speedup'], '.1f')}× faster than {s['reference']} at "
+                     f"{s['resolution']} in wall time ({num(s['wall_s'], '.2f')} s vs {num(s['reference_wall_s'], '.2f')}"
+                     f" s), {num(s['cpu_speedup'], '.1f')}× in CPU time ({num(s['cpu_s'], '.2f')} s vs "
+                     f"{num(s['reference_cpu_s'], '.2f')} s)")
+    return "\n".join(lines)
+
+
+def read_back(results: Path, planned: list[Session]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ok and error rows of the planned cells, from the store (latest configuration per codec)."""
+    from bench.results import load
+
+    keys = {(c.config.name, c.resolution, c.image_sha256, c.device) for s in planned for c in s.cells}
+    view = load(results)
+
+    def mine(frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        return frame[[k in keys for k in zip(frame["codec"], frame["resolution"], frame["image_sha256"],
+                                              frame["device"])]]
+
+    return mine(view.ladder), mine(view.errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+
+    def say(text: str, warning: bool) -> None:
+        print(("warning: " if warning else "") + text, file=sys.stderr)
+
+    try:
+        asked = request(args, argv)
+        for note in asked.notes:
+            say(note, True)
+        for session in asked.sessions:
+            for note in session.notes:
+                say(note, True)
+            session.run(say)
+        ladder, errors = read_back(args.results, asked.sessions)
+    except KeyboardInterrupt:
+        print("interrupted (the cells already stored are kept; the same command resumes)", file=sys.stderr)
+        return 130
+    except (BenchError, OSError, ValueError) as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 2
+    found = figures(ladder)
     print()
-    print(markdown(results, summary, aliases))
-    for name, st in summary["step_times_largest"].items():
-        print(f"\n{name} per-step decode times at {st['size']} (s): "
-              + ", ".join(f"{n} {t:.3f}" for n, t in st["steps"]))
-    print(f"\nload average start {env['loadavg_start']}, end {env['loadavg_end']}")
-    if lof_off:
-        print(f"LOF switched off (encoder-only, decoder unchanged) for: {', '.join(lof_off)}")
+    print(markdown(found, asked.aliases))
+    if asked.lof_off:
+        print(f"LOF switched off (encoder-only, decoder unchanged) for: {', '.join(asked.lof_off)}")
+    print(f"store: {args.results} (python -m bench.report {args.results} shows these in 'Decode scaling')")
     if args.out:
-        args.out.write_text(json.dumps({"environment": env, "results": results, "summary": summary,
-                                        "aliases": aliases}, indent=1))
+        from bench.outfiles import write_atomically
+
+        document = {"store": str(args.results), "aliases": asked.aliases, "lof_switched_off_for_timing": asked.lof_off,
+                    **found}
+        write_atomically(args.out, lambda fh: fh.write(json.dumps(document, indent=1)), force=True)
+    if len(errors):
+        for _, row in errors.iterrows():
+            say(f"{row['codec']} {row['resolution']}: {row['error']}", True)
+        say(f"{len(errors)} cell(s) failed; the same command with --retry-errors runs them again", True)
+        return 1
     return 0
 
 

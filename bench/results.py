@@ -156,6 +156,20 @@ def add_memory_columns(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def sequential_steps(extras: pd.Series) -> pd.Series:
+    """Each row's sequential entropy-decoding steps as its codec reported them in ``extras``
+    (``sequential_steps``: constant for MSP, one per latent position for a serial context model);
+    NaN where the codec reports none (classical codecs) or the extras cannot be read."""
+    def steps(text: Any) -> float:
+        try:
+            value = json.loads(text).get("sequential_steps") if isinstance(text, str) else None
+        except (json.JSONDecodeError, AttributeError):
+            return np.nan
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+
+    return pd.Series([steps(t) for t in extras], index=extras.index, dtype=float)
+
+
 def _latest_configuration(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """Per codec, keep the rows of the configuration (``config_hash``) stored most recently
     (highest ``id``; rows not yet stored count in their order)."""
@@ -212,6 +226,7 @@ def from_frame(frame: pd.DataFrame, results_dir: Path | None = None, where: Any 
     errors = everything[everything["status"] != "ok"].copy()
     ok = add_memory_columns(ok)
     ok["megapixels"] = pd.to_numeric(ok["pixels"], errors="coerce") / 1e6
+    ok["sequential_steps"] = sequential_steps(ok["extras"])
     ok["machine"] = [class_label(r) for r in ok.to_dict("records")]  # timings compare only within a class
     untrained = sorted(ok.loc[ok["trained"] == 0, "codec"].unique())
     runs: list[dict[str, Any]] = []
@@ -224,11 +239,14 @@ def from_frame(frame: pd.DataFrame, results_dir: Path | None = None, where: Any 
     return view
 
 
-def load(results_dir: str | Path) -> ResultsView:
+def load(results_dir: str | Path, decode_parts_only: bool = False) -> ResultsView:
     """Read a results directory (or ``.sqlite`` file).
 
     Raises ``FileNotFoundError`` when there is no store and ``ValueError`` when it holds no
-    successful measurement at all (a report of nothing would only hide the problem).
+    successful measurement at all (a report of nothing would only hide the problem). With
+    ``decode_parts_only`` (the report) a store whose only rows are ``decode_parts`` rows
+    (``python -m bench.tools.decode_parts``) is read too: empty measurement rows, the decode-parts
+    rows, and the manifests of their runs.
     """
     path = db_path(results_dir)
     if not path.is_file():
@@ -239,8 +257,12 @@ def load(results_dir: str | Path) -> ResultsView:
         errors = view.errors
         detail = f" ({len(errors)} error rows, e.g. {errors['error'].iloc[0]!r})" if len(errors) else ""
         if not view.decode_parts.empty:
-            detail += ("; it has decode_parts rows only: give python -m bench.tools.decode_parts the --results of a "
-                       "benchmark store to see them in its report")
+            if decode_parts_only:
+                shown = {int(r["run_id"]) for r in view.runs} | {int(r) for r in view.decode_parts["run_id"].dropna()}
+                view.runs = _manifests(Path(results_dir), shown)
+                return view
+            detail += ("; it has decode_parts rows only: python -m bench.report shows them, or give "
+                       "python -m bench.tools.decode_parts the --results of a benchmark store")
         raise ValueError(f"{path} holds no successful measurements{detail}")
     return view
 

@@ -129,7 +129,7 @@ def select(spec: SessionSpec) -> tuple[list[CodecConfig], list[str]]:
     configs, notes = plan.select_codecs(spec.codecs, spec.codecs_dir)
     if spec.strict and notes:
         raise UsageError("codecs unavailable here: " + "; ".join(notes))
-    if not configs:
+    if not configs and not spec.extra_configs:  # a tool may give all its configurations as extra_configs
         raise UsageError("no codec available to run: " + "; ".join(notes) if notes else "no codec selected")
     return [*spec.extra_configs, *configs], notes
 

@@ -109,6 +109,16 @@ def test_unknown_dataset():
         datasets.resolve("no-such-set")
 
 
+def test_one_image_file_is_a_set_of_that_image(tmp_path):
+    """``--dataset``/``--ladder-set`` may name one image (decode_scaling's crops of one picture)."""
+    _write_images(tmp_path, "a.png", "b.png")
+    one = datasets.resolve(str(tmp_path / "b.png"))
+    assert one.name == "b" and one.paths == (tmp_path / "b.png",)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(FileNotFoundError, match="an image file"):
+        datasets.resolve(str(tmp_path / "notes.txt"))
+
+
 def _write_images(folder, *names):
     import numpy as np
     from PIL import Image

@@ -35,8 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics", ("bench.metrics",)),
     ("codecs", ("bench.codecs",)),
     ("configuration and plan", ("bench.datasets", "bench.cells", "bench.plan")),
-    ("measure", ("bench.measure", "bench.memory", "bench.measurecache", "bench.complexity", "bench.crossdecode",
-                 "bench.decode_scaling")),
+    ("measure", ("bench.measure", "bench.memory", "bench.measurecache", "bench.complexity", "bench.crossdecode")),
     ("executor", ("bench.worker", "bench.executors")),
     ("store", ("bench.store", "bench.storelock", "bench.streams")),
     ("analysis", ("bench.analysis", "bench.anchors")),
@@ -44,7 +43,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("bench.report", "bench.export", "bench.summary")),
     ("session", ("bench.runner", "bench.session")),
     ("entry points and tools", ("bench.cli", "bench.score", "bench.__main__", "bench.gate", "bench.tools", "bench.training",
-                                 "bench.lof_run")),
+                                 "bench.lof_run", "bench.decode_scaling")),
 ]
 
 

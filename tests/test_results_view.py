@@ -141,3 +141,12 @@ def test_the_compressai_export_refuses_a_codec_without_a_complete_image(tmp_path
     with pytest.raises(UsageError, match="holes: no image of 'photos' has every rate point"):
         to_compressai_json(tmp_path / "R", tmp_path / "json")
     assert not (tmp_path / "json").exists()
+
+
+def test_sequential_steps_are_read_from_extras() -> None:
+    from bench.results import sequential_steps
+
+    extras = pd.Series(['{"sequential_steps": 7}', '{"estimated_bits": 3.0}', None, "not json", '{"sequential_steps": true}',
+                        "[1, 2]"])
+    got = sequential_steps(extras)
+    assert got.iloc[0] == 7.0 and got.iloc[1:].isna().all()

@@ -118,3 +118,87 @@ def fit_power_law_by(
                        n_sizes=fit.n_sizes, exponent_stderr=fit.exponent_stderr)
         out.append(row)
     return pd.DataFrame(out)
+
+
+# --- decode scaling: sequential steps and speed-ups over a serial decoder ---------------------------
+
+#: Decode costs of the decode-scaling tables: wall time, process CPU time, sequential steps.
+DECODE_COSTS = ("dec_time_s", "dec_cpu_s", "sequential_steps")
+
+
+def decode_points(ladder: pd.DataFrame) -> pd.DataFrame:
+    """Per (codec, device, size): the median over the size's ok ladder rows of decode wall time,
+    decode CPU time and sequential decoding steps (NaN where none was recorded: a codec that
+    reports no steps, CPU time of a subprocess codec), with the size's ``resolution`` and ``pixels``
+    and the number of ``cells``; sorted by codec, device and pixels."""
+    columns = ["codec", "device", "resolution", "pixels", "cells", *DECODE_COSTS]
+    rows = ladder[ladder["status"] == "ok"] if "status" in ladder.columns else ladder
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    values = {c: pd.to_numeric(rows[c], errors="coerce") if c in rows else np.nan for c in DECODE_COSTS}
+    frame = rows[["codec", "device", "resolution", "pixels"]].assign(
+        **{c: v.where(v > 0) for c, v in values.items()}, cells=1)
+    points = frame.groupby(["codec", "device", "resolution", "pixels"], sort=False, dropna=False).agg(
+        cells=("cells", "sum"), **{c: (c, "median") for c in DECODE_COSTS}).reset_index()
+    return points.sort_values(["codec", "device", "pixels"], kind="stable").reset_index(drop=True)[columns]
+
+
+def decode_scaling_fits(ladder: pd.DataFrame) -> pd.DataFrame:
+    """Per (codec, device): the power-law exponent k of decode wall time, decode CPU time and
+    sequential steps against pixels (per-size medians, :func:`fit_power_law_by`), and the steps at
+    the smallest and largest size. ``steps_k`` is 0 for a constant number of steps (MSP) and about
+    1 for one step per latent position; NaN with the reason in ``error_*`` where it cannot be fitted."""
+    points = decode_points(ladder)
+    out = []
+    for (codec, device), group in points.groupby(["codec", "device"], sort=True):
+        row: dict[str, Any] = {"codec": codec, "device": device, "sizes": len(group),
+                               "smallest": group["resolution"].iloc[0], "largest": group["resolution"].iloc[-1],
+                               "steps_smallest": group["sequential_steps"].iloc[0],
+                               "steps_largest": group["sequential_steps"].iloc[-1]}
+        for cost, name in zip(DECODE_COSTS, ("dec_time_k", "dec_cpu_k", "steps_k")):
+            usable = group[["pixels", cost]].dropna()
+            try:
+                row[name] = fit_power_law(usable["pixels"].to_numpy(), usable[cost].to_numpy()).exponent
+                row[f"error_{name}"] = ""
+            except ScalingError as exc:
+                row[name], row[f"error_{name}"] = math.nan, str(exc)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def serial_codecs(points: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (codec, device) pairs of :func:`decode_points` whose sequential decoding steps grow with
+    the image (more steps at their largest size than at their smallest): serial decoders such as
+    mbt2018 (one step per latent position), the references speed-ups are taken against."""
+    out = []
+    for (codec, device), group in points.groupby(["codec", "device"], sort=True):
+        steps = group["sequential_steps"].dropna()
+        if len(steps) >= 2 and steps.iloc[-1] > steps.iloc[0]:
+            out.append((codec, device))
+    return out
+
+
+def decode_speedups(ladder: pd.DataFrame) -> pd.DataFrame:
+    """Each codec's decode speed-up over each serial reference (:func:`serial_codecs`) on the same
+    device: at the largest size both decoded, the per-size median decode wall and CPU times of the
+    reference and the codec and the ratios reference ÷ codec (> 1: the codec decodes faster).
+    Empty without a serial codec; a codec sharing no size with a reference is left out of its rows."""
+    columns = ["codec", "device", "resolution", "pixels", "reference", "reference_wall_s", "wall_s", "wall_speedup",
+               "reference_cpu_s", "cpu_s", "cpu_speedup"]
+    points = decode_points(ladder)
+    serial = serial_codecs(points)
+    out = []
+    for reference, device in serial:
+        base = points[(points["codec"] == reference) & (points["device"] == device)].set_index("resolution")
+        others = points[(points["device"] == device) & ~points["codec"].isin([c for c, d in serial if d == device])]
+        for codec, group in others.groupby("codec", sort=True):
+            common = group[group["resolution"].isin(base.index)]
+            if common.empty:
+                continue
+            mine = common.loc[common["pixels"].idxmax()]
+            ref = base.loc[mine["resolution"]]
+            out.append({"codec": codec, "device": device, "resolution": mine["resolution"], "pixels": mine["pixels"],
+                        "reference": reference, "reference_wall_s": ref["dec_time_s"], "wall_s": mine["dec_time_s"],
+                        "wall_speedup": ref["dec_time_s"] / mine["dec_time_s"], "reference_cpu_s": ref["dec_cpu_s"],
+                        "cpu_s": mine["dec_cpu_s"], "cpu_speedup": ref["dec_cpu_s"] / mine["dec_cpu_s"]})
+    return pd.DataFrame(out, columns=columns)

@@ -47,6 +47,10 @@ AVERAGING_TEXT = {
                        "curve on the same image",
 }
 
+#: The one line standing for the sections a store of decode-parts rows only cannot fill.
+PARTS_ONLY = ("This store holds only `decode_parts` rows (`python -m bench.tools.decode_parts`), no benchmark cells: "
+              "the rate-distortion, BD-rate, complexity-table, scaling and trade-off sections are left out.")
+
 __all__ = ["Report", "ReportOptions", "build_report"]
 
 
@@ -199,9 +203,10 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     ``step(name)`` is called as each of :data:`bench.report.progress.STEPS` starts (progress display)."""
     check_bd_options(options.anchor, options.method, options.averaging)
     step(STEPS[0])
-    data = load(results_dir)
+    data = load(results_dir, decode_parts_only=True)
     notes = list(data.notes)
-    bd_anchor = choose_anchor(data, options.anchor, options.dataset, notes)
+    parts_only = data.rows.empty  # only decode_parts rows (load refuses a store with nothing to show)
+    bd_anchor = None if parts_only else choose_anchor(data, options.anchor, options.dataset, notes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -209,6 +214,13 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     title = f"lic-bench report — {Path(results_dir).name or results_dir}"
 
     body = Document(title)
+    if parts_only:
+        step(STEPS[3])
+        body.heading(2, "Complexity")
+        body.text(PARTS_ONLY)
+        decode_parts_section(body, data, partial(_csv, out=out, written=written))
+        step(STEPS[6])
+        return _write(out, title, data, options, notes, body, written, None, None)
     step(STEPS[1])
     with np.errstate(divide="ignore"):  # an anchor's MS-SSIM of 1 is +inf dB: kept in the CSV, not drawn
         _rd_section(body, data, bd_anchor, options, notes, palette, out, written)
@@ -228,7 +240,12 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     training_section(body, options.training, sorted(data.rows["codec"].unique()), csv,
                      lambda fig, name, alt, names: _figure(fig, out, name, alt, names, written))
     step(STEPS[6])
+    return _write(out, title, data, options, notes, body, written, bd, fits)
 
+
+def _write(out: Path, title: str, data: ResultsView, options: ReportOptions, notes: list[str], body: Document,
+           written: list[Path], bd: pd.DataFrame | None, fits: pd.DataFrame | None) -> Report:
+    """The provenance section, then ``body``, then the file list: written as Markdown and HTML."""
     doc = Document(title)
     _provenance_section(doc, data, options, notes, out, written)  # after the body: it lists the body's notes
     doc.blocks += body.blocks

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.scaling import fit_power_law_by
+from bench.analysis.scaling import decode_points, decode_scaling_fits, decode_speedups, fit_power_law_by
 from bench.machine import UNRECORDED
 from bench.report import figures as figs
 from bench.report import tables
@@ -205,7 +205,55 @@ def scaling_section(doc: Document, data: ResultsView, palette: dict, csv: Csv, f
     if len(errors):
         doc.text("\n".join(md_prose(f"- no fit for {r['codec']} {tables.COSTS[r['cost']][0]}: {r['error']}")
                            for _, r in errors.iterrows()))
+    decode_scaling_part(doc, ladder, csv)
     return fits
+
+
+def _steps_text(points: pd.DataFrame) -> str:
+    """A codec's sequential steps per ladder size, smallest first: one number when constant."""
+    steps = [f"{v:,.0f}" for v in points["sequential_steps"] if np.isfinite(v)]
+    return steps[0] if len(set(steps)) == 1 else " · ".join(steps)
+
+
+def decode_scaling_part(doc: Document, ladder: pd.DataFrame, csv: Csv) -> None:
+    """Decode scaling from the ladder rows (``python -m bench.decode_scaling`` runs such cells):
+    per codec the sequential decoding steps at each size and the exponents of steps, decode wall and
+    CPU time against pixels; then each codec's speed-up over each serial decoder (mbt2018: steps
+    growing with the pixels) at the largest size both decoded, wall and CPU. Left out when no ladder codec reports its steps."""
+    points = decode_points(ladder)
+    if not points["sequential_steps"].notna().any():
+        return
+    fits = decode_scaling_fits(ladder)
+    fits = fits[fits["codec"].isin(points.loc[points["sequential_steps"].notna(), "codec"])].reset_index(drop=True)
+    names = [csv(points, "decode_scaling_points"), csv(fits, "decode_scaling_fits")]
+    doc.heading(3, "Decode scaling")
+    doc.text("Sequential entropy-decoding steps as each learned codec reports them per cell (a serial context model: one "
+             "per latent position, so they grow with the pixels; MSP: a constant (1 + k·S)·G), and the power-law "
+             "exponents k of steps, decode wall time and decode CPU time against pixels (per-size medians of the "
+             "ladder cells, as above). Steps are listed per ladder size, smallest first.")
+    two = fmt_fixed(2)
+    shown = fits.assign(steps=[_steps_text(points[(points["codec"] == c) & (points["device"] == d)])
+                               for c, d in zip(fits["codec"], fits["device"])])
+    doc.table(shown, {"codec": "codec", "device": "device", "sizes": "sizes", "steps": "steps per size",
+                      "steps_k": "steps k", "dec_time_k": "decode wall k", "dec_cpu_k": "decode CPU k"},
+              {"sizes": fmt_number(4), "steps_k": two, "dec_time_k": two, "dec_cpu_k": two})
+    speed = decode_speedups(ladder)
+    if speed.empty:
+        doc.text("No speed-ups: no codec here has a serial decoder (steps growing with the pixels, e.g. mbt2018) "
+                 "to compare with.")
+    else:
+        names.append(csv(speed, "decode_speedups"))
+        duration = fmt_duration(3)
+        ratio = lambda v: "" if pd.isna(v) else f"×{v:.1f}"  # noqa: E731
+        doc.text("Speed-up over each serial decoder (its steps grow with the pixels: mbt2018, mbt2018-tiny) at the "
+                 "largest size both decoded on the same device: the reference's median decode time ÷ the codec's, "
+                 "wall and CPU (on a loaded machine read CPU).")
+        doc.table(speed, {"codec": "codec", "reference": "over", "device": "device", "resolution": "size",
+                          "reference_wall_s": "its wall", "wall_s": "wall", "wall_speedup": "speed-up (wall)",
+                          "reference_cpu_s": "its CPU", "cpu_s": "CPU", "cpu_speedup": "speed-up (CPU)"},
+                  {"reference_wall_s": duration, "wall_s": duration, "reference_cpu_s": duration, "cpu_s": duration,
+                   "wall_speedup": ratio, "cpu_speedup": ratio})
+    doc.text("Data: " + ", ".join(f"[{Path(n).name}]({n})" for n in names) + ".")
 
 
 def _fit_table(fits: pd.DataFrame, flagged: set[tuple[str, str, str]]) -> tuple[pd.DataFrame, dict[str, str]]:

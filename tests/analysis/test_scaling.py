@@ -98,3 +98,51 @@ def test_fit_by_group_argument_errors() -> None:
         fit_power_law_by(_store_rows(), cost="enc_peak_rss_bytes")
     with pytest.raises(ScalingError, match="unknown aggregate"):
         fit_power_law_by(_store_rows(), aggregate="max")  # type: ignore[arg-type]
+
+
+# --- decode scaling: steps, exponents, speed-ups over a serial decoder -----------------------------
+
+def _ladder_rows() -> pd.DataFrame:
+    """A serial codec (steps = 1 + pixels/256) and a constant-steps one on two sizes, two images
+    each, with made-up times: per-size medians are the means of each pair."""
+    rows = []
+    for codec, steps, wall, cpu in (("serial", lambda p: 1 + p // 256, (0.2, 1.0), (0.1, 0.5)),
+                                    ("msp", lambda p: 7, (0.1, 0.2), (0.05, 0.1))):
+        for i, (res, pixels) in enumerate((("64x64", 4096), ("128x128", 16384))):
+            for k, jitter in enumerate((0.9, 1.1)):
+                rows.append({"codec": codec, "device": "cpu", "status": "ok", "resolution": res, "pixels": pixels,
+                             "image": f"im{k}", "dec_time_s": wall[i] * jitter, "dec_cpu_s": cpu[i] * jitter,
+                             "sequential_steps": float(steps(pixels))})
+    return pd.DataFrame(rows)
+
+
+def test_decode_points_fits_and_speedups_from_rows() -> None:
+    from bench.analysis.scaling import decode_points, decode_scaling_fits, decode_speedups, serial_codecs
+
+    ladder = _ladder_rows()
+    points = decode_points(ladder)
+    assert list(points["cells"]) == [2, 2, 2, 2]
+    serial_big = points[(points["codec"] == "serial") & (points["pixels"] == 16384)].iloc[0]
+    assert serial_big["dec_time_s"] == pytest.approx(1.0) and serial_big["sequential_steps"] == 65
+    assert serial_codecs(points) == [("serial", "cpu")]
+    fits = decode_scaling_fits(ladder).set_index("codec")
+    assert fits.loc["msp", "steps_k"] == 0.0 and fits.loc["msp", "steps_largest"] == 7
+    assert fits.loc["serial", "steps_k"] == pytest.approx(math.log(65 / 17) / math.log(4))
+    assert fits.loc["serial", "dec_time_k"] == pytest.approx(math.log(5) / math.log(4))
+    (speed,) = decode_speedups(ladder).to_dict("records")
+    assert (speed["codec"], speed["reference"], speed["resolution"]) == ("msp", "serial", "128x128")
+    assert speed["wall_speedup"] == pytest.approx(5.0) and speed["cpu_speedup"] == pytest.approx(5.0)
+
+
+def test_speedups_need_a_shared_size_and_a_serial_codec() -> None:
+    from bench.analysis.scaling import decode_speedups
+
+    ladder = _ladder_rows()
+    assert decode_speedups(ladder[ladder["codec"] == "msp"]).empty  # no serial decoder
+    apart = ladder[~((ladder["codec"] == "msp") & (ladder["pixels"] == 16384))]
+    (speed,) = decode_speedups(apart).to_dict("records")  # the largest size both decoded
+    assert speed["resolution"] == "64x64" and speed["wall_speedup"] == pytest.approx(2.0)
+    no_cpu = ladder.assign(dec_cpu_s=np.where(ladder["codec"] == "msp", 0.0, ladder["dec_cpu_s"]))
+    (speed,) = decode_speedups(no_cpu).to_dict("records")  # no CPU time recorded: no CPU ratio, not ∞
+    assert math.isnan(speed["cpu_speedup"]) and speed["wall_speedup"] == pytest.approx(5.0)
+
