@@ -13,8 +13,8 @@ command skips the cells already stored. Codecs:
 * ``mbt2018`` (CompressAI; one sequential decoding step per latent position — O(n) steps), and any
   configuration of the same serial architecture, at ``--mbt-sizes`` (its decoder is slow);
 * each MSP profile (``codecs/msp-*.toml``; (1 + k·S)·G steps at every size), with LOF switched off
-  (LOF is encoder-only; the decoder is unchanged). ``msp-base-lof`` shares msp-base's decoder, so it
-  is not run again unless ``--time-lof-profiles``;
+  (LOF is encoder-only; the decoder is unchanged). A LOF variant (``lof_of`` in its TOML, e.g.
+  ``msp-base-lof``) shares its base's decoder, so it is not run again unless ``--time-lof-profiles``;
 * without ``--codecs``, also MLIC++ when ``bench.models.mlicpp`` is importable and a
   ``codecs/*.toml`` uses an ``mlic*`` adapter that can run here (``--codecs`` runs exactly the
   configurations it names).
@@ -55,7 +55,6 @@ DEFAULT_MBT_SIZES = "256x256,512x512,1024x683,2048x1365"
 DEFAULT_RESULTS = "results/decode-scaling"
 DEFAULT_IMAGE = Path("imagecompression-info-subset") / "flower_foveon.png"
 MSP_PROFILES = ("msp-fast", "msp-base", "msp-best")
-LOF_PROFILES = {"msp-base-lof": "msp-base"}
 DEFAULT_CODECS = ("mbt2018", *MSP_PROFILES)
 #: the serial context architecture whose configurations get ``--mbt-sizes``
 SERIAL_ARCHITECTURE = "mbt2018"
@@ -101,7 +100,7 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--threads", type=int, default=1,
                     help="threads per cell (default 1: on a shared CPU, thread-pool contention makes small serial "
                          "ops, i.e. mbt2018's per-position steps, up to ~8x slower)")
-    ap.add_argument("--time-lof-profiles", action="store_true", help="also run msp-base-lof's decoder")
+    ap.add_argument("--time-lof-profiles", action="store_true", help="also run the LOF variants (lof_of) of the selected codecs")
     ap.add_argument("--out", type=Path, help="write the figures read from the store as JSON here")
     return ap
 
@@ -124,9 +123,12 @@ def _configs(args: Any) -> tuple[list[CodecConfig], dict[str, str], list[str], l
     from bench.codecs import registry
 
     names = plan.labels(args.codecs or ",".join(DEFAULT_CODECS))
-    aliases = {} if args.time_lof_profiles else {a: t for a, t in LOF_PROFILES.items() if t in names}
+    # a LOF variant (its TOML's lof_of) decodes with its base's decoder: not run again unless asked
+    lof_of = {c.name: c.lof_of for c in registry.load_configs(args.codecs_dir).values() if c.lof_of}
+    variants = {a: t for a, t in lof_of.items() if t in names}
+    aliases = {} if args.time_lof_profiles else variants
     if args.time_lof_profiles:
-        names += [a for a in LOF_PROFILES if a not in names]
+        names += [a for a in variants if a not in names]
     configs, notes = plan.select_codecs(",".join(names), args.codecs_dir)
     known = {c.name for c in configs}
     if args.codecs is None:

@@ -121,3 +121,14 @@ def test_a_store_without_a_serial_decoder_has_no_speed_ups(scaled, tmp_path: Pat
     with sqlite3.connect(copy) as conn:
         conn.execute("DELETE FROM measurements WHERE codec = 'mbt2018-tiny'")
     assert decode_speedups(load(copy).ladder).empty
+
+
+def test_lof_variants_are_the_configurations_that_name_a_selected_base() -> None:
+    """The LOF variants left out (or timed with --time-lof-profiles) come from the TOMLs' lof_of."""
+    args = ds.build_parser().parse_args(["--codecs", "msp-tiny,msp-base", "--codecs-dir", "codecs"])
+    configs, aliases, _, lof_off = ds._configs(args)
+    assert aliases == {"msp-tiny-lof": "msp-tiny", "msp-base-lof": "msp-base"}
+    assert {c.name for c in configs} == {"msp-tiny", "msp-base"} and lof_off == []
+    args = ds.build_parser().parse_args(["--codecs", "msp-tiny", "--codecs-dir", "codecs", "--time-lof-profiles"])
+    configs, aliases, _, lof_off = ds._configs(args)
+    assert aliases == {} and {c.name for c in configs} == {"msp-tiny", "msp-tiny-lof"} and lof_off == ["msp-tiny-lof"]
