@@ -218,12 +218,12 @@ def test_the_model_level_counter_and_the_yardstick_sit_low():
     sees, and their targets sit below their importers."""
     graph = import_graph()
     assert "bench.models.macs" in graph["bench.codecs.learned"]  # inside LearnedCodec.complexity
-    assert "bench.device" in graph["bench.models.mlicpp.profile"]  # inside reference_workload
+    assert "bench.device" in graph["bench.tools.decode_parts"]  # inside its matmul yardstick
     assert {"bench.device", "bench.measurecache"} <= graph["bench.complexity"]
     assert not any(t.startswith("bench.models") for t in graph["bench.complexity"])  # the codec's method is asked
     names = dict(LAYERS)
     assert layer_of("bench.models.macs") == list(names).index("models") < layer_of("bench.codecs.learned")
-    assert layer_of("bench.device") < layer_of("bench.models.mlicpp.profile")
+    assert layer_of("bench.device") < layer_of("bench.complexity") < layer_of("bench.tools.decode_parts")
 
 
 #: The presenters of the report layer: each reads the results view, none imports another.

@@ -31,6 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from bench.datasets import parse_size
+from bench.errors import BenchError
+from bench.images import centre_crop, load_image
 from bench.models.decodeparts import COUNTED, PARTS
 
 #: ``--modes``: configuration overrides; a mode applies to a codec whose adapter declares its keys
@@ -289,6 +294,14 @@ def _units(args: argparse.Namespace, image: Any, fail: Any) -> list[Unit]:
     return units
 
 
+
+def load_size(spec: str, data_dir: Path, source: str) -> np.ndarray:
+    """``kodim01`` (the 768×512 Kodak image itself) or a ``WxH`` centre crop of ``source`` under ``data_dir``."""
+    if spec == "kodim01":
+        return load_image(data_dir / "kodak" / "kodim01.png").pixels
+    width, height = parse_size(spec)
+    return centre_crop(load_image(data_dir / source).pixels, width, height)
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tools.decode_parts", description=__doc__.splitlines()[0],
                                      allow_abbrev=False)
@@ -316,13 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set BENCH_DATA_DIR (the datasets folder)")
     import torch
 
-    from bench.models.mlicpp.profile import load_crop
-
     records, command = [], " ".join(["python", "-m", "bench.tools.decode_parts", *(argv or sys.argv[1:])])
     for size in args.sizes:
         try:
-            image = load_crop(size, Path(os.environ["BENCH_DATA_DIR"]), args.source)
-        except (OSError, ValueError, SystemExit) as exc:
+            image = load_size(size, Path(os.environ["BENCH_DATA_DIR"]), args.source)
+        except (BenchError, OSError, ValueError) as exc:
             parser.error(f"size {size!r}: {exc}")
         torch.set_num_threads(max(args.threads))
         units = _units(args, image, parser.error)

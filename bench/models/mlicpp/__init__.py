@@ -3,8 +3,9 @@
 Modules: :mod:`.layers` and :mod:`.transforms` (g_a, g_s, h_a, h_s), :mod:`.checkerboard`,
 :mod:`.local_context`, :mod:`.global_context` (channel, linear intra/inter), :mod:`.parameters`
 (entropy parameters, LRP), :mod:`.model` (recursion, forward, compress/decompress),
-:mod:`.bitstream` (the container), :mod:`.checkpoint` (strict loading, untrained model) and
-:mod:`.profile` (timing and memory scaling, ``python -m bench.models.mlicpp.profile``).
+:mod:`.bitstream` (the container) and :mod:`.checkpoint` (strict loading, untrained model).
+Timing and memory against size are measured by the suite itself (ladder cells, the report's
+scaling fits, ``python -m bench.decode_scaling``), decode parts by ``bench.tools.decode_parts``.
 """
 
 from bench.models.mlicpp.checkpoint import CheckpointError, load_checkpoint, untrained_model
