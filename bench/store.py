@@ -242,6 +242,7 @@ DECODE_PART_COLUMNS: dict[str, str] = {
     "gflop": "REAL",  # counted: 2 × direct multiply-adds
     "matmul_gflops": "REAL",  # the yardstick of the mode's dtype, timed in the same run
     "matmul_fraction": "REAL",  # gflop / seconds / matmul rate
+    "matmul_gflop_per_cpu_s": "REAL",  # the same yardstick per CPU second: the floor in CPU time (NULL before)
     "bytes": "INTEGER",
     "peak_rss_growth_bytes": "INTEGER",
     "host": "TEXT",
