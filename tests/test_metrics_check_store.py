@@ -125,3 +125,20 @@ def test_a_foreign_sqlite_file_is_refused_before_any_check(kodak_like, tmp_path,
     with pytest.raises(SystemExit) as exc:
         main(["--images", "pic1", "--metrics", "psnr-rgb", "--results", str(out)])
     assert exc.value.code == 2 and "not a lic-bench results store" in capsys.readouterr().err
+
+
+def test_a_failing_second_implementation_is_one_note_not_a_changed_name(kodak_like, tmp_path, monkeypatch):
+    """A second implementation that fails (library missing) leaves its name as it is and says why once,
+    in ``note``; it was appended to the name once per image (``… (failed: …) (failed: …)``)."""
+    import bench.tools.metrics_check as mc
+
+    def missing(original, distorted):
+        raise ModuleNotFoundError("No module named 'other'")
+
+    monkeypatch.setattr(mc, "second_implementations", lambda vmaf_float: {"psnr-rgb": ("other psnr", missing)})
+    out = tmp_path / "checks"
+    assert main(["--images", "pic1,pic2", "--metrics", "psnr-rgb", "--results", str(out)]) == 0
+    rows = read_metric_checks(out)
+    assert list(rows["second"]) == ["other psnr", "other psnr"]
+    assert set(rows["note"]) == {"the second implementation failed: ModuleNotFoundError: No module named 'other'"}
+    assert rows["theirs"].isna().all() and rows["abs_diff"].isna().all() and rows["ours"].notna().all()

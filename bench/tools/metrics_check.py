@@ -169,7 +169,7 @@ def check(images: Sequence[str], quality: int, vmaf_float: Path | None,
                 try:
                     row["other"].append(float(second(o, d)))
                 except Exception as exc:  # noqa: BLE001 — a missing second implementation is a result too
-                    row["second"] += f" (failed: {type(exc).__name__}: {exc})"
+                    row.setdefault("second_failed", f"{type(exc).__name__}: {exc}")  # once, not per image
                     second = None
         row.update(wall_s=float(np.median(wall)), cpu_s=float(np.median(cpu)), wall_each=wall, cpu_each=cpu)
         if len(row["other"]) == len(row["ours"]) and row["other"]:
@@ -196,7 +196,9 @@ def store_rows(rows: Sequence[dict], quality: int) -> list[dict]:
             out.append({**base, "note": f"unavailable: {r['unavailable']}"})
             continue
         paired = len(r["other"]) == len(r["ours"])
-        note = None if paired or r["second"] == "none" else "the second implementation gave no value"
+        note = (None if paired or r["second"] == "none" else
+                f"the second implementation failed: {r['second_failed']}" if "second_failed" in r else
+                "the second implementation gave no value")
         for i, image in enumerate(r["images"]):
             ours = r["ours"][i]
             theirs = r["other"][i] if paired else None
@@ -247,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         other = f"{np.mean(r['other']):.6g}" if r["other"] else "-"
         diff = (f"{r['max_abs_diff']:.3g} | {r['max_rel_diff']:.2g}" if "max_abs_diff" in r else "- | -")
-        print(f"| {r['metric']} | {np.mean(r['ours']):.6g} | {r['second']} | {other} | {diff} | "
+        second = r["second"] + (f" (failed: {r['second_failed']})" if "second_failed" in r else "")
+        print(f"| {r['metric']} | {np.mean(r['ours']):.6g} | {second} | {other} | {diff} | "
               f"{r['wall_s']:.3f} | {r['cpu_s']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n", encoding="utf-8")
