@@ -220,6 +220,7 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
         body.heading(2, "Complexity")
         body.text(PARTS_ONLY)
         decode_parts_section(body, data, partial(_csv, out=out, written=written))
+        metric_checks_section(body, data, partial(_csv, out=out, written=written))
         step(STEPS[6])
         return _write(out, title, data, options, notes, body, written, None, None)
     step(STEPS[1])
