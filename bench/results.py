@@ -41,7 +41,8 @@ from bench.analysis.bd import (DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAG
 from bench.errors import BDError, ReportError
 from bench.machine import UNRECORDED, class_label
 from bench.metrics.registry import METRICS, Metric
-from bench.store import MEASUREMENT_COLUMNS, db_path, read_decode_parts, read_measurements, read_runs
+from bench.store import (MEASUREMENT_COLUMNS, db_path, read_decode_parts, read_measurements, read_metric_checks,
+                         read_runs)
 
 MIB = 1024.0 * 1024.0
 #: Columns without which rows are not measurements that can be read.
@@ -65,6 +66,8 @@ class ResultsView:
     notes: list[str] = field(default_factory=list)
     #: the store's per-part decode benchmarks (:func:`decode_parts_rows`), empty when it has none
     decode_parts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the store's metric cross-checks (:func:`metric_check_rows`), empty when it has none
+    metric_checks: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def rd_rows(self) -> pd.DataFrame:
@@ -253,6 +256,7 @@ def load(results_dir: str | Path, decode_parts_only: bool = False) -> ResultsVie
         raise FileNotFoundError(f"no results store at {path}; run `python -m bench run --out {results_dir}` first")
     view = from_frame(read_measurements(results_dir, status=None), Path(results_dir), path)
     view.decode_parts = decode_parts_rows(read_decode_parts(results_dir))
+    view.metric_checks = metric_check_rows(read_metric_checks(results_dir))
     if view.rows.empty:
         errors = view.errors
         detail = f" ({len(errors)} error rows, e.g. {errors['error'].iloc[0]!r})" if len(errors) else ""
@@ -263,6 +267,9 @@ def load(results_dir: str | Path, decode_parts_only: bool = False) -> ResultsVie
                 return view
             detail += ("; it has decode_parts rows only: python -m bench.report shows them, or give "
                        "python -m bench.tools.decode_parts the --results of a benchmark store")
+        if not view.metric_checks.empty:
+            detail += ("; it has metric_checks rows only: give python -m bench.tools.metrics_check the --results of "
+                       "a benchmark store to see them in its report")
         raise ValueError(f"{path} holds no successful measurements{detail}")
     return view
 
@@ -290,6 +297,22 @@ def decode_parts_rows(frame: pd.DataFrame) -> pd.DataFrame:
     total = frame["part"] == "total"
     frame["decode_over_floor"] = np.where(total & (frame["floor_s"] > 0), frame["seconds"] / frame["floor_s"], np.nan)
     return frame.reset_index(drop=True)
+
+
+#: what identifies one check in the metric_checks table: the latest run of each is shown, all its images
+METRIC_CHECK_UNIT = ("metric", "distortion", "cpu_model")
+
+
+def metric_check_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The metric cross-checks to present: per :data:`METRIC_CHECK_UNIT` the rows of its latest run,
+    in stored order (a metric that could not run has one row with no image)."""
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    for column in ("distortion", "cpu_model"):  # NULL would drop out of the grouping
+        frame[column] = frame[column].fillna("")
+    latest = frame.groupby(list(METRIC_CHECK_UNIT))["run_id"].transform("max")
+    return frame[frame["run_id"] == latest].reset_index(drop=True)
 
 
 # --- curves ----------------------------------------------------------------------------------------

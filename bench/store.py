@@ -242,11 +242,35 @@ DECODE_PART_COLUMNS: dict[str, str] = {
     "gflop": "REAL",  # counted: 2 × direct multiply-adds
     "matmul_gflops": "REAL",  # the yardstick of the mode's dtype, timed in the same run
     "matmul_fraction": "REAL",  # gflop / seconds / matmul rate
+    "matmul_gflop_per_cpu_s": "REAL",  # the same yardstick per CPU second: the floor in CPU time (NULL before)
     "bytes": "INTEGER",
     "peak_rss_growth_bytes": "INTEGER",
     "host": "TEXT",
     "cpu_model": "TEXT",
     "loadavg_1min": "REAL",
+}
+
+
+#: Metric cross-checks (``python -m bench.tools.metrics_check``): one row per metric and image, our value beside
+#: a second implementation's on the same pair, and the seconds of our call; a metric that cannot run here is
+#: one row with ``image`` NULL and the reason in ``note``.
+METRIC_CHECK_COLUMNS: dict[str, str] = {
+    "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "run_id": "INTEGER REFERENCES runs(run_id)",
+    "metric": "TEXT NOT NULL",
+    "image": "TEXT",
+    "distortion": "TEXT",  # how the compared image was made, e.g. 'jpeg q50 (Pillow 4:2:0)'
+    "ours": "REAL",
+    "theirs": "REAL",  # the second implementation's value; NULL when it has none or it failed
+    "abs_diff": "REAL",  # |ours - theirs|
+    "implementation": "TEXT",  # ours, with its version (bench.metrics.registry.implementation_version)
+    "second": "TEXT",  # the second implementation, in words
+    "wall_s": "REAL",  # one call of ours, after an untimed one
+    "cpu_s": "REAL",  # its CPU time: this process and its children (the vmaf CLI)
+    "note": "TEXT",  # 'unavailable: …' or why the second implementation gave no value
+    "suite_commit": "TEXT",
+    "host": "TEXT",
+    "cpu_model": "TEXT",
 }
 
 
@@ -288,7 +312,7 @@ class Store:
 
     def _create(self) -> None:
         for table, columns in (("runs", RUNS_COLUMNS), ("measurements", MEASUREMENT_COLUMNS),
-                               ("decode_parts", DECODE_PART_COLUMNS)):
+                               ("decode_parts", DECODE_PART_COLUMNS), ("metric_checks", METRIC_CHECK_COLUMNS)):
             body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
             present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
@@ -368,6 +392,12 @@ class Store:
             self._insert("decode_parts", DECODE_PART_COLUMNS, {**row, "run_id": run_id})
         self.conn.commit()
 
+    def add_metric_checks(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert a metrics cross-check's rows (:data:`METRIC_CHECK_COLUMNS`) and commit."""
+        for row in rows:
+            self._insert("metric_checks", METRIC_CHECK_COLUMNS, {**row, "run_id": run_id})
+        self.conn.commit()
+
     def rows(self, table: str = "measurements") -> Iterator[dict[str, Any]]:
         cur = self.conn.execute(f"SELECT * FROM {table} ORDER BY 1")
         names = [d[0] for d in cur.description]
@@ -388,16 +418,27 @@ def read_runs(results_dir: str | Path):
     return _read_table(results_dir, "SELECT * FROM runs")
 
 
-def read_decode_parts(results_dir: str | Path):
-    """The ``decode_parts`` table as a pandas DataFrame (read-only; a store from before the table
-    existed has none: empty)."""
+def _read_side_table(results_dir: str | Path, table: str, columns: dict[str, str]):
+    """A table beside the measurements (``decode_parts``, ``metric_checks``) as a DataFrame, read-only;
+    a store from before the table existed has none: empty, with the table's columns."""
     import pandas as pd
 
     conn = connect_readonly(db_path(results_dir))
     try:
-        present = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decode_parts'").fetchone()
+        present = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
     finally:
         conn.close()
     if not present:
-        return pd.DataFrame(columns=list(DECODE_PART_COLUMNS))
-    return _read_table(results_dir, "SELECT * FROM decode_parts ORDER BY id")
+        return pd.DataFrame(columns=list(columns))
+    return _read_table(results_dir, f"SELECT * FROM {table} ORDER BY id")
+
+
+def read_decode_parts(results_dir: str | Path):
+    """The ``decode_parts`` table as a pandas DataFrame (read-only; a store from before the table
+    existed has none: empty)."""
+    return _read_side_table(results_dir, "decode_parts", DECODE_PART_COLUMNS)
+
+
+def read_metric_checks(results_dir: str | Path):
+    """The ``metric_checks`` table as a pandas DataFrame (read-only; empty for a store without it)."""
+    return _read_side_table(results_dir, "metric_checks", METRIC_CHECK_COLUMNS)

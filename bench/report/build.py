@@ -30,6 +30,7 @@ from bench.report.bdsection import bd_section
 from bench.report.decodeparts import decode_parts_section
 from bench.report.document import Document, FigureRef, fmt_code, md_code, md_escape, md_prose
 from bench.report.lofsection import lof_section
+from bench.report.metricchecks import metric_checks_section
 from bench.report.progress import STEPS, Step, quiet
 from bench.report.training import training_section
 from bench.results import QUALITIES, ResultsView, load, present_metrics
@@ -219,6 +220,7 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
         body.heading(2, "Complexity")
         body.text(PARTS_ONLY)
         decode_parts_section(body, data, partial(_csv, out=out, written=written))
+        metric_checks_section(body, data, partial(_csv, out=out, written=written))
         step(STEPS[6])
         return _write(out, title, data, options, notes, body, written, None, None)
     step(STEPS[1])
@@ -231,6 +233,7 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     costs.complexity_section(body, data, csv)
     costs.cross_decode_section(body, data, csv)
     decode_parts_section(body, data, csv)
+    metric_checks_section(body, data, csv)
     step(STEPS[4])
     fits = costs.scaling_section(body, data, palette, csv,
                                  lambda fig, name, alt, names: _figure(fig, out, name, alt, names, written))

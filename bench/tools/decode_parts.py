@@ -229,6 +229,7 @@ def store_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "height": r["height"], "mode": u["mode"], "dtype": u["dtype"], "threads": by["threads"],
                         "host": machine.get("host"), "cpu_model": machine.get("cpu_model"),
                         "matmul_gflops": by["matmul_gflops"][u["dtype"]], "loadavg_1min": by["loadavg_1min"],
+                        "matmul_gflop_per_cpu_s": by["matmul_gflop_per_cpu_s"][u["dtype"]],
                         "bytes": u["bytes"]}
                 for part, p in u["parts"].items():
                     rows.append({**base, "part": part, "seconds": p["seconds"], "cpu_seconds": p["cpu_seconds"],

@@ -1,6 +1,7 @@
 """Cross-check every registry metric against a second implementation, and time it, on Kodak pairs.
 
     python -m bench.tools.metrics_check [--images kodim01,kodim02,...] [--quality 50] [--vmaf-float PATH] [--json OUT]
+                                        [--metrics NAME,...] [--results DIR]
 
 Each original is compressed with Pillow's JPEG at ``--quality`` (4:2:0, the library default); both
 implementations get exactly the same pair on the same channel (BT.709 Y where the registry says Y).
@@ -10,7 +11,9 @@ psnr-hvsm's C++ backend (PSNR-HVS-M; same authors, separate code) and libvmaf's 
 feature path with ``vmaf_float_v0.6.1`` (``--vmaf-float``: a vmaf binary built with
 ``-Denable_float=true``; same authors, separate code). A missing one is reported as such. The
 seconds are wall time and CPU time (this process and its children, with torch's default threads) for one call of our implementation per image (after
-one untimed call, so set-ups are not counted): indicative on a loaded machine.
+one untimed call, so set-ups are not counted): indicative on a loaded machine. Every value is also stored,
+one row per metric and image, in the ``metric_checks`` table of a results store (``--results``, default
+``results/metrics_check``; the report's "Metric cross-checks" section shows them).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 from bench import datasets
 from bench.images import load_image
 from bench.metrics import luma, run, ycbcr
-from bench.metrics.registry import METRICS
+from bench.metrics.registry import METRICS, implementation_version
 
 
 def _psnr_y_skimage(o: np.ndarray, d: np.ndarray) -> float:
@@ -145,7 +148,9 @@ def check(images: Sequence[str], quality: int, vmaf_float: Path | None,
     for metric in METRICS:
         if names is not None and metric.name not in names:
             continue
-        row: dict = {"metric": metric.name, "ours": [], "other": [], "second": others.get(metric.name, ("none", None))[0]}
+        row: dict = {"metric": metric.name, "ours": [], "other": [],
+                     "second": others.get(metric.name, ("none", None))[0],
+                     "implementation": implementation_version(metric), "images": [n for n, _, _ in pairs]}
         reason = run.unavailable(metric)
         if reason:
             rows.append({**row, "unavailable": reason})
@@ -164,9 +169,9 @@ def check(images: Sequence[str], quality: int, vmaf_float: Path | None,
                 try:
                     row["other"].append(float(second(o, d)))
                 except Exception as exc:  # noqa: BLE001 — a missing second implementation is a result too
-                    row["second"] += f" (failed: {type(exc).__name__}: {exc})"
+                    row.setdefault("second_failed", f"{type(exc).__name__}: {exc}")  # once, not per image
                     second = None
-        row.update(wall_s=float(np.median(wall)), cpu_s=float(np.median(cpu)))
+        row.update(wall_s=float(np.median(wall)), cpu_s=float(np.median(cpu)), wall_each=wall, cpu_each=cpu)
         if len(row["other"]) == len(row["ours"]) and row["other"]:
             diff = np.abs(np.array(row["ours"], float) - np.array(row["other"], float))
             row.update(max_abs_diff=float(diff.max()),
@@ -175,14 +180,67 @@ def check(images: Sequence[str], quality: int, vmaf_float: Path | None,
     return rows
 
 
+def store_rows(rows: Sequence[dict], quality: int) -> list[dict]:
+    """One ``metric_checks`` row per metric and image (:data:`bench.store.METRIC_CHECK_COLUMNS`); a metric
+    that cannot run here is one row without an image, its reason in ``note``."""
+    from bench.codeversion import git_commit
+    from bench.machine import machine_info
+
+    machine = machine_info()
+    common = {"distortion": f"jpeg q{quality} (Pillow 4:2:0)", "suite_commit": git_commit(),
+              "host": machine.get("host"), "cpu_model": machine.get("cpu_model")}
+    out = []
+    for r in rows:
+        base = {**common, "metric": r["metric"], "second": r["second"], "implementation": r.get("implementation")}
+        if "unavailable" in r:
+            out.append({**base, "note": f"unavailable: {r['unavailable']}"})
+            continue
+        paired = len(r["other"]) == len(r["ours"])
+        note = (None if paired or r["second"] == "none" else
+                f"the second implementation failed: {r['second_failed']}" if "second_failed" in r else
+                "the second implementation gave no value")
+        for i, image in enumerate(r["images"]):
+            ours = r["ours"][i]
+            theirs = r["other"][i] if paired else None
+            diff = abs(ours - theirs) if ours is not None and theirs is not None else None
+            out.append({**base, "image": image, "ours": ours, "theirs": theirs, "abs_diff": diff,
+                        "wall_s": r["wall_each"][i], "cpu_s": r["cpu_each"][i], "note": note})
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tools.metrics_check", description=__doc__.splitlines()[0])
     parser.add_argument("--images", default="kodim01,kodim02,kodim03,kodim04")
     parser.add_argument("--quality", type=int, default=50, help="Pillow JPEG quality of the distorted images")
     parser.add_argument("--vmaf-float", type=Path, default=None, help="a vmaf binary built with -Denable_float=true")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--metrics", default=None, help="comma-separated registry names (default: every metric)")
+    parser.add_argument("--results", type=Path, default=Path("results/metrics_check"),
+                        help="results store that gets the metric_checks rows (default results/metrics_check)")
     args = parser.parse_args(argv)
-    rows = check([n.strip() for n in args.images.split(",") if n.strip()], args.quality, args.vmaf_float)
+    names = None if args.metrics is None else [n.strip() for n in args.metrics.split(",") if n.strip()]
+    unknown = sorted(set(names or ()) - {m.name for m in METRICS})
+    if unknown or names == []:
+        parser.error(f"--metrics: unknown metric(s) {', '.join(unknown) or '(none given)'} "
+                     f"(known: {', '.join(m.name for m in METRICS)})")
+    from bench.errors import StoreError
+    from bench.store import Store
+
+    try:
+        store = Store(args.results)  # refused (one line, exit 2) before the checks run, not after
+    except StoreError as exc:
+        parser.error(str(exc))
+    command = " ".join(["python", "-m", "bench.tools.metrics_check", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        rows = check([n.strip() for n in args.images.split(",") if n.strip()], args.quality, args.vmaf_float, names)
+        from bench.codeversion import git_commit
+
+        run_id = store.start_run({"command": command, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                  "git_commit": git_commit()})
+        store.add_metric_checks(run_id, store_rows(rows, args.quality))
+        store.finish_run(run_id, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    finally:
+        store.close()
     print("| metric | ours (mean) | second implementation | its mean | max |Δ| | max rel. Δ | s/image wall | CPU |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -191,10 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         other = f"{np.mean(r['other']):.6g}" if r["other"] else "-"
         diff = (f"{r['max_abs_diff']:.3g} | {r['max_rel_diff']:.2g}" if "max_abs_diff" in r else "- | -")
-        print(f"| {r['metric']} | {np.mean(r['ours']):.6g} | {r['second']} | {other} | {diff} | "
+        second = r["second"] + (f" (failed: {r['second_failed']})" if "second_failed" in r else "")
+        print(f"| {r['metric']} | {np.mean(r['ours']):.6g} | {second} | {other} | {diff} | "
               f"{r['wall_s']:.3f} | {r['cpu_s']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n", encoding="utf-8")
+    print(f"stored {args.results} (table metric_checks, run {run_id})", file=sys.stderr)
     return 0
 
 
