@@ -228,3 +228,23 @@ def test_plan_of_crops_matches_plan_dispatch(synthetic_images):
     image = (synthetic_images / "photo1.png", "photo1", "sha")
     cells, notes = plan(CropPlanSpec((image,), "64x64", "set", rounds=1), [configs["webp"]])
     assert notes == [] and [c.rate.label for c in cells] == [r.label for r in configs["webp"].rates]
+
+
+def test_vtm_anchor_can_take_its_own_advice_to_retry_errors():
+    """A timed-out anchor cell is reported with 'rerun with --retry-errors': the anchor command
+    accepts that option (and a longer --timeout, which high-resolution images need) and passes both
+    to its session."""
+    import subprocess
+    import sys
+
+    from bench.tools.vtm_anchor import suite_spec
+
+    spec = suite_spec(Path("r"), "highres", 2, timeout_s=7200.0, retry_errors=True)
+    assert (spec.timeout_s, spec.retry_errors) == (7200.0, True)
+    assert suite_spec(Path("r"), "kodak", 2).retry_errors is False
+    usage = subprocess.run([sys.executable, "-m", "bench.tools.vtm", "anchor", "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0 and "--retry-errors" in usage.stdout and "--timeout" in usage.stdout
+    bad = subprocess.run([sys.executable, "-m", "bench.tools.vtm", "anchor", "--timeout", "0", "--results", "never"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--timeout" in bad.stderr
+    assert not Path("never").exists()

@@ -266,8 +266,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                           help="metrics per cell, as bench run --metrics (default jpeg-ai: the default and JPEG AI sets)")
     p_anchor.add_argument("--cluster", default=None,
                           help="run the cells on a Dask cluster, e.g. local:2 (a LocalCluster); default: local workers")
+    p_anchor.add_argument("--timeout", type=float, default=3600.0,
+                          help="seconds before a cell is killed and stored as an error (default 3600)")
+    p_anchor.add_argument("--retry-errors", action="store_true", help="re-run cells stored as errors (e.g. timed out)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "anchor" and not args.timeout > 0:
+            raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
         if args.command == "build":
             build(args.source, args.prefix or default_prefix(), max(1, args.jobs))
         else:
@@ -275,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             make_anchor(results=args.from_results or args.results, run_suite_first=args.from_results is None,
                         out=args.out, jobs=args.jobs, dataset=args.dataset, metrics=args.metrics,
-                        cluster=args.cluster)
+                        cluster=args.cluster, timeout_s=args.timeout, retry_errors=args.retry_errors)
     except (UsageError, AnchorError) as exc:  # bad input: a missing source, an incomplete store
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,11 +33,13 @@ COLOUR = ("RGB -> Y'CbCr BT.709 full range with rounding (bench.colour), 10-bit,
 
 
 def suite_spec(results: Path, dataset: str, jobs: int, metrics: str = "jpeg-ai",
-               cluster: str | None = None) -> SessionSpec:
+               cluster: str | None = None, timeout_s: float = 3600.0, retry_errors: bool = False) -> SessionSpec:
     """The suite run behind the anchor: ``vtm`` on ``dataset`` at native size, no ladder, into ``results``.
 
     One single-threaded encode per cell (VTM is deterministic; its time is not the point of an
-    anchor) and an hour's time limit: a 768×512 image at QP 22 takes minutes on a loaded core.
+    anchor) and an hour's time limit by default (``timeout_s``): a 768×512 image at QP 22 takes
+    minutes on a loaded core, a high-resolution one may need more. ``retry_errors`` re-runs cells
+    stored as errors (e.g. timed out) when the run resumes.
     ``metrics`` (default: the default set and the JPEG AI set) are computed per cell and every
     bitstream is kept beside the store (``bench score`` adds metrics later without re-encoding);
     ``cluster`` (e.g. ``local:2``) runs the cells on a Dask cluster instead of local workers."""
@@ -46,18 +48,19 @@ def suite_spec(results: Path, dataset: str, jobs: int, metrics: str = "jpeg-ai",
 
     return SessionSpec(out=results, command=command_line("bench.tools.vtm", sys.argv[1:]), codecs="vtm",
                        plan=PlanSpec(dataset=dataset, ladder="none"), strict=True, jobs=jobs, threads=1,
-                       warmup=0, repeats=1, timeout_s=3600.0, metrics=metrics, keep_streams=True,
-                       executor="dask" if cluster else "local", cluster=cluster)
+                       warmup=0, repeats=1, timeout_s=timeout_s, metrics=metrics, keep_streams=True,
+                       executor="dask" if cluster else "local", cluster=cluster, retry_errors=retry_errors)
 
 
-def run_suite(results: Path, dataset: str, jobs: int, metrics: str = "jpeg-ai", cluster: str | None = None) -> None:
+def run_suite(results: Path, dataset: str, jobs: int, metrics: str = "jpeg-ai", cluster: str | None = None,
+              timeout_s: float = 3600.0, retry_errors: bool = False) -> None:
     """Run :func:`suite_spec` as a session (resumes a finished or interrupted one)."""
     from bench.session import run_session
 
     def say(text: str, warning: bool) -> None:
         print(("warning: " if warning else "") + text, file=sys.stderr)
 
-    run_session(suite_spec(results, dataset, jobs, metrics, cluster), say)  # failed cells: anchor_from_results names them
+    run_session(suite_spec(results, dataset, jobs, metrics, cluster, timeout_s, retry_errors), say)  # failed cells: anchor_from_results names them
 
 
 def _encoder_command(params: dict[str, Any]) -> list[str]:
@@ -159,10 +162,11 @@ def anchor_from_results(results: Path, dataset: str = "kodak", codec: str = "vtm
 
 
 def make_anchor(results: Path, run_suite_first: bool, out: Path | None, jobs: int, dataset: str = "kodak",
-                metrics: str = "jpeg-ai", cluster: str | None = None) -> Path:
+                metrics: str = "jpeg-ai", cluster: str | None = None, timeout_s: float = 3600.0,
+                retry_errors: bool = False) -> Path:
     """Run the suite (unless converting a finished store) and write the anchor file; its path."""
     if run_suite_first:
-        run_suite(results, dataset, jobs, metrics, cluster)
+        run_suite(results, dataset, jobs, metrics, cluster, timeout_s, retry_errors)
     anchor = anchor_from_results(results, dataset)
     path = save_anchor(anchor, out or anchors_dir())
     print(f"wrote {path}: {anchor.name}, {len(anchor.per_image)} images × {len(anchor.points['bpp'])} points",
