@@ -16,6 +16,28 @@ import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import Tensor
 
+from bench.errors import CodecError
+
+#: Largest |value| handed to CompressAI's rANS coder. Its escape ("bypass") path counts the 4-bit
+#: chunks of a value with a shift loop that never ends once the value overflows int32 (NaN, ±inf,
+#: 3e9: measured to hang), so a latent beyond this is refused instead of coded.
+MAX_CODABLE = 2.0**24
+
+
+def codable(v: Tensor) -> bool:
+    """True if every value of ``v`` is finite and within ±:data:`MAX_CODABLE` (safe to entropy-code)."""
+    return bool(torch.isfinite(v).all()) and (v.numel() == 0 or float(v.abs().max()) <= MAX_CODABLE)
+
+
+def check_codable(v: Tensor, what: str) -> None:
+    """Raise :class:`CodecError` naming ``what`` unless :func:`codable` (a diverged or corrupt latent
+    would otherwise hang the entropy coder)."""
+    if not codable(v):
+        bad = int((~torch.isfinite(v)).sum())
+        peak = float(v[torch.isfinite(v)].abs().max()) if v.numel() > bad else float("nan")
+        raise CodecError(f"{what}: cannot be entropy-coded ({bad} non-finite value(s), largest finite "
+                         f"|value| {peak:.3g}, limit {MAX_CODABLE:.3g})")
+
 
 def eb_medians(eb: EntropyBottleneck) -> Tensor:
     """Per-channel medians of a factorised prior, shaped 1×C×1×1 (symbol = round(v − median))."""

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.models.entropy import codable
 from bench.models.imageio import check_image, to_tensor, to_uint8
 from bench.models.quantizers import Quantizer, SGARound, ste_round
 
@@ -169,6 +170,8 @@ def overfit_latent(model: LatentOptimizable, image: np.ndarray, lam: float, opti
             (grad,) = torch.autograd.grad(loss, [y])
             y.grad = grad
             optimizer.step()
+            if not codable(y.detach()):
+                break  # diverged (non-finite or out of the coder's range): keep the best coded so far
             if it % options.eval_every == 0 or it == options.iterations:
                 candidate = coded_cost(model, y.detach(), image, lam)
                 evaluations += 1

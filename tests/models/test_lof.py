@@ -173,3 +173,36 @@ def test_mlicpp_rate_is_the_coders_rate(mlicpp_model) -> None:
     bits, _ = mlicpp_model.rate_bits(y, ste_round)
     (grad,) = torch.autograd.grad(bits, [y])
     assert bool(torch.isfinite(grad).all()) and float(grad.abs().sum()) > 0
+
+
+def test_a_latent_the_coder_cannot_take_is_refused_not_hung(msp_model) -> None:
+    """CompressAI's rANS escape path loops for ever on a value past int32 (NaN, ±inf and 3e9 measured
+    to hang it): the MSP encoder refuses such a latent with a CodecError naming it."""
+    from bench.errors import CodecError
+    from bench.models.entropy import MAX_CODABLE, codable
+
+    assert codable(torch.tensor([0.0, -MAX_CODABLE, MAX_CODABLE])) and codable(torch.empty(0))
+    image = make_image()
+    with torch.no_grad():
+        y = msp_model.analysis(to_tensor(image))
+    for bad in (float("nan"), float("inf"), 3e9):
+        assert not codable(torch.tensor([bad]))
+        y_bad = y.clone()
+        y_bad.view(-1)[0] = bad
+        with pytest.raises(CodecError, match="cannot be entropy-coded"):
+            msp_model.encode_latent(y_bad, image.shape[:2])
+
+
+@pytest.mark.parametrize("which", ["msp", "zoo"])
+def test_lof_that_diverges_stops_and_keeps_the_best_stream(which, models) -> None:
+    """A step size that throws ŷ past the coder's range ends LOF early with the best coded stream
+    (here the start), instead of handing the coder a latent it cannot code (kodim24 at λ = 0.0932
+    hung msp-tiny-lof's coded-cost check that way)."""
+    from bench.models.entropy import MAX_CODABLE
+
+    model = models(which)
+    image = make_image(seed=2)
+    lr = MAX_CODABLE * 4  # Adam moves every element by about lr at the first step
+    result = overfit_latent(model, image, 0.0067, LOFOptions(iterations=5, lr=lr, eval_every=5))
+    assert result.best_iteration == 0 and result.data == result.before.data
+    assert result.evaluations == 1  # the diverged latent was never coded

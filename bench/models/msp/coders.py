@@ -21,7 +21,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import Tensor
 
 from bench.errors import CodecError
-from bench.models.entropy import eb_medians, factorized_likelihood, gaussian_likelihood
+from bench.models.entropy import check_codable, eb_medians, factorized_likelihood, gaussian_likelihood
 from bench.models.msp.plan import Step
 from bench.models.quantizers import Quantizer
 
@@ -95,6 +95,7 @@ class EncoderCoder:
         if y.numel() == 0:
             self.strings.append(b"")
             return y.new_zeros(shape)
+        check_codable(y, "MSP: coarsest latent")
         strings = self.eb.compress(y)
         y_hat = self.eb.decompress(strings, y.shape[-2:])
         self.strings.append(strings[0])
@@ -108,6 +109,7 @@ class EncoderCoder:
             return [t.new_zeros(t.shape) for t in ys]
         indexes = self.gc.build_indexes(sigma)
         symbols = self.gc.quantize(y, "symbols", mu)
+        check_codable(symbols, f"MSP: latent of level {step.level}, group {step.group}")
         self.strings.append(self.gc.compress(y, indexes, means=mu)[0])
         y_hat = self.gc.dequantize(symbols, mu)
         self._count(symbols, gaussian_likelihood(self.gc, y_hat, sigma, mu))
