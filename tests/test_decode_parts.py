@@ -202,6 +202,17 @@ def test_report_section_renders_the_stored_rows(photo_dir):
     assert empty.blocks == []  # no rows, no section
 
 
+def _tool_into_store_then_report(photo_dir, out, run_python):
+    """msp-tiny's decode parts on a 64×64 crop into the store ``out``, then ``bench.report`` of it:
+    (report folder, report.md text)."""
+    assert main(["--codecs", "msp-tiny", "--sizes", "64x64", "--source", "photo.png", "--threads", "1",
+                 "--repeats", "1", "--json", str(photo_dir / "p.json"), "--results", str(out)]) == 0
+    report = photo_dir / "report"
+    done = run_python("bench.report", str(out), "--out", str(report))
+    assert done.returncode == 0, done.stderr
+    return report, (report / "report.md").read_text()
+
+
 def test_benchmark_store_report_shows_the_decode_parts_table(photo_dir, run_python):
     from tests.test_cli import write_photos
 
@@ -210,12 +221,7 @@ def test_benchmark_store_report_shows_the_decode_parts_table(photo_dir, run_pyth
     done = run_python("bench", "run", "--codecs", "jpeg-420", "--dataset", str(photos), "--ladder", "none",
                       "--repeats", "1", "--jobs", "1", "--out", str(out), "--quiet", timeout=1800)
     assert done.returncode == 0, done.stderr
-    assert main(["--codecs", "msp-tiny", "--sizes", "64x64", "--source", "photo.png", "--threads", "1",
-                 "--repeats", "1", "--json", str(photo_dir / "p.json"), "--results", str(out)]) == 0
-    report = photo_dir / "report"
-    done = run_python("bench.report", str(out), "--out", str(report))
-    assert done.returncode == 0, done.stderr
-    md = (report / "report.md").read_text()
+    report, md = _tool_into_store_then_report(photo_dir, out, run_python)
     assert "### Decode parts" in md and "| msp-tiny |" in md
     csv = (report / "data" / "decode_parts.csv").read_text().splitlines()
     assert len(csv) == 1 + 5 and csv[0].startswith("id,run_id,codec")
@@ -224,13 +230,7 @@ def test_benchmark_store_report_shows_the_decode_parts_table(photo_dir, run_pyth
 def test_a_store_of_decode_parts_rows_only_is_reported(photo_dir, run_python):
     """A store written by the tool alone renders: provenance, the Decode parts table, one line
     for the sections it cannot fill (it used to exit 2 and point elsewhere)."""
-    out = photo_dir / "results"
-    assert main(["--codecs", "msp-tiny", "--sizes", "64x64", "--source", "photo.png", "--threads", "1",
-                 "--repeats", "1", "--json", str(photo_dir / "p.json"), "--results", str(out)]) == 0
-    report = photo_dir / "report"
-    done = run_python("bench.report", str(out), "--out", str(report))
-    assert done.returncode == 0, done.stderr
-    md = (report / "report.md").read_text()
+    report, md = _tool_into_store_then_report(photo_dir, photo_dir / "results", run_python)
     assert "## Provenance" in md and "### Decode parts" in md and "| msp-tiny |" in md
     assert "holds only `decode_parts` rows" in md and "## Rate-distortion" not in md
     assert "python -m bench.tools.decode_parts" in md.split("### Runs")[1].split("####")[0]  # its run's command
