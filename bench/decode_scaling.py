@@ -124,7 +124,8 @@ def _configs(args: Any) -> tuple[list[CodecConfig], dict[str, str], list[str], l
 
     names = plan.labels(args.codecs or ",".join(DEFAULT_CODECS))
     # a LOF variant (its TOML's lof_of) decodes with its base's decoder: not run again unless asked
-    lof_of = {c.name: c.lof_of for c in registry.load_configs(args.codecs_dir).values() if c.lof_of}
+    folder = registry.load_configs(args.codecs_dir)
+    lof_of = {c.name: c.lof_of for c in folder.values() if c.lof_of}
     variants = {a: t for a, t in lof_of.items() if t in names}
     aliases = {} if args.time_lof_profiles else variants
     if args.time_lof_profiles:
@@ -132,7 +133,7 @@ def _configs(args: Any) -> tuple[list[CodecConfig], dict[str, str], list[str], l
     configs, notes = plan.select_codecs(",".join(names), args.codecs_dir)
     known = {c.name for c in configs}
     if args.codecs is None:
-        configs += [c for c in mlic_configs(registry.load_configs(args.codecs_dir)) if c.name not in known]
+        configs += [c for c in mlic_configs(folder) if c.name not in known]
     if not configs:
         raise UsageError("no codec available to run: " + ("; ".join(notes) or "none selected"))
     lof_off = []
