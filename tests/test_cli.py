@@ -112,15 +112,30 @@ def _file_size_limit(limit: int):
     return apply
 
 
-def test_store_that_cannot_grow_is_one_line_naming_the_store(photos, tmp_path):
-    """A file size limit makes SQLite's writes fail as on a full disk; the run reports it in one line."""
+def _empty_store_bytes(folder: Path) -> int:
+    """The largest file that creating an empty results store writes (its write-ahead log, measured before
+    closing checkpoints it away); it grows as the schema grows."""
+    from bench.store import Store
+    with Store(folder):
+        return max(f.stat().st_size for f in folder.iterdir())
+
+
+@pytest.mark.parametrize("fails_at", ["open", "write"])
+def test_store_that_cannot_grow_is_one_line_naming_the_store(photos, tmp_path, fails_at):
+    """A file size limit makes SQLite fail as on a full disk, either creating the store or writing a cell;
+    either way the run says so in one line naming the store."""
+    room = _empty_store_bytes(tmp_path / "probe")
+    limit = room // 2 if fails_at == "open" else room + 4096  # 'write': the schema fits, the cells do not
     out = tmp_path / "res"
     done = bench("run", "--codecs", "jpeg-420", "--dataset", str(photos), "--ladder", "none", "--jobs", "1",
-                 "--repeats", "1", "--out", str(out), "--quiet", preexec_fn=_file_size_limit(40_000))
+                 "--repeats", "1", "--out", str(out), "--quiet", preexec_fn=_file_size_limit(limit))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     last = done.stderr.splitlines()[-1]
-    assert last.startswith(f"error: results store {out}: ") and done.stderr.count("error:") == 1
+    assert done.stderr.count("error:") == 1, done.stderr
+    expected = {"open": f"error: {out / 'results.sqlite'}: cannot open the results store for writing",
+                "write": f"error: results store {out}: "}[fails_at]
+    assert last.startswith(expected), last
 
 
 def test_summary_counts_cells_by_kind_and_gives_per_rate_medians_and_bd(photos, tmp_path):
