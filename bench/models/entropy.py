@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from torch import Tensor
+from compressai.entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
+from torch import Tensor, nn
 
 from bench.errors import CodecError
 
@@ -22,6 +22,29 @@ from bench.errors import CodecError
 #: chunks of a value with a shift loop that never ends once the value overflows int32 (NaN, ±inf,
 #: 3e9: measured to hang), so a latent beyond this is refused instead of coded.
 MAX_CODABLE = 2.0**24
+
+
+#: CompressAI's likelihood lower bound (``EntropyModel(likelihood_bound=1e-9)``), which every entropy
+#: model of this suite is built with.
+LIKELIHOOD_BOUND = 1e-9
+
+
+def restore_likelihood_bounds(net: nn.Module) -> int:
+    """Put the likelihood lower bound back where loading weights zeroed it; returns how many.
+
+    The bound is a fixed constant saved as a buffer, not a learned weight, and a float16 weights
+    file (``bench.training`` ``--half``) rounds 1e-9 to 0. A model built with a bound
+    (``use_likelihood_bound``) whose buffer reads 0 lets a likelihood reach 0: an infinite rate,
+    so LOF's and training's gradients turn NaN. The real coder's CDF tables never use the bound.
+    """
+    restored = 0
+    for module in net.modules():
+        if isinstance(module, EntropyModel) and module.use_likelihood_bound:
+            bound = module.likelihood_lower_bound.bound
+            if not bool((bound > 0).all()):
+                bound.fill_(LIKELIHOOD_BOUND)
+                restored += 1
+    return restored
 
 
 def codable(v: Tensor) -> bool:

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.models.entropy import codable
+from bench.models.entropy import MAX_CODABLE, codable
 from bench.models.imageio import check_image, to_tensor, to_uint8
 from bench.models.quantizers import Quantizer, SGARound, ste_round
 
@@ -100,13 +100,14 @@ class LOFResult:
     """The kept bitstream and what LOF did to get it."""
 
     data: bytes
-    iterations: int
+    iterations: int  # run: fewer than asked when the latent diverged (see ``stopped``)
     time_s: float
     before: CodedCost
     after: CodedCost
     best_iteration: int
     evaluations: int
     latent: Tensor  # the kept y (its real bitstream is ``data``)
+    stopped: str = ""  # why it stopped early, if it did
 
     def extras(self) -> dict[str, Any]:
         """Statistics for ``Encoded.extras``."""
@@ -120,7 +121,7 @@ class LOFResult:
             "lof_psnr_before": self.before.psnr,
             "lof_psnr_after": self.after.psnr,
             "lof_best_iteration": self.best_iteration,
-        }
+        } | ({"lof_stopped": self.stopped} if self.stopped else {})
 
 
 def coded_cost(model: LatentOptimizable, y: Tensor, image: np.ndarray, lam: float) -> CodedCost:
@@ -160,6 +161,7 @@ def overfit_latent(model: LatentOptimizable, image: np.ndarray, lam: float, opti
     quantize: Quantizer = sga if sga is not None else ste_round
     pixels = size[0] * size[1]
     rng_devices = [x.device] if x.device.type == "cuda" else []
+    done, stopped = 0, ""
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(options.seed)
         for it in range(1, options.iterations + 1):
@@ -170,15 +172,17 @@ def overfit_latent(model: LatentOptimizable, image: np.ndarray, lam: float, opti
             (grad,) = torch.autograd.grad(loss, [y])
             y.grad = grad
             optimizer.step()
-            if not codable(y.detach()):
-                break  # diverged (non-finite or out of the coder's range): keep the best coded so far
+            if not codable(y.detach()):  # diverged (non-finite or out of the coder's range): keep the best so far
+                stopped = f"latent not codable after iteration {it} (non-finite or beyond ±{MAX_CODABLE:.0f})"
+                break
+            done = it
             if it % options.eval_every == 0 or it == options.iterations:
                 candidate = coded_cost(model, y.detach(), image, lam)
                 evaluations += 1
                 if candidate.cost < best.cost:
                     best, best_it, best_y = candidate, it, y.detach().clone()
     elapsed = time.perf_counter() - t0
-    return LOFResult(best.data, options.iterations, elapsed, before, best, best_it, evaluations, best_y)
+    return LOFResult(best.data, done, elapsed, before, best, best_it, evaluations, best_y, stopped)
 
 
 class _FixedLatent(nn.Module):

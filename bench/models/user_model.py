@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from bench.errors import CheckpointError, CodecError
 from bench.models import bitstream
 from bench.models.compressai_net import CompressAINet, family
+from bench.models.entropy import restore_likelihood_bounds
 from bench.models.portable import check_flags, flags_byte
 from bench.models.quantizers import hard_round
 from bench.models.weights import load_weights_file
@@ -110,6 +111,7 @@ def load_checkpoint(net: nn.Module, path: Path, ref: str) -> None:
         if not isinstance(net, CompressionModel):  # which sizes them itself
             _size_coder_tables(net, state)
         net.load_state_dict(state)
+        restore_likelihood_bounds(net)  # a float16 file holds them as 0
     except (RuntimeError, ValueError, KeyError) as exc:
         detail = " ".join(str(exc).split())
         raise CheckpointError(f"{path}: does not fit {ref}: {detail}") from None

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from bench.errors import CodecError
 from bench.models import bitstream
 from bench.models.compressai_net import PAD, CompressAINet
+from bench.models.entropy import restore_likelihood_bounds
 from bench.models.portable import check_flags, flags_byte
 from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
 from bench.models.weights import load_weights_file
@@ -173,6 +174,7 @@ def load_model(
 
         state = load_state_dict(load_weights_file(weights, "CompressAI weights file"))
         net = cls.from_state_dict(state)
+        restore_likelihood_bounds(net)  # a float16 file holds them as 0
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + quality)

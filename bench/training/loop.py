@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.errors import CheckpointError
+from bench.models.entropy import restore_likelihood_bounds
 from bench.models.weights import load_weights_file
 
 CHECKPOINT = "checkpoint.pt"
@@ -137,6 +138,7 @@ class Trainer:
         """Weights from ``init``; if it is a training checkpoint, its steps and time count as prior."""
         obj = load_weights_file(init, "initial weights")
         self.model.load_state_dict(weights_state(init))
+        restore_likelihood_bounds(self.model)  # a float16 file holds them as 0
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             self.prior = {k: float(obj.get(f"prior_{k}", 0)) + float(obj[k]) for k in ("step", "wall_s", "cpu_s")}
 

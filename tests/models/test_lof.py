@@ -206,3 +206,37 @@ def test_lof_that_diverges_stops_and_keeps_the_best_stream(which, models) -> Non
     result = overfit_latent(model, image, 0.0067, LOFOptions(iterations=5, lr=lr, eval_every=5))
     assert result.best_iteration == 0 and result.data == result.before.data
     assert result.evaluations == 1  # the diverged latent was never coded
+    assert result.iterations == 0 and "not codable after iteration 1" in result.stopped
+    assert result.extras()["lof_stopped"] == result.stopped and result.extras()["lof_iterations"] == 0
+
+
+@pytest.mark.parametrize("which", ["msp", "zoo"])
+def test_float16_weights_keep_the_likelihood_bound_so_lof_rates_stay_finite(which, tmp_path) -> None:
+    """A float16 weights file stores CompressAI's likelihood bound 1e-9 as 0: loaded as it is, an
+    unlikely ŷ has likelihood 0, an infinite rate and a NaN gradient, and LOF stopped at once (the
+    shipped msp-tiny on kodim24 at λ = 0.0932). The loaders put the bound back."""
+    from bench.models.entropy import LIKELIHOOD_BOUND
+
+    if which == "msp":
+        net = create_model(TINY, seed=3)
+        half = tmp_path / "msp-half.pt"
+        torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}, half)
+        model = create_model(TINY, half, seed=3)
+        entropy_models = [model.entropy_bottleneck, model.gaussian_conditional]
+    else:
+        net = zoo.load_model("bmshj2018-hyperprior", 1, shape=(8, 8)).net
+        half = tmp_path / "zoo-half.pt"
+        torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}, half)
+        assert float(torch.load(half, weights_only=True)["entropy_bottleneck.likelihood_lower_bound.bound"]) == 0
+        model = zoo.load_model("bmshj2018-hyperprior", 1, weights=half)
+        entropy_models = [model.net.entropy_bottleneck, model.net.gaussian_conditional]
+    assert [float(m.likelihood_lower_bound.bound) for m in entropy_models] == pytest.approx([LIKELIHOOD_BOUND] * 2)
+    image = make_image(seed=4)
+    with torch.no_grad():
+        y = model.analysis(to_tensor(image))
+    y = y.clone()
+    y.view(-1)[0] = 1e4  # far in a tail: its likelihood underflows to 0 without the bound
+    y.requires_grad_(True)
+    bits, _ = model.rate_bits(y, ste_round)
+    (grad,) = torch.autograd.grad(bits, [y])
+    assert bool(torch.isfinite(bits)) and bool(torch.isfinite(grad).all())

@@ -19,6 +19,7 @@ from compressai.models.utils import remap_old_keys
 from torch import Tensor
 
 from bench.errors import CheckpointError
+from bench.models.entropy import restore_likelihood_bounds
 from bench.models.mlicpp.model import MLICPlusPlus
 from bench.models.weights import load_weights_file
 
@@ -131,6 +132,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(f"{path}: {exc}") from None
     model.load_state_dict(state_dict, strict=True, assign=True)
     del state_dict
+    restore_likelihood_bounds(model)  # a float16 file holds them as 0
     model.configure(reference=model.reference, portable=model.portable, winograd=model.winograd)  # re-lay the adopted weights (channels-last)
     if model.gaussian_conditional._offset.numel() == 0 or model.entropy_bottleneck._offset.numel() == 0:
         warnings.warn(f"{path}: no entropy-coder tables in the checkpoint; computing them with update()")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from bench.models.entropy import restore_likelihood_bounds
 from bench.models.msp.model import MSPModel
 from bench.models.msp.profiles import MSPProfile
 from bench.models.untrained import calibrate_latent_scale, init_gaussian_head, last_conv, probe_image
@@ -42,5 +43,6 @@ def create_model(
             init_untrained(model)
     if checkpoint is not None:
         model.load_state_dict(load_state(checkpoint))
+        restore_likelihood_bounds(model)  # a float16 file holds them as 0
     model.update(force=True)
     return model.eval().to(device)
