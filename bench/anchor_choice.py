@@ -19,7 +19,8 @@ from typing import Any
 from bench.analysis.bd import AVERAGINGS, MEAN_OF_PER_IMAGE, METHODS, BDError
 from bench.anchors import Anchor, AnchorError, list_anchors, load_anchor
 from bench.errors import ReportError
-from bench.results import ResultsView, anchor_has, measured_anchor, present_metrics
+from bench.results import ResultsView
+from bench.results_rd import anchor_has, measured_anchor, present_metrics
 
 #: The measured VTM 23.13 anchor (python -m bench.tools.vtm anchor); CompressAI's published
 #: ``kodak/vtm`` (VTM version unrecorded) is the fallback while it is not generated.

@@ -5,7 +5,7 @@ checked when loaded: :func:`bench.codecs.registry.lof_problem`), and each run's 
 it. This module finds such pairs among the codecs of a :class:`~bench.results.ResultsView` and
 computes, per (dataset, resolution, device) both were measured on, over the images complete for
 both: the BD-rate of LOF against the base (the report's BD machinery,
-:func:`bench.results.bd_against`, with the base as a per-image anchor: paired bootstrap), the
+:func:`bench.results_rd.bd_against`, with the base as a per-image anchor: paired bootstrap), the
 encode-time cost and the decode-time ratio (the decoder is unchanged), and a per-rate-point table.
 The report's LOF section (:mod:`bench.report.lofsection`) and ``python -m bench.lof_run`` present
 these same numbers; nothing here writes.
@@ -23,7 +23,8 @@ import pandas as pd
 
 from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, average_curve, complete_images
 from bench.errors import BDError, ConfigError
-from bench.results import ResultsView, bd_against, short_name
+from bench.results import ResultsView
+from bench.results_rd import bd_against, short_name
 
 #: qualities the LOF BD is computed on (store columns)
 LOF_QUALITIES = ("psnr_rgb", "ms_ssim_db")

@@ -20,8 +20,8 @@ anything):
   column it lacks (an older store) is read as NULL, and a NULL in a grouping column
   (:data:`LABELS`, e.g. ``device``) reads as ``unrecorded``.
 
-Curves (:func:`rd_curves`) and BD tables (:func:`bd_against`, :meth:`ResultsView.bd`) are built
-here, from the pure functions of :mod:`bench.analysis.bd`; presenters only format them.
+Curves and BD tables (:meth:`ResultsView.rd_curves`, :meth:`ResultsView.bd`) are built by
+:mod:`bench.results_rd` from the pure functions of :mod:`bench.analysis.bd`; presenters only format them.
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.bd import (DEFAULT_RESAMPLES, DEFAULT_SEED, MEAN_OF_PER_IMAGE, average_curve, bd_table,
-                               complete_images)
-from bench.errors import BDError, ReportError
+from bench.analysis.bd import DEFAULT_RESAMPLES, MEAN_OF_PER_IMAGE
+from bench.errors import ReportError
 from bench.machine import UNRECORDED, class_label
-from bench.metrics.registry import METRICS, Metric
-from bench.store import (MEASUREMENT_COLUMNS, db_path, read_decode_parts, read_measurements, read_metric_checks,
-                         read_runs)
+from bench.store import db_path, read_decode_parts, read_measurements, read_metric_checks, read_runs
+from bench.results_rd import bd_against, per_image_anchor, present_metrics, rd_curves
+from bench.store_schema import MEASUREMENT_COLUMNS
 
 MIB = 1024.0 * 1024.0
 #: Columns without which rows are not measurements that can be read.
@@ -50,8 +49,6 @@ REQUIRED = ("codec", "status", "rate_label", "dataset", "image", "resolution")
 #: Text columns grouped or sorted by: a NULL there reads as :data:`NOT_RECORDED`.
 LABELS = ("device", "adapter")
 NOT_RECORDED = "unrecorded"
-#: Quality axes of the RD curves: store column → axis label.
-QUALITIES: dict[str, str] = {"psnr_rgb": "PSNR-RGB (dB)", "ms_ssim_db": "MS-SSIM (dB)"}
 
 
 @dataclass
@@ -99,17 +96,17 @@ class ResultsView:
         return pd.concat([self.rows, self.errors], ignore_index=True) if len(self.errors) else self.rows
 
     def curves(self, quality: str) -> pd.DataFrame:
-        """Dataset-average RD curves of the trained codecs (:func:`rd_curves`)."""
+        """Dataset-average RD curves of the trained codecs (:func:`bench.results_rd.rd_curves`)."""
         return rd_curves(self.rd_rows, quality)
 
     def bd(self, dataset: str, anchor: Any, anchor_name: str, method: str = "pchip",
            averaging: str = "average-curve", metrics: Sequence[Any] | None = None,
            n_resamples: int = DEFAULT_RESAMPLES) -> BDTable:
-        """Every codec's BD against ``anchor`` on ``dataset``'s native rows (:func:`bd_against`).
+        """Every codec's BD against ``anchor`` on ``dataset``'s native rows (:func:`bench.results_rd.bd_against`).
 
-        ``anchor``: per-image rows (a measured codec, :func:`measured_anchor`) or a published
+        ``anchor``: per-image rows (a measured codec, :func:`bench.results_rd.measured_anchor`) or a published
         anchor; a published anchor with ``per_image`` points for every tested image is used per
-        image, so that values and intervals are paired. ``metrics`` default: :func:`present_metrics`.
+        image, so that values and intervals are paired. ``metrics`` default: :func:`bench.results_rd.present_metrics`.
         """
         native = self.native[self.native["dataset"] == dataset]
         errors = self.errors[(self.errors["dataset"] == dataset) & (self.errors["resolution"] == "native")] \
@@ -313,137 +310,3 @@ def metric_check_rows(frame: pd.DataFrame) -> pd.DataFrame:
         frame[column] = frame[column].fillna("")
     latest = frame.groupby(list(METRIC_CHECK_UNIT))["run_id"].transform("max")
     return frame[frame["run_id"] == latest].reset_index(drop=True)
-
-
-# --- curves ----------------------------------------------------------------------------------------
-
-def series_label(codec: str, device: str, multi_device: bool) -> str:
-    """Legend label of one measured codec: the device is named only when a codec ran on several."""
-    return f"{codec} ({device})" if multi_device else codec
-
-
-def rd_curve(rows: pd.DataFrame, quality: str) -> tuple[pd.DataFrame | None, dict[str, str]]:
-    """One codec's dataset-average curve (:func:`~bench.analysis.bd.average_curve`) over the images
-    :func:`~bench.analysis.bd.complete_images` keeps, and the images left out with the reason (``{image:
-    why}``); None when no image is complete. ``rows``: one codec's ok rows of one dataset and device."""
-    usable, left_out = complete_images(rows, quality)
-    return (average_curve(usable, quality) if len(usable) else None), left_out
-
-
-def rd_curves(rows: pd.DataFrame, quality: str) -> pd.DataFrame:
-    """Dataset-average RD curve of every (dataset, codec, device) over native-resolution rows.
-
-    Each curve is over the images :func:`complete_images` keeps — the ones the codec's BD row rests
-    on too. Columns: ``dataset, codec, device, label, rate_label, bpp, <quality>, n_images,
-    n_images_total`` (``n_images`` < ``n_images_total`` when some images lacked a rate point and were
-    left out). Callers pass trained rows only.
-    """
-    native = rows[rows["resolution"] == "native"]
-    counts = native.groupby("codec")["device"].nunique()
-    multi = set(counts[counts > 1].index)
-    parts = []
-    for (dataset, codec, device), group in native.groupby(["dataset", "codec", "device"], sort=True):
-        avg, _ = rd_curve(group, quality)
-        if avg is None:
-            continue
-        avg.insert(0, "label", series_label(codec, device, codec in multi))
-        avg.insert(0, "device", device)
-        avg.insert(0, "codec", codec)
-        avg.insert(0, "dataset", dataset)
-        avg["n_images_total"] = group["image"].nunique()
-        parts.append(avg)
-    columns = ["dataset", "codec", "device", "label", "rate_label", "bpp", quality, "n_images", "n_images_total"]
-    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
-
-
-# --- BD ------------------------------------------------------------------------------------------
-
-def present_metrics(rows: pd.DataFrame, metrics: Sequence[Metric] = METRICS) -> list[Any]:
-    """The metrics whose BD column the rows have with at least one finite value, in declared order."""
-    return [m for m in metrics if m.bd_column in rows.columns
-            and np.isfinite(pd.to_numeric(rows[m.bd_column], errors="coerce")).any()]
-
-
-def short_name(quality: str) -> str:
-    """The column stem of a quality in the wide BD table (``psnr_rgb`` → ``psnr``, as the CSV has always had)."""
-    return {"psnr_rgb": "psnr", "ms_ssim_db": "msssim"}.get(quality, quality)
-
-
-def anchor_has(anchor: Any, quality: str) -> bool:
-    """Whether the BD anchor (per-image rows or a published curve) has values of ``quality``."""
-    if isinstance(anchor, pd.DataFrame):
-        return quality in anchor.columns and bool(pd.to_numeric(anchor[quality], errors="coerce").notna().any())
-    return quality in anchor.qualities
-
-
-def measured_anchor(rows: pd.DataFrame, codec: str) -> pd.DataFrame:
-    """Per-image rows of a measured codec used as the BD anchor (``--anchor codec:NAME``): its native
-    rows, of one device (the first by name) when it ran on several."""
-    anchor = rows[(rows["codec"] == codec) & (rows["resolution"] == "native")]
-    if anchor.empty:
-        known = ", ".join(sorted(rows["codec"].unique()))
-        raise BDError(f"no native-resolution rows of codec {codec!r} to use as anchor (codecs: {known})")
-    if anchor["device"].nunique() > 1:
-        anchor = anchor[anchor["device"] == sorted(anchor["device"].unique())[0]]
-    return anchor
-
-
-def per_image_anchor(anchor: Any, images: set[str]) -> pd.DataFrame | None:
-    """A published anchor's ``per_image`` points as store-like rows, when they cover every tested image."""
-    per_image = getattr(anchor, "per_image", None) or {}
-    if not images or not images <= set(per_image):
-        return None
-    labels = list(anchor.conditions.get("rate_points") or [])
-    rows = []
-    for image in sorted(images):
-        columns = per_image[image]
-        for k in range(len(columns["bpp"])):
-            rows.append({"image": image, "rate_label": labels[k] if k < len(labels) else f"point{k}",
-                         **{c: v[k] for c, v in columns.items()}})
-    return pd.DataFrame(rows).assign(codec=anchor.name, status="ok", trained=1)
-
-
-def bd_against(rows: pd.DataFrame, errors: pd.DataFrame, anchor: Any, anchor_name: str, method: str,
-               averaging: str, qualities: Sequence[Any] = tuple(QUALITIES), n_resamples: int = DEFAULT_RESAMPLES,
-               seed: int = DEFAULT_SEED) -> pd.DataFrame:
-    """BD-rate and BD-quality, each with its bootstrap interval, of every codec against one anchor, per quality.
-
-    ``rows`` are the dataset's native-resolution ok rows (untrained included: they come out as
-    ``excluded``), ``errors`` its error rows (counted per codec). ``anchor`` is a published
-    anchor or per-image rows (a measured codec, or a measured anchor's ``per_image`` points).
-    ``qualities`` are store columns or metric objects (``bd_column``, ``higher_is_better``).
-    Images lacking a rate point are left out (:func:`complete_images`) and named
-    (``images_left_out_<q>``). A codec whose BD fails gets ``status='error'`` and the reason; the
-    table is never aborted by one codec. Qualities the anchor lacks are skipped. ``n_resamples=0``:
-    no intervals. Wide result: one row per (codec, device).
-    """
-    frame = pd.concat([rows, errors], ignore_index=True) if len(errors) else rows
-    wide: pd.DataFrame | None = None
-    for metric in qualities:
-        quality = getattr(metric, "bd_column", metric)
-        if not anchor_has(anchor, quality) or quality not in frame.columns:
-            continue
-        table = bd_table(frame, anchor, quality, method, averaging, group_by=("codec", "device"),
-                         anchor_name=anchor_name, higher_is_better=getattr(metric, "higher_is_better", True),
-                         n_resamples=n_resamples, seed=seed, incomplete="drop")
-        short = short_name(quality)
-        renamed = {"bd_rate_pct": f"bd_rate_{short}_pct", "bd_quality": f"bd_{short}_db"}
-        for column in ("overlap", "status", "reason", "warnings", "n_points", "n_images", "images_left_out",
-                       "ci_paired", "ci_failed", "ci_note"):
-            renamed[column] = f"{column}_{short}"
-        for column in ("bd_rate_low", "bd_rate_high"):
-            renamed[column] = column.replace("bd_rate", f"bd_rate_{short}")
-        for column in ("bd_quality_low", "bd_quality_high"):
-            renamed[column] = column.replace("bd_quality", f"bd_{short}")
-        table = table.rename(columns=renamed)
-        keep = ["codec", "device", *renamed.values()]
-        if wide is None:
-            wide = table[["codec", "device", "anchor", "method", "averaging", "n_anchor_points", "n_error_rows",
-                          "ci_level", "ci_resamples", "ci_seed", *keep[2:]]]
-        else:
-            wide = wide.merge(table[keep], on=["codec", "device"], how="outer")
-    if wide is None:
-        names = [getattr(m, "bd_column", m) for m in qualities]
-        raise BDError(f"anchor {anchor_name!r} has none of the qualities {names}; compare with a codec of the store "
-                      f"measured with the same metrics instead: --anchor codec:NAME")
-    return wide

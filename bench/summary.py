@@ -22,7 +22,8 @@ import pandas as pd
 
 from bench.analysis.bd import AVERAGE_CURVE
 from bench.errors import BDError
-from bench.results import ResultsView, from_frame, measured_anchor
+from bench.results import ResultsView, from_frame
+from bench.results_rd import measured_anchor
 
 #: The BD anchor of the summary: always in the default run, fast, and known to every reader.
 SUMMARY_ANCHOR = "jpeg-420"

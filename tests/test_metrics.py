@@ -58,7 +58,7 @@ IDEAL = {"psnr_rgb": math.inf, "psnr_y": math.inf, "psnr_yuv": math.inf, "ms_ssi
 
 
 def test_registry_declares_each_metric_once_and_the_store_has_its_columns():
-    from bench.store import MEASUREMENT_COLUMNS
+    from bench.store_schema import MEASUREMENT_COLUMNS
 
     names = [m.name for m in METRICS]
     columns = [c for m in METRICS for c in m.columns]

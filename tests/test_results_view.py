@@ -17,7 +17,8 @@ import pytest
 
 from bench.analysis.bd import AVERAGE_CURVE
 from bench.report import ReportOptions, build_report
-from bench.results import load, measured_anchor
+from bench.results import load
+from bench.results_rd import measured_anchor
 from bench.store import Store, read_measurements
 
 IMAGES = ("a", "b", "c")

@@ -25,7 +25,8 @@ from bench.codecs.registry import create, load_configs
 from bench.machine import MachineClass
 from bench.plan import CropPlanSpec, plan
 from bench.session import Session, SessionSpec, manifest, settings_of
-from bench.store import MEASUREMENT_COLUMNS, read_measurements, read_runs
+from bench.store import read_measurements, read_runs
+from bench.store_schema import MEASUREMENT_COLUMNS
 
 PROJECT = Path(__file__).resolve().parents[1]
 NEW_COLUMNS = ("enc_threads", "dec_threads", "threads_pinned_by")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.errors import StoreError
-from bench.store import MEASUREMENT_COLUMNS, Store, read_measurements, read_runs
+from bench.store import Store, read_measurements, read_runs
+from bench.store_schema import MEASUREMENT_COLUMNS
 from tests.conftest import python_module
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench.errors import StreamError
-from bench.store import MEASUREMENT_COLUMNS, Store, read_measurements
+from bench.store import Store, read_measurements
+from bench.store_schema import MEASUREMENT_COLUMNS
 from bench.streams import read_stream, stream_path, streams_dir, write_stream
 from tests.conftest import python_module
 

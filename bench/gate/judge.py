@@ -20,7 +20,7 @@ from bench.errors import GateError
 from bench.analysis.bd import DEFAULT_RESAMPLES, DEFAULT_SEED, BDError, Curve, bd, bootstrap_bd
 from bench.gate.baseline import SCHEMA
 from bench.machine import MachineClass, row_classes
-from bench.results import rd_curve
+from bench.results_rd import rd_curve
 from bench.gate.benchmark import GATE_DATASET, TIME, WALL_TIME, YARDSTICK, GateBenchmark, yardstick_config
 
 #: ``timer`` of a codec whose cells ran on a CPU (wall = ``perf_counter``) or on CUDA (CUDA events).

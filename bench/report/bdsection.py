@@ -20,7 +20,8 @@ from bench.analysis.bd.bootstrap import FIXED_ANCHOR_NOTE, MIN_BOOTSTRAP_IMAGES
 from bench.metrics.registry import METRICS, Metric
 from bench.report.anchoring import anchor_description
 from bench.report.document import Document, fmt_number
-from bench.results import ResultsView, anchor_has, short_name
+from bench.results import ResultsView
+from bench.results_rd import anchor_has, short_name
 
 
 #: Marks an interval over fewer than MIN_BOOTSTRAP_IMAGES images; explained under each table.

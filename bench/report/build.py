@@ -33,7 +33,8 @@ from bench.report.lofsection import lof_section
 from bench.report.metricchecks import metric_checks_section
 from bench.report.progress import STEPS, Step, quiet
 from bench.report.training import training_section
-from bench.results import QUALITIES, ResultsView, load, present_metrics
+from bench.results import ResultsView, load
+from bench.results_rd import QUALITIES, present_metrics
 
 METHOD_TEXT = {
     "pchip": "piecewise cubic Hermite interpolation of log-rate over quality, integrated exactly (JVET common "

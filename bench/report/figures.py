@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from bench.outfiles import write_atomically  # noqa: E402
 from bench.report.tables import COSTS  # noqa: E402
-from bench.results import QUALITIES  # noqa: E402
+from bench.results_rd import QUALITIES  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
 ANCHOR_COLOUR = "0.25"

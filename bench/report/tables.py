@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.scaling import fit_power_law_by
-from bench.results import MIB, short_name
+from bench.results import MIB
+from bench.results_rd import short_name
 
 #: Costs of the scaling fits: store column → (label, unit divisor, unit).
 COSTS: dict[str, tuple[str, float, str]] = {

@@ -181,7 +181,7 @@ def check(images: Sequence[str], quality: int, vmaf_float: Path | None,
 
 
 def store_rows(rows: Sequence[dict], quality: int) -> list[dict]:
-    """One ``metric_checks`` row per metric and image (:data:`bench.store.METRIC_CHECK_COLUMNS`); a metric
+    """One ``metric_checks`` row per metric and image (:data:`bench.store_schema.METRIC_CHECK_COLUMNS`); a metric
     that cannot run here is one row without an image, its reason in ``note``."""
     from bench.codeversion import git_commit
     from bench.machine import machine_info

@@ -147,7 +147,8 @@ def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str
     from bench.cells import config_hash
     from bench.codecs.registry import load_configs
     from bench.metrics.registry import METRICS
-    from bench.results import from_frame, short_name
+    from bench.results import from_frame
+    from bench.results_rd import short_name
     from bench.store import db_path, read_measurements
 
     configs = load_configs()
