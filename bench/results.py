@@ -239,14 +239,15 @@ def from_frame(frame: pd.DataFrame, results_dir: Path | None = None, where: Any 
     return view
 
 
-def load(results_dir: str | Path, decode_parts_only: bool = False) -> ResultsView:
+def load(results_dir: str | Path, side_tables_only: bool = False) -> ResultsView:
     """Read a results directory (or ``.sqlite`` file).
 
     Raises ``FileNotFoundError`` when there is no store and ``ValueError`` when it holds no
     successful measurement at all (a report of nothing would only hide the problem). With
-    ``decode_parts_only`` (the report) a store whose only rows are ``decode_parts`` rows
-    (``python -m bench.tools.decode_parts``) is read too: empty measurement rows, the decode-parts
-    rows, and the manifests of their runs.
+    ``side_tables_only`` (the report) a store whose only rows are ``decode_parts`` rows
+    (``python -m bench.tools.decode_parts``) and/or ``metric_checks`` rows
+    (``python -m bench.tools.metrics_check``) is read too: empty measurement rows, those rows, and
+    the manifests of their runs.
     """
     path = db_path(results_dir)
     if not path.is_file():
@@ -257,16 +258,17 @@ def load(results_dir: str | Path, decode_parts_only: bool = False) -> ResultsVie
     if view.rows.empty:
         errors = view.errors
         detail = f" ({len(errors)} error rows, e.g. {errors['error'].iloc[0]!r})" if len(errors) else ""
-        if not view.decode_parts.empty:
-            if decode_parts_only:
-                shown = {int(r["run_id"]) for r in view.runs} | {int(r) for r in view.decode_parts["run_id"].dropna()}
-                view.runs = _manifests(Path(results_dir), shown)
-                return view
-            detail += ("; it has decode_parts rows only: python -m bench.report shows them, or give "
-                       "python -m bench.tools.decode_parts the --results of a benchmark store")
-        if not view.metric_checks.empty:
-            detail += ("; it has metric_checks rows only: give python -m bench.tools.metrics_check the --results of "
-                       "a benchmark store to see them in its report")
+        side = [t for t, frame in (("decode_parts", view.decode_parts), ("metric_checks", view.metric_checks))
+                if not frame.empty]
+        if side and side_tables_only:
+            shown = {int(r["run_id"]) for r in view.runs}
+            for t in side:
+                shown |= {int(r) for r in getattr(view, t)["run_id"].dropna()}
+            view.runs = _manifests(Path(results_dir), shown)
+            return view
+        if side:
+            detail += (f"; it has {' and '.join(side)} rows only: python -m bench.report shows them, or give "
+                       "the tool the --results of a benchmark store")
         raise ValueError(f"{path} holds no successful measurements{detail}")
     return view
 

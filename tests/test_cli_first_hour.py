@@ -305,7 +305,7 @@ def test_listing_codecs_does_not_show_the_torch_jit_deprecation():
     """compressai imports torch_geometric (when installed), which calls the deprecated torch.jit.script
     at import: a FutureWarning that ``bench list`` collected as a footnote and runs printed."""
     pytest.importorskip("torch_geometric")
-    probe = ("import warnings; warnings.simplefilter('default'); from bench.cli import _probe; "
+    probe = ("import warnings; warnings.simplefilter('default'); from bench.inventory import _probe; "
              "from bench.codecs import registry; reason, version, trained, notes = "
              "_probe(registry.load_configs()['mbt2018']); import compressai; print(reason, notes)")
     done = _python_c(probe)

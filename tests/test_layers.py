@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("results view", ("bench.results", "bench.results_rd", "bench.anchor_choice", "bench.lofresults")),
     ("report", ("bench.report", "bench.export", "bench.summary")),
     ("session", ("bench.runner", "bench.session")),
-    ("entry points and tools", ("bench.cli", "bench.score", "bench.__main__", "bench.gate", "bench.tools", "bench.training",
+    ("entry points and tools", ("bench.cli", "bench.inventory", "bench.score", "bench.__main__", "bench.gate", "bench.tools", "bench.training",
                                  "bench.lof_run", "bench.decode_scaling")),
 ]
 

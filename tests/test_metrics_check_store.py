@@ -96,13 +96,21 @@ def test_a_store_without_the_table_still_reports(bench_store, tmp_path, run_pyth
         assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'metric_checks'").fetchone()
 
 
-def test_a_store_of_cross_checks_only_says_where_to_write_them(kodak_like, tmp_path):
+def test_a_store_of_cross_checks_only_gets_a_report_of_them(kodak_like, tmp_path, run_python):
+    """The default --results of the tool is a store of its own: the results view refuses it as a
+    benchmark store, naming the table, and the report shows the checks alone."""
     from bench.results import load
 
     out = tmp_path / "checks"
     assert main(["--images", "pic1", "--metrics", "psnr-rgb", "--results", str(out)]) == 0
-    with pytest.raises(ValueError, match="metric_checks rows only"):
+    with pytest.raises(ValueError, match="it has metric_checks rows only: python -m bench.report shows them"):
         load(out)
+    done = run_python("bench.report", str(out), "--out", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "holds only `metric_checks` rows" in md and "## Rate-distortion" not in md
+    assert [line for line in md.splitlines() if line.startswith("| psnr-rgb |")], md
+    assert len((tmp_path / "report" / "data" / "metric_checks.csv").read_text().splitlines()) == 1 + 1
 
 
 @pytest.mark.parametrize("argv, message", [

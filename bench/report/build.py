@@ -49,9 +49,11 @@ AVERAGING_TEXT = {
                        "curve on the same image",
 }
 
-#: The one line standing for the sections a store of decode-parts rows only cannot fill.
-PARTS_ONLY = ("This store holds only `decode_parts` rows (`python -m bench.tools.decode_parts`), no benchmark cells: "
-              "the rate-distortion, BD-rate, complexity-table, scaling and trade-off sections are left out.")
+#: The one line standing for the sections a store of side-table rows only cannot fill.
+SIDE_ONLY = ("This store holds only {tables}, no benchmark cells: the rate-distortion, BD-rate, "
+             "complexity-table, scaling and trade-off sections are left out.")
+#: The tool that writes each side table.
+SIDE_TOOLS = {"decode_parts": "python -m bench.tools.decode_parts", "metric_checks": "python -m bench.tools.metrics_check"}
 
 __all__ = ["Report", "ReportOptions", "build_report"]
 
@@ -205,9 +207,9 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     ``step(name)`` is called as each of :data:`bench.report.progress.STEPS` starts (progress display)."""
     check_bd_options(options.anchor, options.method, options.averaging)
     step(STEPS[0])
-    data = load(results_dir, decode_parts_only=True)
+    data = load(results_dir, side_tables_only=True)
     notes = list(data.notes)
-    parts_only = data.rows.empty  # only decode_parts rows (load refuses a store with nothing to show)
+    parts_only = data.rows.empty  # only side-table rows (load refuses a store with nothing to show)
     bd_anchor = None if parts_only else choose_anchor(data, options.anchor, options.dataset, notes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,8 +220,9 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     body = Document(title)
     if parts_only:
         step(STEPS[3])
-        body.heading(2, "Complexity")
-        body.text(PARTS_ONLY)
+        body.heading(2, "Side measurements")
+        tables = [t for t in SIDE_TOOLS if not getattr(data, t).empty]
+        body.text(SIDE_ONLY.format(tables=" and ".join(f"`{t}` rows (`{SIDE_TOOLS[t]}`)" for t in tables)))
         decode_parts_section(body, data, partial(_csv, out=out, written=written))
         metric_checks_section(body, data, partial(_csv, out=out, written=written))
         step(STEPS[6])
