@@ -202,3 +202,18 @@ class _Options:
 
 def _no_csv(frame: pd.DataFrame, name: str) -> str:
     return f"data/{name}.csv"
+
+
+def test_readme_lof_table_shows_the_reports_lof_figures(store):
+    """`readme_tables lof` prints the LOF section's own figures (BD with interval, images, CPU ratios)."""
+    from bench.lofresults import lof_figures
+    from bench.results import load
+    from bench.tools.readme_tables import _pct, lof_table
+
+    table = lof_table(store).splitlines()
+    (row,) = lof_figures(load(store)).summary.to_dict("records")
+    assert len(table) == 3 and table[2].startswith("| `msp-tiny-lof` vs `msp-tiny` | ")
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[1:4] == [f"{row['dataset']} 64x64", "2", "4"]
+    assert cells[4] == _pct(row["bd_rate_psnr_pct"], row["bd_rate_psnr_low"], row["bd_rate_psnr_high"])
+    assert cells[7] == f"×{row['dec_cpu_ratio']:.3f}"

@@ -10,7 +10,8 @@ results store through the existing readers only:
   (the codecs' own ``complexity()``, untrained weights: counts do not depend on them);
 - ``decode-parts``: a store's ``decode_parts`` rows (the results view), one pair ``--versus A:B``;
 - ``trained-bd``: BD-rates with their intervals from a Kodak run store (the results view's BD, the
-  anchor rule of the report), over the rows of the configurations this checkout ships.
+  anchor rule of the report), over the rows of the configurations this checkout ships;
+- ``lof``: each LOF pair of a store (the report's LOF figures, :mod:`bench.lofresults`).
 
 ``--check README.md`` runs every marked command whose inputs are here (a store it names that does
 not exist is skipped and said so; paths are relative to the README's folder) and exits 1 naming each
@@ -190,6 +191,28 @@ def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str
     return markdown([f"vs anchor (BD-rate PSNR-RGB, pchip, 95 % interval, {counted} images)", *codecs], rows)
 
 
+def lof_table(results: Path) -> str:
+    """Each LOF pair of a store, per dataset and size: BD-rate of LOF against its base (PSNR-RGB and MS-SSIM,
+    paired 95 % bootstrap), the images, and the encode and decode CPU time (medians, LOF ÷ base) — the
+    figures of the report's LOF section (:func:`bench.lofresults.lof_figures`)."""
+    from bench.lofresults import lof_figures
+    from bench.results import load
+
+    summary = lof_figures(load(results)).summary
+    if summary.empty:
+        raise ReportError(f"{results}: no LOF configuration with its base and an image complete for both")
+    rows = []
+    for r in summary.to_dict("records"):
+        rows.append([f"`{r['lof']}` vs `{r['base']}`", f"{r['dataset']} {r['resolution']}", str(r["n_images"]),
+                     str(r["rate_points"]),
+                     _pct(r["bd_rate_psnr_pct"], r["bd_rate_psnr_low"], r["bd_rate_psnr_high"]),
+                     _pct(r["bd_rate_msssim_pct"], r["bd_rate_msssim_low"], r["bd_rate_msssim_high"]),
+                     f"{r['enc_cpu_base_s']:.2f} → {r['enc_cpu_lof_s']:.1f} (×{r['enc_cpu_ratio']:.0f})",
+                     f"×{r['dec_cpu_ratio']:.3f}"])
+    return markdown(["LOF vs base", "images of", "images", "rate points", "BD-rate PSNR-RGB [95 %]",
+                     "BD-rate MS-SSIM [95 %]", "encode CPU-s (median)", "decode CPU"], rows)
+
+
 # --- command line ----------------------------------------------------------------------------------
 
 #: generator name → (function of the parsed arguments, whether it reads a results store)
@@ -198,8 +221,10 @@ GENERATORS: dict[str, tuple[Callable[[argparse.Namespace], str], bool]] = {
     "kmac": (lambda a: kmac_table(a.rows), False),
     "decode-parts": (lambda a: decode_parts_table(a.results, *a.versus, a.size, a.mode), True),
     "trained-bd": (lambda a: trained_bd_table(a.results, a.codecs), True),
+    "lof": (lambda a: lof_table(a.results), True),
 }
-DEFAULT_RESULTS = {"decode-parts": Path("results/decode_parts"), "trained-bd": Path("results/kodak-tiny")}
+DEFAULT_RESULTS = {"decode-parts": Path("results/decode_parts"), "trained-bd": Path("results/kodak-tiny"),
+                   "lof": Path("results/kodak-lof")}
 
 
 def _names(text: str) -> list[str]:
@@ -217,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.tools.readme_tables", allow_abbrev=False,
                                 description="Print a README table from its data, or check README.md against them.")
     p.add_argument("name", nargs="?", choices=sorted(GENERATORS), help="the table to print")
-    p.add_argument("--results", type=Path, default=None, help="results store (decode-parts, trained-bd)")
+    p.add_argument("--results", type=Path, default=None, help="results store (decode-parts, trained-bd, lof)")
     p.add_argument("--check", type=Path, default=None, metavar="README", help="compare every marked block of README")
     p.add_argument("--rows", type=_names, default=None, help="kmac: only these configurations (comma-separated)")
     p.add_argument("--versus", type=_versus, default=("msp-fast", "mbt2018"), help="decode-parts: FAST:SLOW")
