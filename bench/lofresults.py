@@ -13,6 +13,7 @@ these same numbers; nothing here writes.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,20 @@ def _per_rate(lof: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=["n_images_base", "n_images_lof"]).reset_index()
 
 
+def _stopped_early(rows: pd.DataFrame) -> list[str]:
+    """``image rate: why`` for each LOF cell whose extras say it stopped before its iterations
+    (:attr:`bench.models.lof.LOFResult.stopped`: a latent the coder cannot take)."""
+    found = []
+    for image, rate, text in zip(rows["image"], rows["rate_label"], rows.get("extras", pd.Series(dtype=object))):
+        try:
+            why = json.loads(text).get("lof_stopped") if isinstance(text, str) else None
+        except (json.JSONDecodeError, AttributeError):
+            why = None
+        if why:
+            found.append(f"{image} {rate}: {why}")
+    return found
+
+
 def lof_figures(view: ResultsView, pairs: Sequence[LOFPair] | None = None, method: str = "pchip",
                 averaging: str = "average-curve", n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                 codecs_dir: str | Path | None = None) -> LOFFigures:
@@ -170,6 +185,10 @@ def lof_figures(view: ResultsView, pairs: Sequence[LOFPair] | None = None, metho
                 notes.append(f"{label}: no image has every rate point of both, nothing compared")
                 continue
             lof, base = lof[lof["image"].isin(images)], base[base["image"].isin(images)]
+            stopped = _stopped_early(lof)
+            if stopped:
+                notes.append(f"{label}: LOF stopped early in {len(stopped)} of {len(lof)} cells "
+                             f"(e.g. {stopped[0]}); those cells keep the best stream coded before it stopped")
             row: dict[str, object] = {"lof": pair.lof, "base": pair.base, "lof_iterations": pair.iterations,
                                       **where, "n_images": len(images), "images": " ".join(images),
                                       "rate_points": int(lof["rate_label"].nunique())}

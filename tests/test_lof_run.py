@@ -217,3 +217,20 @@ def test_readme_lof_table_shows_the_reports_lof_figures(store):
     assert cells[1:4] == [f"{row['dataset']} 64x64", "2", "4"]
     assert cells[4] == _pct(row["bd_rate_psnr_pct"], row["bd_rate_psnr_low"], row["bd_rate_psnr_high"])
     assert cells[7] == f"×{row['dec_cpu_ratio']:.3f}"
+
+
+def test_lof_cells_that_stopped_early_are_named_in_the_notes(store):
+    """A LOF cell whose latent diverged keeps the best earlier stream; the LOF figures say which cells did."""
+
+    from bench.lofresults import lof_figures
+    from bench.results import from_frame
+    from bench.store import db_path
+
+    frame = read_measurements(store, status=None)
+    assert not any("stopped early" in n for n in lof_figures(from_frame(frame, store, db_path(store))).notes)
+    first = frame.index[frame["codec"] == "msp-tiny-lof"][0]
+    extras = json.loads(frame.at[first, "extras"])
+    frame.at[first, "extras"] = json.dumps({**extras, "lof_stopped": "latent not codable after iteration 2"})
+    notes = lof_figures(from_frame(frame, store, db_path(store))).notes
+    (note,) = [n for n in notes if "stopped early" in n]
+    assert "in 1 of 8 cells" in note and frame.at[first, "image"] in note and "iteration 2" in note
