@@ -221,7 +221,6 @@ def test_readme_lof_table_shows_the_reports_lof_figures(store):
 
 def test_lof_cells_that_stopped_early_are_named_in_the_notes(store):
     """A LOF cell whose latent diverged keeps the best earlier stream; the LOF figures say which cells did."""
-
     from bench.lofresults import lof_figures
     from bench.results import from_frame
     from bench.store import db_path
