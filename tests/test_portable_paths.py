@@ -13,6 +13,8 @@ import contextlib
 import io
 import json
 import re
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,22 @@ def test_the_same_command_resumes(ran, capsys) -> None:
     assert pp.main(argv) == 0
     assert "2 cells: 2 already in" in capsys.readouterr().err
     assert len(read_runs(store)) == 1 and len(read_measurements(store)) == 2
+
+
+def test_a_stored_cell_without_a_forced_cross_decode_is_not_counted(ran, tmp_path, capsys) -> None:
+    """Settings are not part of a cell's key: a cell stored by a run that did not force the count is
+    skipped on resume, so the tool must not count it as forced; it names it and exits 1."""
+    store, argv, _ = ran
+    copy = tmp_path / "results"
+    shutil.copytree(store, copy)
+    with sqlite3.connect(copy / "results.sqlite") as db:
+        db.execute("UPDATE measurements SET cross_decode = 'identical (1 threads on cpu)' WHERE codec = ?",
+                   ("msp-tiny+float32",))
+    results = argv.index("--results") + 1
+    assert pp.main([*argv[:results], str(copy), *argv[results + 1:]]) == 1
+    captured = capsys.readouterr()
+    assert "| msp-tiny | float32 | 1 of 1 | 0 | 0 | 0 |" in captured.out
+    assert "msp-tiny+float32: 1 stored cell(s) were not cross-decoded with the forced thread count" in captured.err
 
 
 @pytest.mark.parametrize("argv, message", [
