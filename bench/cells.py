@@ -130,6 +130,13 @@ class Settings:
     #: and a resumed run reuses (:mod:`bench.measurecache`); None: each worker process keeps its own
     cache_dir: str | None = None
     keep_streams: bool = False  # return each cell's bitstream with its row, for the runner to keep (bench.streams)
+    #: the cross-decode overrides a decoder that pins the encoder's thread count (MLIC++ float32
+    #: streams), so that the other count really runs; its stored text says ``forced``
+    cross_decode_forced: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cross_decode_forced and not self.cross_decode:
+            raise ValueError("cross_decode_forced needs cross_decode")
 
     def environment(self) -> dict[str, str]:
         """The variables every process of a cell runs with: the thread pins and the time limit
@@ -137,6 +144,9 @@ class Settings:
         return procenv.environment(self.threads, self.timeout_s)
 
     def to_manifest(self) -> dict:
-        """The settings as the run manifest records them (``protocol``, ``threads``, ``metrics``)."""
+        """The settings as the run manifest records them (``protocol``, ``threads``, ``metrics``);
+        ``cross_decode_forced`` only when set (the manifests of other runs are unchanged)."""
+        forced = {"cross_decode_forced": True} if self.cross_decode_forced else {}
         return {"warmup": self.protocol.warmup, "repeats": self.protocol.repeats, "timeout_s": self.timeout_s,
-                "cross_decode": self.cross_decode, "memory": self.protocol.memory, "keep_streams": self.keep_streams}
+                "cross_decode": self.cross_decode, **forced, "memory": self.protocol.memory,
+                "keep_streams": self.keep_streams}

@@ -104,7 +104,8 @@ def session_spec(args: argparse.Namespace, argv: list[str]) -> SessionSpec:
     return SessionSpec(out=Path(args.out), command=command_line(argv), codecs=args.codecs,
                        codecs_dir=args.codecs_dir, plan=plan_spec(args), jobs=args.jobs, threads=args.threads,
                        warmup=args.warmup, repeats=args.repeats, memory=args.memory, timeout_s=args.timeout,
-                       cross_decode=args.cross_decode, keep_streams=args.keep_streams, metrics=args.metrics,
+                       cross_decode=args.cross_decode is not None, cross_decode_forced=args.cross_decode == "force",
+                       keep_streams=args.keep_streams, metrics=args.metrics,
                        executor=args.executor, retry_errors=args.retry_errors, **_executor_options(args))
 
 
@@ -268,8 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(every image and ladder size), the middle rate point once per image size (default; "
                           "the other cells of that size store its reading), or none")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds before a cell is killed and stored as an error")
-    run.add_argument("--cross-decode", action="store_true",
-                     help="decode again in a separate process with another thread count / device and record whether identical")
+    run.add_argument("--cross-decode", nargs="?", const="on", choices=("on", "force"), default=None,
+                     help="decode again in a separate process with another thread count / device and record whether "
+                          "identical; 'force': also override decoders that pin the encoder's thread count (MLIC++ "
+                          "float32 streams), stored as 'forced'")
     run.add_argument("--executor", choices=EXECUTORS, default="local",
                      help="where cells run: local worker processes (default) or a Dask cluster")
     run.add_argument("--scheduler", default=None, help="dask: an existing scheduler, tcp://HOST:PORT")

@@ -81,6 +81,8 @@ class SessionSpec:
     memory: str = "size"
     timeout_s: float = 900.0
     cross_decode: bool = False
+    #: the cross-decode overrides decoders that pin the encoder's thread count (``--cross-decode force``)
+    cross_decode_forced: bool = False
     keep_streams: bool = False  # each cell's bitstream kept beside the store (bench.streams)
     metrics: str = "default"
     executor: str = "local"
@@ -117,8 +119,9 @@ def settings_of(spec: SessionSpec) -> Settings:
     from bench.metrics import select as select_metrics
 
     threads = spec.threads or max(1, (os.cpu_count() or 1) // max(1, spec.jobs))
-    return Settings(Protocol(spec.warmup, spec.repeats, spec.memory), threads, spec.cross_decode, spec.timeout_s,
-                    metrics=select_metrics(spec.metrics), keep_streams=spec.keep_streams)
+    return Settings(Protocol(spec.warmup, spec.repeats, spec.memory), threads,
+                    spec.cross_decode or spec.cross_decode_forced, spec.timeout_s, metrics=select_metrics(spec.metrics),
+                    keep_streams=spec.keep_streams, cross_decode_forced=spec.cross_decode_forced)
 
 
 def select(spec: SessionSpec) -> tuple[list[CodecConfig], list[str]]:

@@ -296,7 +296,8 @@ def cross_decode(cell: Cell, data: bytes, decoded, settings: Settings) -> str:
     exists, on the other device), bounded by the run's time limit; 'identical' if the pixels
     match bit for bit. The thread count
     is the one the fresh process reports it decoded with; a decoder that pinned another count
-    (MLIC++ float32 streams pin the encoder's) is reported as 'not cross-decoded'."""
+    (MLIC++ float32 streams pin the encoder's) is reported as 'not cross-decoded', unless the run
+    forces the count (``Settings.cross_decode_forced``: the text then says ``forced``)."""
     import numpy as np
 
     from bench.crossdecode import decode_fresh, write_config
@@ -306,13 +307,14 @@ def cross_decode(cell: Cell, data: bytes, decoded, settings: Settings) -> str:
     other_device = cell.device
     if cuda_available():
         other_device = "cpu" if cell.device.startswith("cuda") else "cuda"
-    where = f"{other_threads} threads on {other_device}"
+    where = f"{other_threads} threads on {other_device}" + (", forced" if settings.cross_decode_forced else "")
     with tempfile.TemporaryDirectory(prefix="bench-xdec-") as tmp:
         stream = Path(tmp, "stream.bin")
         stream.write_bytes(data)
         try:
             (again,), ran = decode_fresh(write_config(cell.config, Path(tmp, "config.json")), [stream],
-                                         other_threads, other_device, timeout=settings.timeout_s)
+                                         other_threads, other_device, timeout=settings.timeout_s,
+                                         force=settings.cross_decode_forced)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             return f"error ({where}): {exc}"
     if ran != [other_threads]:
