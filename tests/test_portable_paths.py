@@ -17,13 +17,11 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from bench import cli, worker
 from bench.cells import Cell, Settings
-from bench.codecs.base import CodecConfig, RatePoint
 from bench.report.tables import cross_decode_table
 from bench.results import load
 from bench.session import settings_of
