@@ -141,6 +141,11 @@ def test_trained_bd_table_reads_the_shipped_configurations_rows(tmp_path, run_py
     table = rt.trained_bd_table(out, ["webp"], anchors=["codec:jpeg-420"], dataset="tiny").splitlines()
     assert table[0] == "| vs anchor (BD-rate PSNR-RGB, pchip, 95 % interval, 3 images) | webp |"
     assert table[2].startswith("| `jpeg-420` | ") and " % [" in table[2]
+    from bench.store import read_measurements
+
+    webp = read_measurements(out).query("codec == 'webp'")
+    assert table[-2:] == [f"| encode: median CPU-s per image (native size) | {webp['enc_cpu_s'].median():.2f} |",
+                          f"| decode: median CPU-s per image (native size) | {webp['dec_cpu_s'].median():.2f} |"]
     # the same cells under another configuration hash, stored later with worse numbers: left out
     with sqlite3.connect(out / "results.sqlite") as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(measurements)") if r[1] != "id"]

@@ -142,8 +142,9 @@ def _pct(value: float, low: float, high: float) -> str:
 def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str] = TRAINED_ANCHORS,
                      dataset: str = "kodak") -> str:
     """BD-rate (PSNR-RGB, pchip, average curve) of each of ``codecs`` against each anchor and each other, with
-    the 95 % bootstrap interval, over the rows of the configurations this checkout ships (a store may hold
-    rows of older weights: the table describes the shipped ones)."""
+    the 95 % bootstrap interval, then the median encode and decode CPU seconds per image, over the rows of
+    the configurations this checkout ships (a store may hold rows of older weights: the table describes the
+    shipped ones)."""
     from bench.anchor_choice import choose_anchor
     from bench.cells import config_hash
     from bench.codecs.registry import load_configs
@@ -187,6 +188,10 @@ def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str
         cells = [cell(f"codec:{codecs[1]}", codecs[0]), cell(f"codec:{codecs[0]}", codecs[1])]
         images |= {n for _, n in cells}
         rows.append(["each other", f"{cells[0][0]} vs {codecs[1]}", f"{cells[1][0]} vs {codecs[0]}"])
+    native = view.rows[(view.rows["dataset"] == dataset) & (view.rows["resolution"] == "native")]
+    for column, what in (("enc_cpu_s", "encode"), ("dec_cpu_s", "decode")):
+        medians = [native.loc[native["codec"] == c, column].median() for c in codecs]
+        rows.append([f"{what}: median CPU-s per image (native size)", *(f"{m:.2f}" for m in medians)])
     counted = " or ".join(str(n) for n in sorted(images))
     return markdown([f"vs anchor (BD-rate PSNR-RGB, pchip, 95 % interval, {counted} images)", *codecs], rows)
 
