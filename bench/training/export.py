@@ -2,7 +2,8 @@
 
 The file holds only tensors (``torch.save`` of a ``dict[str, Tensor]``), so the suite's loaders
 read it with ``weights_only=True``; ``half=True`` stores floating tensors as float16 (loaders cast
-them back to float32, and every measurement is of the file as shipped). The training curve
+them back to float32, and every measurement is of the file as shipped), except the entropy models'
+likelihood bound, which float16 would flush to zero (:data:`KEEP_FLOAT32`). The training curve
 (held-out rows, every 10th training row) and a summary go beside it for the report.
 """
 
@@ -20,13 +21,19 @@ from bench.models.weights import load_weights_file
 from bench.training.loop import CHECKPOINT, CURVE, weights_state
 
 
+#: State-dict keys kept in float32 by ``half=True``: CompressAI's likelihood bound (1e-9) is below
+#: float16's smallest value, and stored as 0 it lets a likelihood reach 0 (an infinite rate).
+KEEP_FLOAT32 = ("likelihood_lower_bound.bound",)
+
+
 def export_weights(run: Path, to: Path, half: bool = False) -> tuple[Path, str, float]:
     """Write ``run``'s model weights to ``to`` (atomically), its curve and a summary of the
     training beside (``NAME.curve.csv``, ``NAME.train.json``); returns (path, sha256, λ)."""
     state = weights_state(Path(run) / CHECKPOINT)
     checkpoint = load_weights_file(Path(run) / CHECKPOINT, "training checkpoint")
     if half:
-        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        state = {k: (v.half() if v.is_floating_point() and not k.endswith(KEEP_FLOAT32) else v)
+                 for k, v in state.items()}
     to = Path(to)
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = to.with_name(to.name + ".tmp")

@@ -110,7 +110,9 @@ def test_export_load_decode_identical(train_dir, tmp_path, small_photo, one_thre
     path, digest, lam = export_weights(tmp_path / "run", tmp_path / "weights" / "narrow.pt", half=True)
     assert curve_path(path).is_file() and lam == 0.01
     state = load_weights_file(path)  # the one safe loader, as every weights file is read
-    assert all(v.dtype in (torch.float16, torch.int32, torch.int64) for v in state.values())
+    bounds = {k: v for k, v in state.items() if k.endswith("likelihood_lower_bound.bound")}
+    assert bounds and all(v.dtype == torch.float32 and float(v) == pytest.approx(1e-9) for v in bounds.values())
+    assert all(v.dtype in (torch.float16, torch.int32, torch.int64) for k, v in state.items() if k not in bounds)
     weights = {"path": "weights/narrow.pt", "sha256": digest, "lambda": 0.01, "metric": "mse"}
     encoder, decoder = narrow_codec(tmp_path, weights), narrow_codec(tmp_path, weights)
     assert encoder.trained
