@@ -144,6 +144,13 @@ def test_trained_bd_table_reads_the_shipped_configurations_rows(tmp_path, run_py
     from bench.store import read_measurements
 
     webp = read_measurements(out).query("codec == 'webp'")
+    jpeg = read_measurements(out).query("codec == 'jpeg-420'")
+    versus = rt.decode_versus_table(out, "jpeg-420", "webp").splitlines()
+    assert len(versus) == 3 and versus[2].startswith(f"| native | {int(webp['threads'].iloc[0])} | ")
+    ratio = webp["dec_cpu_s"].median() / jpeg["dec_cpu_s"].median()
+    assert versus[2].endswith(f"| ×{ratio:.1f} | {len(jpeg)} | {len(webp)} |")
+    with pytest.raises(Exception, match="no cell size and thread count with rows of both jpeg-420 and avif"):
+        rt.decode_versus_table(out, "jpeg-420", "avif")
     assert table[-2:] == [f"| encode: median CPU-s per image (native size) | {webp['enc_cpu_s'].median():.2f} |",
                           f"| decode: median CPU-s per image (native size) | {webp['dec_cpu_s'].median():.2f} |"]
     # the same cells under another configuration hash, stored later with worse numbers: left out

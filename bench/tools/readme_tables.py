@@ -11,7 +11,8 @@ results store through the existing readers only:
 - ``decode-parts``: a store's ``decode_parts`` rows (the results view), one pair ``--versus A:B``;
 - ``trained-bd``: BD-rates with their intervals from a Kodak run store (the results view's BD, the
   anchor rule of the report), over the rows of the configurations this checkout ships;
-- ``lof``: each LOF pair of a store (the report's LOF figures, :mod:`bench.lofresults`).
+- ``lof``: each LOF pair of a store (the report's LOF figures, :mod:`bench.lofresults`);
+- ``decode-versus``: two codecs' decode CPU time per cell size and thread count of a benchmark store.
 
 ``--check README.md`` runs every marked command whose inputs are here (a store it names that does
 not exist is skipped and said so; paths are relative to the README's folder) and exits 1 naming each
@@ -196,6 +197,32 @@ def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str
     return markdown([f"vs anchor (BD-rate PSNR-RGB, pchip, 95 % interval, {counted} images)", *codecs], rows)
 
 
+def decode_versus_table(results: Path, fast: str, slow: str) -> str:
+    """Per cell size and thread count of a benchmark store: the decode CPU seconds and wall seconds of
+    ``fast`` and ``slow`` (the range over the images and rounds) and the ratio of their median CPU seconds.
+    Read through the results view (its latest configuration of each codec)."""
+    from bench.results import load
+
+    rows = load(results).rows
+    out = []
+    for (size, threads), group in rows.groupby(["resolution", "threads"], sort=True):
+        mine = {c: group[group["codec"] == c] for c in (fast, slow)}
+        if any(m.empty for m in mine.values()):
+            continue
+
+        def span(frame, column: str, spec: str) -> str:
+            low, high = frame[column].min(), frame[column].max()
+            return f"{low:{spec}}" if f"{low:{spec}}" == f"{high:{spec}}" else f"{low:{spec}}–{high:{spec}}"
+        a, b = mine[fast], mine[slow]
+        out.append([size, str(int(threads)), f"{span(a, 'dec_cpu_s', '.2f')} ({span(a, 'dec_time_s', '.1f')} s wall)",
+                    f"{span(b, 'dec_cpu_s', '.2f')} ({span(b, 'dec_time_s', '.1f')} s wall)",
+                    f"×{b['dec_cpu_s'].median() / a['dec_cpu_s'].median():.1f}", str(len(a)), str(len(b))])
+    if not out:
+        raise ReportError(f"{results}: no cell size and thread count with rows of both {fast} and {slow}")
+    return markdown(["size", "threads", f"{fast} decode CPU-s", f"{slow} decode CPU-s", "CPU ratio (medians)",
+                     f"{fast} cells", f"{slow} cells"], out)
+
+
 def lof_table(results: Path) -> str:
     """Each LOF pair of a store, per dataset and size: BD-rate of LOF against its base (PSNR-RGB and MS-SSIM,
     paired 95 % bootstrap), the images, and the encode and decode CPU time (medians, LOF ÷ base) — the
@@ -227,9 +254,10 @@ GENERATORS: dict[str, tuple[Callable[[argparse.Namespace], str], bool]] = {
     "decode-parts": (lambda a: decode_parts_table(a.results, *a.versus, a.size, a.mode), True),
     "trained-bd": (lambda a: trained_bd_table(a.results, a.codecs), True),
     "lof": (lambda a: lof_table(a.results), True),
+    "decode-versus": (lambda a: decode_versus_table(a.results, *a.versus), True),
 }
 DEFAULT_RESULTS = {"decode-parts": Path("results/decode_parts"), "trained-bd": Path("results/kodak-tiny"),
-                   "lof": Path("results/kodak-lof")}
+                   "lof": Path("results/kodak-lof"), "decode-versus": Path("results/decode-versus")}
 
 
 def _names(text: str) -> list[str]:
@@ -247,10 +275,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.tools.readme_tables", allow_abbrev=False,
                                 description="Print a README table from its data, or check README.md against them.")
     p.add_argument("name", nargs="?", choices=sorted(GENERATORS), help="the table to print")
-    p.add_argument("--results", type=Path, default=None, help="results store (decode-parts, trained-bd, lof)")
+    p.add_argument("--results", type=Path, default=None, help="results store (decode-parts, trained-bd, lof, decode-versus)")
     p.add_argument("--check", type=Path, default=None, metavar="README", help="compare every marked block of README")
     p.add_argument("--rows", type=_names, default=None, help="kmac: only these configurations (comma-separated)")
-    p.add_argument("--versus", type=_versus, default=("msp-fast", "mbt2018"), help="decode-parts: FAST:SLOW")
+    p.add_argument("--versus", type=_versus, default=("msp-fast", "mbt2018"), help="decode-parts, decode-versus: FAST:SLOW")
     p.add_argument("--size", default="2048x1365", help="decode-parts: the size measured")
     p.add_argument("--mode", default="default", help="decode-parts: the mode measured")
     p.add_argument("--codecs", type=_names, default=["msp-tiny", "mbt2018-tiny"], help="trained-bd: the columns")
