@@ -151,6 +151,9 @@ def test_trained_bd_table_reads_the_shipped_configurations_rows(tmp_path, run_py
     assert versus[2].endswith(f"| ×{ratio:.1f} | {len(jpeg)} | {len(webp)} |")
     with pytest.raises(Exception, match="no cell size and thread count with rows of both jpeg-420 and avif"):
         rt.decode_versus_table(out, "jpeg-420", "avif")
+    luma = rt.trained_bd_table(out, ["webp"], anchors=["codec:jpeg-420"], dataset="tiny", metric="psnr-y").splitlines()
+    assert luma[0] == "| vs anchor (BD-rate PSNR-Y, pchip, 95 % interval, 3 images) | webp |" and len(luma) == 3
+    assert luma[2] != table[2]  # another metric, another BD-rate (96×80 is too small for MS-SSIM)
     assert table[-2:] == [f"| encode: median CPU-s per image (native size) | {webp['enc_cpu_s'].median():.2f} |",
                           f"| decode: median CPU-s per image (native size) | {webp['dec_cpu_s'].median():.2f} |"]
     # the same cells under another configuration hash, stored later with worse numbers: left out

@@ -141,11 +141,11 @@ def _pct(value: float, low: float, high: float) -> str:
 
 
 def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str] = TRAINED_ANCHORS,
-                     dataset: str = "kodak") -> str:
-    """BD-rate (PSNR-RGB, pchip, average curve) of each of ``codecs`` against each anchor and each other, with
-    the 95 % bootstrap interval, then the median encode and decode CPU seconds per image, over the rows of
-    the configurations this checkout ships (a store may hold rows of older weights: the table describes the
-    shipped ones)."""
+                     dataset: str = "kodak", metric: str = "psnr-rgb") -> str:
+    """BD-rate (``metric``, pchip, average curve) of each of ``codecs`` against each anchor and each other, with
+    the 95 % bootstrap interval, then (for PSNR-RGB) the median encode and decode CPU seconds per image, over
+    the rows of the configurations this checkout ships (a store may hold rows of older weights: the table
+    describes the shipped ones)."""
     from bench.anchor_choice import choose_anchor
     from bench.cells import config_hash
     from bench.codecs.registry import load_configs
@@ -163,15 +163,17 @@ def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str
     if missing:
         raise ReportError(f"{results}: no rows of the shipped configuration of {', '.join(missing)}")
     view = from_frame(frame, Path(results), db_path(results))
-    psnr = [m for m in METRICS if m.name == "psnr-rgb"]
-    key = short_name(psnr[0].bd_column)
+    chosen_metric = [m for m in METRICS if m.name == metric]
+    if not chosen_metric:
+        raise ReportError(f"unknown metric {metric!r}; one of {', '.join(m.name for m in METRICS)}")
+    key = short_name(chosen_metric[0].bd_column)
 
     tables = {}
 
     def cell(anchor: str, codec: str) -> tuple[str, int]:
         if anchor not in tables:
             chosen = choose_anchor(view, anchor, dataset, [])
-            tables[anchor] = view.bd(chosen.dataset, chosen.target, chosen.name, "pchip", "average-curve", psnr).table
+            tables[anchor] = view.bd(chosen.dataset, chosen.target, chosen.name, "pchip", "average-curve", chosen_metric).table
         table = tables[anchor]
         row = table[table["codec"] == codec]
         if len(row) != 1:
@@ -190,11 +192,11 @@ def trained_bd_table(results: Path, codecs: Sequence[str], anchors: Sequence[str
         images |= {n for _, n in cells}
         rows.append(["each other", f"{cells[0][0]} vs {codecs[1]}", f"{cells[1][0]} vs {codecs[0]}"])
     native = view.rows[(view.rows["dataset"] == dataset) & (view.rows["resolution"] == "native")]
-    for column, what in (("enc_cpu_s", "encode"), ("dec_cpu_s", "decode")):
+    for column, what in (("enc_cpu_s", "encode"), ("dec_cpu_s", "decode")) if metric == "psnr-rgb" else ():
         medians = [native.loc[native["codec"] == c, column].median() for c in codecs]
         rows.append([f"{what}: median CPU-s per image (native size)", *(f"{m:.2f}" for m in medians)])
     counted = " or ".join(str(n) for n in sorted(images))
-    return markdown([f"vs anchor (BD-rate PSNR-RGB, pchip, 95 % interval, {counted} images)", *codecs], rows)
+    return markdown([f"vs anchor (BD-rate {metric.upper()}, pchip, 95 % interval, {counted} images)", *codecs], rows)
 
 
 def decode_versus_table(results: Path, fast: str, slow: str) -> str:
@@ -252,7 +254,7 @@ GENERATORS: dict[str, tuple[Callable[[argparse.Namespace], str], bool]] = {
     "vtm-anchor": (lambda a: vtm_anchor_table(), False),
     "kmac": (lambda a: kmac_table(a.rows), False),
     "decode-parts": (lambda a: decode_parts_table(a.results, *a.versus, a.size, a.mode), True),
-    "trained-bd": (lambda a: trained_bd_table(a.results, a.codecs), True),
+    "trained-bd": (lambda a: trained_bd_table(a.results, a.codecs, metric=a.metric), True),
     "lof": (lambda a: lof_table(a.results), True),
     "decode-versus": (lambda a: decode_versus_table(a.results, *a.versus), True),
 }
@@ -282,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="2048x1365", help="decode-parts: the size measured")
     p.add_argument("--mode", default="default", help="decode-parts: the mode measured")
     p.add_argument("--codecs", type=_names, default=["msp-tiny", "mbt2018-tiny"], help="trained-bd: the columns")
+    p.add_argument("--metric", default="psnr-rgb", help="trained-bd: the metric of the BD-rates (bench metrics)")
     return p
 
 
