@@ -249,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
 
-    def say(text: str, warning: bool) -> None:
-        print(("warning: " if warning else "") + text, file=sys.stderr)
+    from bench.session import say_on_stderr as say
 
     try:
         asked = request(args, argv)

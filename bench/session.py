@@ -46,6 +46,11 @@ PACKAGES = ("lic-bench", "numpy", "pillow", "imagecodecs", "pillow-heif", "torch
 Say = Callable[[str, bool], None]
 
 
+def say_on_stderr(text: str, warning: bool) -> None:
+    """A plain :data:`Say` for the command-line tools: each note a line on stderr, warnings marked."""
+    print(("warning: " if warning else "") + text, file=sys.stderr)
+
+
 def package_version(package: str) -> str | None:
     """The installed version of ``package``, or None."""
     import importlib.metadata as md

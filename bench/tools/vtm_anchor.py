@@ -57,8 +57,7 @@ def run_suite(results: Path, dataset: str, jobs: int, metrics: str = "jpeg-ai", 
     """Run :func:`suite_spec` as a session (resumes a finished or interrupted one)."""
     from bench.session import run_session
 
-    def say(text: str, warning: bool) -> None:
-        print(("warning: " if warning else "") + text, file=sys.stderr)
+    from bench.session import say_on_stderr as say
 
     run_session(suite_spec(results, dataset, jobs, metrics, cluster, timeout_s, retry_errors), say)  # failed cells: anchor_from_results names them
 
