@@ -107,15 +107,17 @@ def scaling(session: nox.Session) -> None:
 
 
 #: ``nox -s decode_parts`` without arguments: MSP against its serial baselines on a 2048×1365 crop
-DECODE_PARTS_ARGS = ("--codecs", "msp-fast,mbt2018,msp-tiny,mbt2018-tiny", "--sizes", "2048x1365", "--threads", "1,2",
+DECODE_PARTS_ARGS = ("--codecs", "msp-fast,mbt2018,msp-tiny,mbt2018-tiny", "--modes", "default,fast", "--sizes",
+                     "2048x1365", "--threads", "1,2", "--repeats", "2",
                      "--versus", "msp-fast:mbt2018,msp-tiny:mbt2018-tiny", "--no-warm-up")
 
 
 @nox.session(python=False)
 def decode_parts(session: nox.Session) -> None:
     """Learned decoders split into parts against the arithmetic floor (bench.tools.decode_parts):
-    by default MSP (msp-fast, msp-tiny) beside its serial baselines (mbt2018, mbt2018-tiny) at 1 and 2
-    threads, interleaved, into results/decode_parts and reports/decode_parts.json; arguments after
+    by default MSP (msp-fast, msp-tiny) beside its serial baselines (mbt2018, mbt2018-tiny), each on its
+    portable (default) and float32 (fast) path, at 1 and 2 threads, interleaved, 2 decodes each (about
+    21 minutes on an idle 2-core machine), into results/decode_parts and reports/decode_parts.json; arguments after
     ``--`` replace the defaults (MLIC++'s modes: ``-- --codecs mlicpp-untrained --modes
     reference,fast,fast-direct,portable,portable-direct --sizes kodim01,2048x1365 --threads 2``). The
     serial decoders take minutes per decode: run it on a quiet machine."""

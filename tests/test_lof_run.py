@@ -208,7 +208,7 @@ def test_readme_lof_table_shows_the_reports_lof_figures(store):
     """`readme_tables lof` prints the LOF section's own figures (BD with interval, images, CPU ratios)."""
     from bench.lofresults import lof_figures
     from bench.results import load
-    from bench.tools.readme_tables import _pct, lof_table
+    from bench.tools.readme_data import _pct, lof_table
 
     table = lof_table(store).splitlines()
     (row,) = lof_figures(load(store)).summary.to_dict("records")

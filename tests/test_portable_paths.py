@@ -87,6 +87,22 @@ def test_the_printed_table_and_rate_change_are_the_stores(ran) -> None:
     assert f"msp-tiny: rate of the portable path against float32: {change:+.3f} % over 1 streams" in printed
 
 
+def test_readme_table_of_a_portable_paths_store_is_the_tools_figures(ran) -> None:
+    """``readme_tables portable-paths`` reads the same store back: the tool's counts, bytes and rate change."""
+    from bench.tools.readme_decode import portable_paths_table
+
+    store, _, printed = ran
+    rows = read_measurements(store)
+    table = portable_paths_table(store).splitlines()
+    assert table[0].startswith("| codec | path | cells | streams decoded again (1 thread, forced) |")
+    printed_rows = {line.split("|")[2].strip(): line for line in printed.splitlines() if line.startswith("| msp-tiny |")}
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[:7] == [c.strip() for c in printed_rows[cells[1]].strip("|").split("|")]
+    f32, port = (int(rows.loc[rows["codec"] == f"msp-tiny+{p}", "bytes"].sum()) for p in pp.PATHS)
+    assert table[3].endswith(f"| {100.0 * (port / f32 - 1.0):+.3f} % (1 streams) |") and table[2].endswith("|  |")
+
+
 def _values(text: str) -> int:
     """Differing values of a stored cross-decode text (its own parse, not the tool's)."""
     found = re.search(r": (\d+) values$", text)

@@ -30,7 +30,8 @@ whose flag differs from its configuration, since the symbols' parameters would n
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -39,6 +40,8 @@ from torch import nn
 FLAG_PORTABLE = 0x01
 #: dtype of the decoder's path in portable mode
 PORTABLE_DTYPE = torch.float64
+
+T = TypeVar("T")
 
 
 def make_portable(model: nn.Module, encoder_only: Iterable[nn.Module] = ()) -> nn.Module:
@@ -51,18 +54,24 @@ def make_portable(model: nn.Module, encoder_only: Iterable[nn.Module] = ()) -> n
 
 
 @contextlib.contextmanager
-def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
-    """Run with ``torch.set_default_dtype(dtype)`` (tensors that library code creates without a
-    dtype — CompressAI's ŷ buffers, attention masks — then match the model); None: unchanged."""
-    if dtype is None:
+def scoped(get: Callable[[], T], put: Callable[[T], object], value: T | None) -> Iterator[None]:
+    """Run with ``put(value)`` and restore ``get()``'s value afterwards; None: unchanged (torch's
+    process-wide settings — default dtype, thread count — scoped to one call)."""
+    if value is None:
         yield
         return
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
+    before = get()
+    put(value)
     try:
         yield
     finally:
-        torch.set_default_dtype(before)
+        put(before)
+
+
+def default_dtype(dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Run with ``torch.set_default_dtype(dtype)`` (tensors that library code creates without a
+    dtype — CompressAI's ŷ buffers, attention masks — then match the model); None: unchanged."""
+    return scoped(torch.get_default_dtype, torch.set_default_dtype, dtype)
 
 
 def flags_byte(portable: bool) -> int:

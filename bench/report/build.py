@@ -235,6 +235,7 @@ def build_report(results_dir: str | Path, out: str | Path, options: ReportOption
     csv = partial(_csv, out=out, written=written)
     step(STEPS[3])
     costs.complexity_section(body, data, csv)
+    costs.overhead_section(body, data, csv)
     costs.cross_decode_section(body, data, csv)
     decode_parts_section(body, data, csv)
     metric_checks_section(body, data, csv)

@@ -104,19 +104,39 @@ def complexity_section(doc: Document, data: ResultsView, csv: Csv) -> None:
     doc.text(f"Data: [{Path(name).name}]({name}) (times in seconds, memory in MiB).")
 
 
-def cross_decode_section(doc: Document, data: ResultsView, csv: Csv) -> None:
-    """Cells decoded again in a fresh process at another thread count (only if any were)."""
-    table = tables.cross_decode_table(data.rows)
+def _table_section(doc: Document, csv: Csv, table: pd.DataFrame, title: str, text: str, stem: str,
+                   columns: dict[str, str], formats: dict) -> None:
+    """A level-3 section of one table and its CSV; nothing when the table is empty."""
     if table.empty:
         return
-    doc.heading(3, "Cross-decode")
-    doc.text("Each cell's stream decoded again in a fresh process with another thread count (and on the other "
-             "device where a GPU exists); `identical`: the same uint8 image as the measured decode.")
-    name = csv(table, "cross_decode")
-    doc.table(table, {"codec": "codec", "device": "device", "cells": "cells", "identical": "identical",
-                      "differs": "differs", "not_cross_decoded": "not cross-decoded", "errors": "errors",
-                      "decoded_with": "decoded with"}, {})
+    doc.heading(3, title)
+    doc.text(text)
+    name = csv(table, stem)
+    doc.table(table, columns, formats)
     doc.text(f"Data: [{Path(name).name}]({name}).")
+
+
+def overhead_section(doc: Document, data: ResultsView, csv: Csv) -> None:
+    """How much of each codec's cell wall time its timed calls were (the rest is the suite's own work)."""
+    _table_section(
+        doc, csv, tables.overhead_table(data.rows), "Suite overhead",
+        "Per codec: the cells' wall time in their workers (Σ `wall_s`: warm-up, timed calls, metrics, memory probe, "
+        "complexity count, cross-decode) against the timed calls alone (Σ (encode + decode median) × repeats). "
+        "`cell ÷ timed` near 1: the cells were spent measuring the codec; large: on the suite's own work. The run's "
+        "own start-up and scheduling are outside every cell.", "overhead",
+        {"codec": "codec", "device": "device", "cells": "cells", "cell_wall_s": "cells' wall (s)",
+         "timed_s": "timed calls (s)", "overhead": "cell ÷ timed"},
+        {"cells": fmt_number(4), "cell_wall_s": fmt_fixed(1), "timed_s": fmt_fixed(1), "overhead": fmt_fixed(2)})
+
+
+def cross_decode_section(doc: Document, data: ResultsView, csv: Csv) -> None:
+    """Cells decoded again in a fresh process at another thread count (only if any were)."""
+    _table_section(
+        doc, csv, tables.cross_decode_table(data.rows), "Cross-decode",
+        "Each cell's stream decoded again in a fresh process with another thread count (and on the other device "
+        "where a GPU exists); `identical`: the same uint8 image as the measured decode.", "cross_decode",
+        {"codec": "codec", "device": "device", "cells": "cells", "identical": "identical", "differs": "differs",
+         "not_cross_decoded": "not cross-decoded", "errors": "errors", "decoded_with": "decoded with"}, {})
 
 
 def waiting(ladder: pd.DataFrame) -> pd.DataFrame:

@@ -200,3 +200,22 @@ def cross_decode_table(rows: pd.DataFrame) -> pd.DataFrame:
                     **{k: int(counts.get(k, 0)) for k in ("identical", "differs", "not_cross_decoded", "errors")},
                     "decoded_with": ", ".join(sorted(set(group["_with"]) - {""}))})
     return pd.DataFrame(out, columns=columns)
+
+
+def overhead_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per codec and device: how much of its cells' wall time the timed calls were (issue 19's suite
+    overhead). ``timed_s`` is Σ (encode + decode median) × repeats — the timed calls' time as stored;
+    ``cell_wall_s`` Σ ``wall_s``, the whole cell in its worker (warm-up, metrics, memory probe, complexity
+    count, cross-decode); ``overhead`` their ratio. Empty when no row has both."""
+    columns = ["codec", "device", "cells", "cell_wall_s", "timed_s", "overhead"]
+    needed = {"wall_s", "enc_time_s", "dec_time_s", "repeats"}
+    if not needed <= set(rows.columns):
+        return pd.DataFrame(columns=columns)
+    timed = (rows["enc_time_s"] + rows["dec_time_s"]) * rows["repeats"]
+    usable = rows.assign(_timed=timed)[timed.notna() & rows["wall_s"].notna() & (timed > 0)]
+    out = []
+    for (codec, device), group in usable.groupby(["codec", "device"], sort=True):
+        wall, calls = float(group["wall_s"].sum()), float(group["_timed"].sum())
+        out.append({"codec": codec, "device": device, "cells": len(group), "cell_wall_s": wall, "timed_s": calls,
+                    "overhead": wall / calls})
+    return pd.DataFrame(out, columns=columns)

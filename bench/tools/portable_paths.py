@@ -132,15 +132,23 @@ def outcome(text: Any) -> tuple[str | None, bool, int | None]:
     return found.group(1), found.group(2).endswith(", forced"), n
 
 
-def tally(rows: pd.DataFrame, errors: pd.DataFrame, cells: list[Cell]) -> pd.DataFrame:
-    """Per derived configuration of ``cells``: the planned cells, the stored ok and error rows, the
+def planned(cells: list[Cell]) -> dict[str, set[str]]:
+    """Each derived configuration's planned cell keys, in the cells' order."""
+    out: dict[str, set[str]] = {}
+    for cell in cells:
+        out.setdefault(cell.config.name, set()).add(cell.key)
+    return out
+
+
+def tally(rows: pd.DataFrame, errors: pd.DataFrame, cells: dict[str, set[str]]) -> pd.DataFrame:
+    """Per derived configuration (``cells``: name → planned cell keys, :func:`planned`): the planned cells,
+    the stored ok and error rows, the
     streams cross-decoded with the forced count, those that decode differently and their differing
     uint8 values, the ok cells not (or not forcibly) cross-decoded, and the total bytes."""
     import pandas as pd
 
     out = []
-    for name in dict.fromkeys(c.config.name for c in cells):
-        keys = {c.key for c in cells if c.config.name == name}
+    for name, keys in cells.items():
         mine = rows[rows["cell_key"].isin(keys)] if len(rows) else rows
         failed = errors[errors["cell_key"].isin(keys)] if len(errors) else errors
         streams = differ = values = unchecked = 0
@@ -235,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BenchError, ValueError) as exc:  # e.g. every cell failed: the store has no row to read
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 1
-    table = tally(view.rows, view.errors, session.cells)
+    table = tally(view.rows, view.errors, planned(session.cells))
     print()
     print(markdown(table, view.rows[view.rows["cell_key"].isin({c.key for c in session.cells})]))
     print(f"store: {args.results} (python -m bench.report {args.results} shows them in 'Cross-decode')")

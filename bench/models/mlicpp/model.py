@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
@@ -31,6 +27,16 @@ from bench.errors import CodecError
 from bench.models.decodeparts import DecodeParts
 from bench.models.mlicpp import bitstream
 from bench.models.mlicpp.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
+from bench.models.mlicpp.coding import (
+    CompressResult,
+    PartCoder,
+    coder_tables,
+    escaped_count,
+    pad,
+    padded_size,
+    pinned_threads,
+    weights_fingerprint,
+)
 from bench.models.mlicpp.global_context import ChannelContext, LinearGlobalInterContext, LinearGlobalIntraContext
 from bench.models.mlicpp.local_context import LocalContext
 from bench.models.mlicpp.parameters import EntropyParameters, LatentResidualPrediction
@@ -43,43 +49,6 @@ from bench.models.mlicpp.transforms import (
     HyperSynthesis,
     SynthesisTransform,
 )
-
-#: padded image sides are multiples of this (y is H/16, z is H/64)
-PAD_MULTIPLE = 64
-
-# (part index, parity, σ_sq, μ_sq) → quantized squeezed part q = round(y − μ) + μ
-PartCoder = Callable[[int, str, Tensor, Tensor], Tensor]
-
-
-@dataclass
-class CompressResult:
-    """What :meth:`MLICPlusPlus.compress` returns."""
-
-    data: bytes  # the complete container
-    y_bits_estimated: float  # −Σ log2 p(ŷ) under the model (what an ideal coder would spend)
-    z_bits_estimated: float
-    y_symbols: Tensor  # int32, all 20 parts in coding order (for statistics)
-    x_hat: Tensor | None = None  # encoder-side reconstruction [1,3,H,W] (cropped), if asked
-    stats: dict = field(default_factory=dict)
-
-    @property
-    def estimated_bits(self) -> float:
-        return self.y_bits_estimated + self.z_bits_estimated
-
-
-@contextlib.contextmanager
-def pinned_threads(n: int | None) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(n)`` and restore the previous count afterwards."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 class MLICPlusPlus(CompressionModel):
     """MLIC++ with the official state-dict layout (1023 entries, 83,501,408 parameters)."""
@@ -210,14 +179,9 @@ class MLICPlusPlus(CompressionModel):
         return self.fingerprint() ^ bitstream.MODE_KEYS[self.stream_mode]
 
     def fingerprint(self) -> int:
-        """CRC-32 of every parameter and buffer (name, shape, bytes)."""
+        """CRC-32 of every parameter and buffer (name, shape, bytes), cached until the weights change."""
         if self._fingerprint is None:
-            crc = 0
-            for name, tensor in sorted(self.state_dict().items()):
-                crc = zlib.crc32(f"{name}{tuple(tensor.shape)}".encode(), crc)
-                t = tensor.detach().to("cpu").contiguous()
-                crc = zlib.crc32(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"", crc)
-            self._fingerprint = crc
+            self._fingerprint = weights_fingerprint(self)
         return self._fingerprint
 
     def update(self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False) -> bool:
@@ -320,34 +284,13 @@ class MLICPlusPlus(CompressionModel):
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     # --- real coding --------------------------------------------------------------------------
-    def _coder_tables(self) -> tuple[list[list[int]], list[int], list[int]]:
-        """rANS inputs; CDF rows trimmed to their length (the coder never reads further)."""
-        gc = self.gaussian_conditional
-        if gc._offset.numel() == 0:
-            raise RuntimeError("Gaussian CDF tables are empty: load a checkpoint or call update() first")
-        lengths = gc._cdf_length.reshape(-1).int().tolist()
-        cdf = [row[:n] for row, n in zip(gc._quantized_cdf.tolist(), lengths)]
-        return cdf, lengths, gc._offset.reshape(-1).int().tolist()
-
-    def _escaped(self, symbols: Tensor, indexes: Tensor) -> int:
-        """How many symbols fall outside their CDF table and are bypass-coded (4-bit chunks)."""
-        gc = self.gaussian_conditional
-        idx = indexes.long()
-        value = symbols - gc._offset.cpu()[idx]
-        return int(((value < 0) | (value >= gc._cdf_length.cpu()[idx] - 2)).sum())
-
     def complexity_target(self, height: int, width: int) -> tuple[nn.Module, Tensor, dict[str, str]]:
         """What :func:`bench.models.macs.model_complexity` counts: this network's forward on a
         ``height``×``width`` input padded as :meth:`compress` pads it; no extra part names."""
         x = torch.full((1, 3, height, width), 0.5, device=next(self.parameters()).device)
         return self, self.pad(x), {}
 
-    @staticmethod
-    def pad(x: Tensor) -> Tensor:
-        """Zero-pad bottom/right to multiples of 64 (as the official test)."""
-        H, W = x.shape[-2:]
-        ph, pw = (-H) % PAD_MULTIPLE, (-W) % PAD_MULTIPLE
-        return F.pad(x, (0, pw, 0, ph), mode="constant", value=0.0) if ph or pw else x
+    pad = staticmethod(pad)
 
     @torch.inference_mode()
     def compress(self, x: Tensor, model_id: int = 0, reconstruct: bool = False) -> CompressResult:
@@ -383,7 +326,7 @@ class MLICPlusPlus(CompressionModel):
             y_hat = self._recursion(hp, code_part)
         all_symbols, all_indexes = torch.cat(symbols).cpu(), torch.cat(indexes).cpu()
         encoder = BufferedRansEncoder()
-        encoder.encode_with_indexes(all_symbols.tolist(), all_indexes.tolist(), *self._coder_tables())
+        encoder.encode_with_indexes(all_symbols.tolist(), all_indexes.tolist(), *coder_tables(self.gaussian_conditional))
         y_string = encoder.flush()
         header = bitstream.Header(model_id=model_id, height=H, width=W, threads=torch.get_num_threads(),
                                   cuda=device.type == "cuda", mode=self.stream_mode)
@@ -398,7 +341,7 @@ class MLICPlusPlus(CompressionModel):
             stats={"z_bytes": len(z_string), "y_bytes": len(y_string), "container_bytes": len(data),
                    "latent": tuple(y.shape[-2:]), "y_symbols": all_symbols.numel(),
                    "y_nonzero": int((all_symbols != 0).sum()),
-                   "y_escaped": self._escaped(all_symbols, all_indexes)},
+                   "y_escaped": escaped_count(self.gaussian_conditional, all_symbols, all_indexes)},
         )
 
     @torch.inference_mode()
@@ -428,7 +371,7 @@ class MLICPlusPlus(CompressionModel):
             threads = None
         elif threads is None and not header.portable:
             threads = header.threads
-        ph, pw = header.height + (-header.height) % PAD_MULTIPLE, header.width + (-header.width) % PAD_MULTIPLE
+        ph, pw = padded_size(header.height, header.width)
         with pinned_threads(threads), self.dtype_scope():
             self.last_decode_threads = torch.get_num_threads()  # what really ran (cross-decode checks)
             try:
@@ -436,7 +379,7 @@ class MLICPlusPlus(CompressionModel):
             except Exception as exc:  # CompressAI raises ValueError/RuntimeError on bad tables
                 raise CodecError(f"MLIC++ z decoding failed: {exc}") from exc
             hp = self.h_s(self._fmt(z_hat))
-            tables = self._coder_tables()
+            tables = coder_tables(self.gaussian_conditional)
             decoder = RansDecoder()
             decoder.set_stream(y_string)
 
@@ -447,9 +390,4 @@ class MLICPlusPlus(CompressionModel):
 
             y_hat = self._recursion(hp, code_part)
             return self.g_s(y_hat)[:, :, :header.height, :header.width]
-
-
-def parameter_count(model: nn.Module) -> int:
-    """Trainable parameters (buffers excluded)."""
-    return sum(p.numel() for p in model.parameters())
 
