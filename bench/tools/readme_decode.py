@@ -25,21 +25,14 @@ def decode_parts_table(results: Path, fast: str, slow: str, size: str, mode: str
     CPU, from the store's ``decode_parts`` total rows (latest run of each, :func:`bench.results.decode_parts_rows`)."""
     import pandas as pd
 
-    from bench.results import decode_parts_rows
-    from bench.store import read_decode_parts
-
-    rows = decode_parts_rows(read_decode_parts(results))
-    if rows.empty:
-        raise ReportError(f"{results}: no decode_parts rows (python -m bench.tools.decode_parts --results {results})")
+    rows = _stored_rows(results)
     total = rows[(rows["part"] == "total") & (rows["size"] == size) & (rows["mode"] == mode)]
     by = {}
     for codec in (fast, slow):
         mine = total[total["codec"] == codec]
         if mine.empty:
             raise ReportError(f"{results}: no decode_parts rows of {codec} at {size}, mode {mode}")
-        if mine["threads"].duplicated().any():
-            raise ReportError(f"{results}: {codec} at {size} was measured on several machines "
-                              f"({', '.join(sorted(mine['cpu_model'].astype(str).unique()))})")
+        _one_machine(mine, results, f"{codec} at {size}")
         by[codec] = mine.set_index("threads")
     a, b = by[fast], by[slow]
     cpu_floor = pd.to_numeric(a["gflop"]) / pd.to_numeric(a.get("matmul_gflop_per_cpu_s"))
@@ -88,7 +81,7 @@ def decode_versus_table(results: Path, fast: str, slow: str) -> str:
 
 
 
-def _totals(results: Path) -> pd.DataFrame:
+def _stored_rows(results: Path) -> pd.DataFrame:
     """The store's decode_parts rows as the results view presents them (latest run of each unit)."""
     from bench.results import decode_parts_rows
     from bench.store import read_decode_parts
@@ -115,7 +108,7 @@ def parts_table(results: Path, fast: str, slow: str, size: str, mode: str = "def
     fraction of the same run's matmul rate per part (``-`` where a part does no counted arithmetic)."""
     import pandas as pd
 
-    rows = _totals(results)
+    rows = _stored_rows(results)
     rows = rows[(rows["size"] == size) & (rows["mode"] == mode) & (rows["threads"] == threads)]
     by = {}
     for codec in (fast, slow):
@@ -144,7 +137,7 @@ def parts_table(results: Path, fast: str, slow: str, size: str, mode: str = "def
 def portable_cost_table(results: Path, codecs: Sequence[str], size: str, modes: Sequence[str]) -> str:
     """Per codec and thread count: the whole decode (wall / CPU seconds) in each of ``modes`` and the first
     mode's cost over each other's, from one store's interleaved ``decode_parts`` rows."""
-    rows = _totals(results)
+    rows = _stored_rows(results)
     rows = rows[(rows["part"] == "total") & (rows["size"] == size)]
     out = []
     for codec in codecs:
